@@ -1,0 +1,84 @@
+package activation
+
+import (
+	"context"
+	"time"
+)
+
+// Actor is a virtual actor's message handler. Receive runs one message at a
+// time; it returns the reply for Ask (ignored for Send) and an error that
+// goes back to the caller.
+type Actor interface {
+	Receive(ctx *Context, msg any) (any, error)
+}
+
+// Activator is implemented by actors that want a hook after their state
+// slots are loaded and before their first message. An error fails the
+// activation: the caller gets an *ActivationError.
+type Activator interface {
+	OnActivate(ctx context.Context) error
+}
+
+// Deactivator is implemented by actors that want a hook before they go
+// away. It runs before the dirty slots are flushed, so changes it makes are
+// saved. Its error is logged and reported; the flush still runs.
+type Deactivator interface {
+	OnDeactivate(ctx context.Context, reason Reason) error
+}
+
+// Reason says why an activation ends.
+type Reason int
+
+// Reasons for deactivation.
+const (
+	// ReasonIdle: no message for the kind's idle period.
+	ReasonIdle Reason = iota + 1
+	// ReasonExplicit: Context.Deactivate or Host.Deactivate.
+	ReasonExplicit
+	// ReasonShutdown: the host is shutting down.
+	ReasonShutdown
+	// ReasonStale: a save failed in a way that leaves the in-memory state
+	// possibly different from the store (a conflict or an unknown outcome);
+	// the stale slots are not flushed and the next message reloads.
+	ReasonStale
+	// ReasonFailed: the activation failed or could not be restarted; there is
+	// nothing to flush.
+	ReasonFailed
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonIdle:
+		return "idle"
+	case ReasonExplicit:
+		return "explicit"
+	case ReasonShutdown:
+		return "shutdown"
+	case ReasonStale:
+		return "stale"
+	case ReasonFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Factory creates the actor for one activation. It must declare the actor's
+// state slots (persistence.Declare) and do nothing slow or with side
+// effects: it also runs once at registration, to check the slots'
+// providers.
+type Factory func(ctx *Context) Actor
+
+// KindOption configures a registered kind.
+type KindOption func(*kindConfig)
+
+type kindConfig struct {
+	idle time.Duration
+}
+
+// DefaultIdleAfter is the idle period of kinds registered without IdleAfter.
+const DefaultIdleAfter = 5 * time.Minute
+
+// IdleAfter deactivates an activation of the kind after d without a
+// message. d <= 0 keeps activations until they are deactivated explicitly or
+// the host shuts down.
+func IdleAfter(d time.Duration) KindOption { return func(c *kindConfig) { c.idle = d } }

@@ -1,0 +1,403 @@
+package activation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// Config configures a Catalog. Engine and Registry are required.
+type Config struct {
+	Engine   Engine
+	Registry *persistence.Registry
+	Logger   *zap.Logger // nil: no logging
+	Clock    Clock       // nil: SystemClock
+	// IdleSweep is how often idle activations are looked for; an activation
+	// is deactivated between its kind's idle period and that plus IdleSweep
+	// after its last message. 0: one second.
+	IdleSweep time.Duration
+	// ActivateTimeout bounds slot loading plus OnActivate. 0: 30 s.
+	ActivateTimeout time.Duration
+	// DeactivateTimeout bounds OnDeactivate plus the flush. 0: 30 s.
+	DeactivateTimeout time.Duration
+	// RequestTimeout bounds an Ask whose context has no deadline. 0: 30 s.
+	RequestTimeout time.Duration
+}
+
+const numShards = 64
+
+const (
+	catalogNew int32 = iota
+	catalogRunning
+	catalogStopped
+)
+
+// Catalog is the directory of live activations on one host: it activates an
+// actor on its first message, guarantees a single activation per (kind, id),
+// delivers messages, deactivates idle actors and shuts everything down. The
+// runtime package owns it; applications use runtime.Host.
+type Catalog struct {
+	cfg    Config
+	log    *zap.Logger
+	seed   maphash.Seed
+	now    atomic.Int64 // coarse clock, Unix ns, advanced by the sweeper
+	kindMu sync.RWMutex
+	kinds  map[string]*kind
+	events events
+
+	state    atomic.Int32 // catalogNew, catalogRunning, catalogStopped
+	live     sync.WaitGroup
+	count    atomic.Int64
+	stopOnce sync.Once
+	quit     chan struct{}
+	swept    chan struct{}
+
+	repMu  sync.Mutex // guards report
+	report []error    // flush failures recorded while shutting down
+}
+
+type kind struct {
+	name    string
+	factory Factory
+	cfg     kindConfig
+	log     *zap.Logger
+	shards  [numShards]shard
+}
+
+type shard struct {
+	mu      sync.RWMutex
+	m       map[string]*activation
+	pending map[string]chan struct{} // done channels of activations still deactivating
+}
+
+// NewCatalog returns a catalog and starts its idle sweeper; Shutdown stops it.
+func NewCatalog(cfg Config) (*Catalog, error) {
+	if cfg.Engine == nil || cfg.Registry == nil {
+		return nil, errors.New("activation: Config.Engine and Config.Registry are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.IdleSweep, time.Second)
+	def(&cfg.ActivateTimeout, 30*time.Second)
+	def(&cfg.DeactivateTimeout, 30*time.Second)
+	def(&cfg.RequestTimeout, 30*time.Second)
+	c := &Catalog{
+		cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed(), kinds: map[string]*kind{},
+		quit: make(chan struct{}), swept: make(chan struct{}),
+	}
+	c.now.Store(cfg.Clock.Now().UnixNano())
+	ticker := cfg.Clock.NewTicker(cfg.IdleSweep)
+	go c.sweeper(ticker)
+	return c, nil
+}
+
+// Start lets messages in. Messages sent before Start fail with
+// ErrNotStarted.
+func (c *Catalog) Start() {
+	c.state.CompareAndSwap(catalogNew, catalogRunning)
+}
+
+func stateErr(st int32) error {
+	if st == catalogNew {
+		return ErrNotStarted
+	}
+	return ErrStopped
+}
+
+// Register adds a kind. It calls factory once with a probe context to learn
+// the kind's slots and fails if one of them names an unknown provider or is
+// otherwise invalid, so that a misconfiguration shows at startup rather than
+// on the first message.
+func (c *Catalog) Register(name string, factory Factory, opts ...KindOption) error {
+	if err := persistence.ValidateName("kind", name); err != nil {
+		return err
+	}
+	if factory == nil {
+		return fmt.Errorf("activation: kind %q: nil factory", name)
+	}
+	k := &kind{name: name, factory: factory, cfg: kindConfig{idle: DefaultIdleAfter},
+		log: c.log.Named(name)}
+	for _, o := range opts {
+		o(&k.cfg)
+	}
+	probe := &activation{cat: c, k: k, id: "registration-probe"}
+	probe.slots = persistence.NewSlots(c.cfg.Registry, name, probe.id)
+	probe.ctx = Context{x: probe, turn: context.Background()}
+	if _, err := probe.build(); err != nil {
+		return fmt.Errorf("activation: registering kind %q: %w", name, err)
+	}
+	c.kindMu.Lock()
+	defer c.kindMu.Unlock()
+	if _, dup := c.kinds[name]; dup {
+		return fmt.Errorf("%w: %q", ErrDuplicateKind, name)
+	}
+	c.kinds[name] = k
+	return nil
+}
+
+// Ref returns a reference to the actor (kind, id). It does not activate it;
+// the first message does. A Ref is a small value, cheap to copy and safe for
+// concurrent use; keep one around for hot paths.
+func (c *Catalog) Ref(kindName, id string) Ref {
+	c.kindMu.RLock()
+	k := c.kinds[kindName]
+	c.kindMu.RUnlock()
+	return Ref{c: c, k: k, kind: kindName, id: id}
+}
+
+// Subscribe calls fn for every lifecycle event, synchronously on the
+// activation's goroutine: fn must be quick and must not call into the
+// actor. It returns a function that ends the subscription.
+func (c *Catalog) Subscribe(fn func(Event)) (unsubscribe func()) { return c.events.subscribe(fn) }
+
+// Len returns the number of live activations, deactivating ones included.
+func (c *Catalog) Len() int { return int(c.count.Load()) }
+
+func (k *kind) shard(c *Catalog, id string) *shard {
+	return &k.shards[maphash.String(c.seed, id)%numShards]
+}
+
+// deliver puts msg into the mailbox of the activation of (k, id), creating
+// the activation if there is none. The post happens under the shard lock, so
+// that it can never land in a mailbox that is being retired.
+func (c *Catalog) deliver(k *kind, id string, msg any, request bool) (Future, error) {
+	if st := c.state.Load(); st != catalogRunning {
+		return nil, stateErr(st)
+	}
+	sh := k.shard(c, id)
+	sh.mu.RLock()
+	if x := sh.m[id]; x != nil {
+		f := x.post(msg, request)
+		sh.mu.RUnlock()
+		return f, nil
+	}
+	sh.mu.RUnlock()
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	x := sh.m[id]
+	if x == nil {
+		if st := c.state.Load(); st != catalogRunning {
+			return nil, stateErr(st)
+		}
+		if err := validID(id); err != nil {
+			return nil, err
+		}
+		x = &activation{cat: c, k: k, id: id, done: make(chan struct{}), prev: sh.pending[id]}
+		x.ctx = Context{x: x, turn: context.Background()}
+		if sh.m == nil {
+			sh.m = make(map[string]*activation)
+		}
+		c.live.Add(1)
+		c.count.Add(1)
+		if _, err := c.cfg.Engine.Spawn(x); err != nil {
+			c.live.Done()
+			c.count.Add(-1)
+			return nil, &ActivationError{Kind: k.name, ID: id, Err: err}
+		}
+		sh.m[id] = x
+	}
+	return x.post(msg, request), nil
+}
+
+func validID(id string) error {
+	if err := persistence.ValidateKey(driver.Key{Kind: "k", ID: id, Slot: "s"}); err != nil {
+		return fmt.Errorf("%w %q: %v", ErrInvalidID, truncate(id), errors.Unwrap(err.(*persistence.Error).Err))
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// retire removes x from the directory; later messages for its identity
+// create a new activation, which waits for x's done channel before loading.
+func (c *Catalog) retire(x *activation) {
+	sh := x.k.shard(c, x.id)
+	sh.mu.Lock()
+	if sh.m[x.id] == x {
+		delete(sh.m, x.id)
+	}
+	if sh.pending == nil {
+		sh.pending = make(map[string]chan struct{})
+	}
+	sh.pending[x.id] = x.done
+	sh.mu.Unlock()
+}
+
+// finished is called when x has fully ended.
+func (c *Catalog) finished(x *activation) {
+	sh := x.k.shard(c, x.id)
+	sh.mu.Lock()
+	if sh.pending[x.id] == x.done {
+		delete(sh.pending, x.id)
+	}
+	sh.mu.Unlock()
+	close(x.done)
+	c.count.Add(-1)
+	c.live.Done()
+}
+
+// Deactivate ends the activation of (kind, id), if there is one, and waits
+// until its slots are flushed or ctx ends. It returns the flush error, if any.
+func (c *Catalog) Deactivate(ctx context.Context, kindName, id string) error {
+	c.kindMu.RLock()
+	k := c.kinds[kindName]
+	c.kindMu.RUnlock()
+	if k == nil {
+		return fmt.Errorf("%w %q", ErrUnknownKind, kindName)
+	}
+	sh := k.shard(c, id)
+	sh.mu.RLock()
+	x := sh.m[id]
+	var done chan struct{}
+	if x != nil {
+		done = x.done
+		x.post(&deactivateMsg{reason: ReasonExplicit}, false)
+	}
+	sh.mu.RUnlock()
+	if x == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return x.endErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ShutdownError reports what a shutdown could not flush.
+type ShutdownError struct {
+	// Unflushed lists the flushes that failed (each a
+	// *persistence.FlushError, or the error of OnDeactivate).
+	Unflushed []error
+	// Pending counts the activations still running when the context ended;
+	// their dirty state may not be saved.
+	Pending int
+	// Err is the context's error if it ended first.
+	Err error
+}
+
+func (e *ShutdownError) Error() string {
+	s := fmt.Sprintf("activation: shutdown: %d flush failures, %d activations still running", len(e.Unflushed), e.Pending)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	for _, u := range e.Unflushed {
+		s += "; " + u.Error()
+	}
+	return s
+}
+
+// Unwrap returns the underlying errors.
+func (e *ShutdownError) Unwrap() []error {
+	out := append([]error(nil), e.Unflushed...)
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
+}
+
+// Shutdown refuses new messages, deactivates every activation (running
+// OnDeactivate and flushing dirty slots) and waits for them until ctx ends.
+// It returns a *ShutdownError listing the flushes that failed and the
+// activations that had not finished. Calling it again returns nil.
+func (c *Catalog) Shutdown(ctx context.Context) error {
+	first := false
+	c.stopOnce.Do(func() { first = true })
+	if !first {
+		return nil
+	}
+	c.state.Store(catalogStopped)
+	close(c.quit)
+	<-c.swept
+	c.kindMu.RLock()
+	for _, k := range c.kinds {
+		for i := range k.shards {
+			sh := &k.shards[i]
+			sh.mu.RLock()
+			for _, x := range sh.m {
+				x.post(&deactivateMsg{reason: ReasonShutdown}, false)
+			}
+			sh.mu.RUnlock()
+		}
+	}
+	c.kindMu.RUnlock()
+	all := make(chan struct{})
+	go func() { c.live.Wait(); close(all) }()
+	var serr ShutdownError
+	select {
+	case <-all:
+	case <-ctx.Done():
+		serr.Err = ctx.Err()
+		serr.Pending = c.Len()
+	}
+	c.repMu.Lock()
+	serr.Unflushed = c.report
+	c.repMu.Unlock()
+	if serr.Err != nil || len(serr.Unflushed) > 0 {
+		return &serr
+	}
+	return nil
+}
+
+// sweeper advances the coarse clock and asks idle activations to check
+// whether they should deactivate.
+func (c *Catalog) sweeper(t Ticker) {
+	defer close(c.swept)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case now := <-t.C():
+			c.sweep(now)
+		}
+	}
+}
+
+func (c *Catalog) sweep(now time.Time) {
+	n := now.UnixNano()
+	c.now.Store(n)
+	c.kindMu.RLock()
+	defer c.kindMu.RUnlock()
+	for _, k := range c.kinds {
+		idle := int64(k.cfg.idle)
+		if idle <= 0 {
+			continue
+		}
+		for i := range k.shards {
+			sh := &k.shards[i]
+			sh.mu.RLock()
+			for _, x := range sh.m {
+				if n-x.last.Load() >= idle && !x.idleQueued.Swap(true) {
+					x.post(idleCheck{}, false)
+				}
+			}
+			sh.mu.RUnlock()
+		}
+	}
+}

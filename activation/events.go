@@ -1,0 +1,94 @@
+package activation
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventType names a lifecycle event.
+type EventType int
+
+// Lifecycle events.
+const (
+	// Activated: an activation loaded its slots and ran OnActivate.
+	Activated EventType = iota + 1
+	// ActivationFailed: an activation (or a restart) failed; Err says why.
+	ActivationFailed
+	// Deactivated: an activation ended; Reason says why, Err reports what
+	// OnDeactivate or the flush could not do (a *persistence.FlushError for
+	// unsaved slots).
+	Deactivated
+	// Restarted: the actor's handler panicked (Err is a *PanicError) or a
+	// slot went stale, and the actor was rebuilt with its state reloaded.
+	Restarted
+)
+
+func (t EventType) String() string {
+	switch t {
+	case Activated:
+		return "activated"
+	case ActivationFailed:
+		return "activation failed"
+	case Deactivated:
+		return "deactivated"
+	case Restarted:
+		return "restarted"
+	}
+	return "unknown"
+}
+
+// Event is a lifecycle event of one activation.
+type Event struct {
+	Type   EventType
+	Kind   string
+	ID     string
+	Reason Reason // for Deactivated
+	Err    error
+	Time   time.Time
+}
+
+// events is a copy-on-write list of subscribers.
+type events struct {
+	mu   sync.Mutex // serialises writers
+	subs atomic.Pointer[[]*subscriber]
+}
+
+type subscriber struct{ fn func(Event) }
+
+func (e *events) subscribe(fn func(Event)) func() {
+	s := &subscriber{fn: fn}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var list []*subscriber
+	if p := e.subs.Load(); p != nil {
+		list = append(list, *p...)
+	}
+	list = append(list, s)
+	e.subs.Store(&list)
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		p := e.subs.Load()
+		if p == nil {
+			return
+		}
+		var kept []*subscriber
+		for _, o := range *p {
+			if o != s {
+				kept = append(kept, o)
+			}
+		}
+		e.subs.Store(&kept)
+	}
+}
+
+func (e *events) publish(ev Event) {
+	p := e.subs.Load()
+	if p == nil {
+		return
+	}
+	for _, s := range *p {
+		s.fn(ev)
+	}
+}

@@ -1,0 +1,97 @@
+package activation
+
+import (
+	"context"
+	"fmt"
+)
+
+// Ref addresses a virtual actor by kind and id. The zero Ref is invalid.
+type Ref struct {
+	c    *Catalog
+	k    *kind
+	kind string
+	id   string
+}
+
+// Kind returns the actor's kind.
+func (r Ref) Kind() string { return r.kind }
+
+// ID returns the actor's identity.
+func (r Ref) ID() string { return r.id }
+
+// String returns "kind/id".
+func (r Ref) String() string { return fmt.Sprintf("%s/%q", r.kind, r.id) }
+
+func (r Ref) check() error {
+	if r.c == nil {
+		return fmt.Errorf("%w: zero Ref", ErrUnknownKind)
+	}
+	if r.k == nil {
+		return fmt.Errorf("%w %q", ErrUnknownKind, r.kind)
+	}
+	return nil
+}
+
+// Send delivers msg without waiting for it to be handled, activating the
+// actor if needed. The error reports only what prevents delivery (unknown
+// kind, invalid id, host stopped); a handler error for a sent message is
+// logged.
+func (r Ref) Send(msg any) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	_, err := r.c.deliver(r.k, r.id, msg, false)
+	return err
+}
+
+// Ask delivers msg and waits for the handler's reply, until ctx ends (or the
+// host's request timeout, if ctx has no deadline). The handler's error is
+// returned as it is; an activation failure as an *ActivationError; a handler
+// panic as a *PanicError.
+func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	if ac, ok := ctx.(*Context); ok && ac.x.k == r.k && ac.x.id == r.id {
+		return nil, fmt.Errorf("activation: %s asked itself; this would deadlock", r)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := r.c.deliver(r.k, r.id, &askMsg{ctx: ctx, msg: msg}, true)
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.Wait(ctx, r.c.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if re, ok := v.(*replyError); ok {
+		return nil, re.err
+	}
+	return v, nil
+}
+
+// Ask is Ref.Ask with the reply converted to T. A reply that is not a T
+// (other than nil, which gives T's zero value) returns ErrUnexpectedReply.
+func Ask[T any](ctx context.Context, r Ref, msg any) (T, error) {
+	var zero T
+	v, err := r.Ask(ctx, msg)
+	if err != nil || v == nil {
+		return zero, err
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: %s replied %T, want %T", ErrUnexpectedReply, r, v, zero)
+	}
+	return t, nil
+}
+
+// Register adds a kind whose factory returns a concrete actor type; see
+// Catalog.Register.
+func Register[A Actor](c *Catalog, kind string, factory func(*Context) A, opts ...KindOption) error {
+	if factory == nil {
+		return c.Register(kind, nil, opts...)
+	}
+	return c.Register(kind, func(ctx *Context) Actor { return factory(ctx) }, opts...)
+}

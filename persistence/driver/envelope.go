@@ -1,0 +1,123 @@
+package driver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Envelope format: providers that store a record as one opaque value (the
+// memory-mapped and key-value engines, Redis) use MarshalRecord and
+// UnmarshalRecord so that they all read each other's bytes the same way.
+//
+//	byte 0     magic 'Q'
+//	byte 1     format version (1)
+//	byte 2     flags: bit 0 compressed
+//	uvarint    len(codec), then codec bytes
+//	uvarint    schema
+//	uvarint    version
+//	varint     updated-at, Unix nanoseconds (0: unset)
+//	varint     expires-at, Unix nanoseconds (0: never)
+//	rest       data
+const (
+	envelopeMagic   = 'Q'
+	envelopeVersion = 1
+	flagCompressed  = 1
+	maxCodecLen     = 64
+)
+
+// MarshalRecord encodes rec, its version included, in the envelope format.
+func MarshalRecord(rec *Record) []byte {
+	return AppendRecord(make([]byte, 0, 3+1+len(rec.Codec)+4*binary.MaxVarintLen64+len(rec.Data)), rec)
+}
+
+// AppendRecord appends the envelope encoding of rec to dst.
+func AppendRecord(dst []byte, rec *Record) []byte {
+	var flags byte
+	if rec.Compressed {
+		flags |= flagCompressed
+	}
+	dst = append(dst, envelopeMagic, envelopeVersion, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(rec.Codec)))
+	dst = append(dst, rec.Codec...)
+	dst = binary.AppendUvarint(dst, uint64(rec.Schema))
+	dst = binary.AppendUvarint(dst, uint64(rec.Version))
+	dst = binary.AppendVarint(dst, unixNanos(rec.UpdatedAt))
+	dst = binary.AppendVarint(dst, unixNanos(rec.ExpiresAt))
+	return append(dst, rec.Data...)
+}
+
+// UnmarshalRecord decodes an envelope produced by MarshalRecord. The returned
+// record's Data aliases b. A malformed envelope gives an error made by
+// NewCorrupt.
+func UnmarshalRecord(b []byte) (Record, error) {
+	var rec Record
+	if len(b) < 3 || b[0] != envelopeMagic {
+		return rec, NewCorrupt(errors.New("not a record envelope"))
+	}
+	if b[1] != envelopeVersion {
+		return rec, NewCorrupt(fmt.Errorf("unknown envelope format %d", b[1]))
+	}
+	if b[2]&^flagCompressed != 0 {
+		return rec, NewCorrupt(fmt.Errorf("unknown envelope flags %#x", b[2]))
+	}
+	rec.Compressed = b[2]&flagCompressed != 0
+	b = b[3:]
+	n, b, ok := uvarint(b)
+	if !ok || n > maxCodecLen || n > uint64(len(b)) {
+		return rec, NewCorrupt(errors.New("bad codec length"))
+	}
+	rec.Codec, b = string(b[:n]), b[n:]
+	schema, b, ok := uvarint(b)
+	if !ok || schema > 1<<32-1 {
+		return rec, NewCorrupt(errors.New("bad schema version"))
+	}
+	rec.Schema = uint32(schema)
+	version, b, ok := uvarint(b)
+	if !ok || version == 0 || version > 1<<63-1 {
+		return rec, NewCorrupt(errors.New("bad version"))
+	}
+	rec.Version = int64(version)
+	updated, b, ok := varint(b)
+	if !ok {
+		return rec, NewCorrupt(errors.New("bad updated-at"))
+	}
+	expires, b, ok := varint(b)
+	if !ok {
+		return rec, NewCorrupt(errors.New("bad expires-at"))
+	}
+	rec.UpdatedAt, rec.ExpiresAt = fromUnixNanos(updated), fromUnixNanos(expires)
+	rec.Data = b
+	return rec, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, bool) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func varint(b []byte) (int64, []byte, bool) {
+	v, n := binary.Varint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

@@ -1,0 +1,558 @@
+package persistence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// SlotOwner is what Declare needs from its first argument: the set of slots
+// of one activation. *activation.Context implements it.
+type SlotOwner interface {
+	Slots() *Slots
+}
+
+// Slots is the set of state slots declared by one activation of one actor.
+// The activation layer creates it, loads it before OnActivate and flushes it
+// on deactivation. Its methods are called from the actor's own goroutine
+// only, one at a time; it is not safe for concurrent use.
+type Slots struct {
+	reg   *Registry
+	kind  string
+	id    string
+	list  []slot
+	err   error // the first declaration error
+	stale bool  // a slot failed a save and no longer mirrors the store
+}
+
+// NewSlots returns an empty slot set for the actor (kind, id), resolving
+// provider names against reg.
+func NewSlots(reg *Registry, kind, id string) *Slots {
+	return &Slots{reg: reg, kind: kind, id: id}
+}
+
+// Slots returns s itself, so that a *Slots is a SlotOwner.
+func (s *Slots) Slots() *Slots { return s }
+
+// Err returns the first error met while declaring slots (an unknown provider,
+// an invalid or duplicate slot name), or nil.
+func (s *Slots) Err() error { return s.err }
+
+// Len returns the number of declared slots.
+func (s *Slots) Len() int { return len(s.list) }
+
+// Names returns the declared slot names in declaration order.
+func (s *Slots) Names() []string {
+	out := make([]string, len(s.list))
+	for i, sl := range s.list {
+		out[i] = sl.slotName()
+	}
+	return out
+}
+
+// Stale reports whether a slot failed a save or delete in a way that leaves
+// its state possibly different from the store's (a conflict, or a failure
+// whose outcome is unknown). The slot's state was rolled back to its last
+// persisted copy; the activation layer deactivates the actor after the
+// current message so that the next message reloads every slot.
+func (s *Slots) Stale() bool { return s.stale }
+
+// LoadAll loads every slot not declared Lazy, concurrently when there are
+// several. It returns the first error, after every load has finished.
+func (s *Slots) LoadAll(ctx context.Context) error {
+	if s.err != nil {
+		return s.err
+	}
+	var eager []slot
+	for _, sl := range s.list {
+		if !sl.isLazy() {
+			eager = append(eager, sl)
+		}
+	}
+	switch len(eager) {
+	case 0:
+		return nil
+	case 1:
+		return eager[0].load(ctx)
+	}
+	errs := make([]error, len(eager))
+	var wg sync.WaitGroup
+	for i, sl := range eager {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = sl.load(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush saves every loaded slot whose state changed since it was last loaded
+// or saved (or that was marked dirty). Dirty slots of one provider that
+// supports atomic batches are saved in one batch. Stale slots are not saved.
+// Failures are collected in a *FlushError.
+func (s *Slots) Flush(ctx context.Context) error {
+	type group struct {
+		store  *Store
+		slots  []slot
+		writes []driver.Write
+	}
+	var groups []*group
+	var ferr *FlushError
+	fail := func(name string, err error) {
+		if ferr == nil {
+			ferr = &FlushError{Kind: s.kind, ID: s.id}
+		}
+		ferr.Slots = append(ferr.Slots, SlotError{Slot: name, Err: err})
+	}
+	for _, sl := range s.list {
+		w, dirty, err := sl.pendingWrite()
+		if err != nil {
+			fail(sl.slotName(), err)
+			continue
+		}
+		if !dirty {
+			continue
+		}
+		var g *group
+		for _, gg := range groups {
+			if gg.store == sl.storeOf() {
+				g = gg
+			}
+		}
+		if g == nil {
+			g = &group{store: sl.storeOf()}
+			groups = append(groups, g)
+		}
+		g.slots = append(g.slots, sl)
+		g.writes = append(g.writes, w)
+	}
+	for _, g := range groups {
+		if g.store.AtomicBatch() && len(g.writes) > 1 {
+			versions, err := g.store.SaveBatch(ctx, g.writes)
+			for i, sl := range g.slots {
+				if err != nil {
+					sl.saveFailed(err)
+					fail(sl.slotName(), err)
+				} else {
+					sl.saved(versions[i], &g.writes[i])
+				}
+			}
+			continue
+		}
+		for i, sl := range g.slots {
+			w := &g.writes[i]
+			v, err := g.store.Save(ctx, w.Key, w.Record, w.Expected)
+			if err != nil {
+				sl.saveFailed(err)
+				fail(sl.slotName(), err)
+				continue
+			}
+			sl.saved(v, w)
+		}
+	}
+	if ferr != nil {
+		return ferr
+	}
+	return nil
+}
+
+// FlushError reports the slots a flush could not save.
+type FlushError struct {
+	Kind, ID string
+	Slots    []SlotError
+}
+
+// SlotError is one slot's flush failure.
+type SlotError struct {
+	Slot string
+	Err  error
+}
+
+func (e *FlushError) Error() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "persistence: flush of %s/%q failed for", e.Kind, e.ID)
+	for i, se := range e.Slots {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " slot %q: %v", se.Slot, se.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the slots' errors.
+func (e *FlushError) Unwrap() []error {
+	out := make([]error, len(e.Slots))
+	for i, se := range e.Slots {
+		out[i] = se.Err
+	}
+	return out
+}
+
+func (s *Slots) fail(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// slot is the untyped view of a *Slot[T] the set works with.
+type slot interface {
+	slotName() string
+	isLazy() bool
+	storeOf() *Store
+	load(ctx context.Context) error
+	pendingWrite() (w driver.Write, dirty bool, err error)
+	saved(version int64, w *driver.Write)
+	saveFailed(err error)
+}
+
+// SlotOption configures a slot at declaration.
+type SlotOption func(*slotConfig)
+
+type slotConfig struct {
+	provider   string
+	codec      Codec
+	lazy       bool
+	ttl        time.Duration
+	schema     uint32
+	migrations map[uint32]func([]byte) ([]byte, error)
+	compressAt int
+}
+
+// Provider stores the slot on the provider registered under name. Without
+// it, the slot uses the host's default provider. An unknown name fails the
+// declaration, and so the kind's registration.
+func Provider(name string) SlotOption { return func(c *slotConfig) { c.provider = name } }
+
+// Lazy defers loading the slot until its Load or Get method is called,
+// instead of before OnActivate.
+func Lazy() SlotOption { return func(c *slotConfig) { c.lazy = true } }
+
+// WithCodec encodes the slot with c instead of JSON.
+func WithCodec(c Codec) SlotOption { return func(cfg *slotConfig) { cfg.codec = c } }
+
+// TTL makes every save of the slot expire d after it is written; an expired
+// slot reads as absent. Providers with native TTL also delete it physically.
+func TTL(d time.Duration) SlotOption { return func(c *slotConfig) { c.ttl = d } }
+
+// Schema sets the schema version of the slot's state type (default 0). It is
+// stored with every record; records of older versions go through the
+// migrations declared with Migrate when loaded, and records of newer versions
+// fail to load with ErrCorrupt rather than lose fields.
+func Schema(version uint32) SlotOption { return func(c *slotConfig) { c.schema = version } }
+
+// Migrate declares how to turn the encoded state of schema version from into
+// that of version from+1. Migrations run in sequence on load; the migrated
+// state is written back on the next save or flush.
+func Migrate(from uint32, fn func(data []byte) ([]byte, error)) SlotOption {
+	return func(c *slotConfig) {
+		if c.migrations == nil {
+			c.migrations = make(map[uint32]func([]byte) ([]byte, error))
+		}
+		c.migrations[from] = fn
+	}
+}
+
+// Compress gzips the encoded state when it is at least minBytes long.
+// Decompression is capped at the store's record size limit.
+func Compress(minBytes int) SlotOption { return func(c *slotConfig) { c.compressAt = minBytes } }
+
+// Slot is one typed, versioned state slot of an actor, declared with Declare
+// in the actor's factory. Its methods must be called only from the actor's
+// own turn (the activation's goroutine); a Slot is not safe for concurrent
+// use.
+type Slot[T any] struct {
+	owner     *Slots
+	name      string
+	store     *Store
+	cfg       slotConfig
+	state     *T
+	version   int64
+	persisted []byte // encoding of the state as last loaded or saved
+	loaded    bool
+	dirty     bool
+}
+
+// Declare declares a state slot named name on the activation o (an
+// *activation.Context). Call it in the actor's factory; the slot is loaded
+// before OnActivate unless it is Lazy. Errors (unknown provider, invalid or
+// duplicate name) are recorded on the activation and fail it; Declare always
+// returns a usable *Slot.
+func Declare[T any](o SlotOwner, name string, opts ...SlotOption) *Slot[T] {
+	set := o.Slots()
+	sl := &Slot[T]{owner: set, name: name, state: new(T), cfg: slotConfig{codec: JSON}}
+	for _, opt := range opts {
+		opt(&sl.cfg)
+	}
+	if err := ValidateName("slot", name); err != nil {
+		set.fail(fmt.Errorf("actor kind %q: %w", set.kind, err))
+	}
+	for _, other := range set.list {
+		if other.slotName() == name {
+			set.fail(fmt.Errorf("%w: actor kind %q declares slot %q twice", ErrInvalidArgument, set.kind, name))
+		}
+	}
+	store, err := set.reg.Lookup(sl.cfg.provider)
+	if err != nil {
+		set.fail(fmt.Errorf("actor kind %q, slot %q: %w", set.kind, name, err))
+	}
+	sl.store = store
+	set.list = append(set.list, sl)
+	return sl
+}
+
+// Name returns the slot's name.
+func (s *Slot[T]) Name() string { return s.name }
+
+// Key returns the slot's storage key.
+func (s *Slot[T]) Key() Key { return Key{Kind: s.owner.kind, ID: s.owner.id, Slot: s.name} }
+
+// State returns a pointer to the slot's state. The pointer stays the same for
+// the life of the activation; loads and rollbacks overwrite what it points to.
+// Changes made through it are saved by Save, or by the flush on deactivation.
+// State panics on a Lazy slot that has not been loaded yet: use Get.
+func (s *Slot[T]) State() *T {
+	if !s.loaded && s.cfg.lazy {
+		panic(fmt.Sprintf("persistence: State called on lazy slot %q before it was loaded; use Get(ctx)", s.name))
+	}
+	return s.state
+}
+
+// Get loads the slot if it is not loaded yet and returns its state.
+func (s *Slot[T]) Get(ctx context.Context) (*T, error) {
+	if !s.loaded {
+		if err := s.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.state, nil
+}
+
+// Set replaces the state and marks the slot dirty.
+func (s *Slot[T]) Set(v T) {
+	*s.state = v
+	s.loaded = true
+	s.dirty = true
+}
+
+// Version returns the stored version the state corresponds to (0: absent).
+func (s *Slot[T]) Version() int64 { return s.version }
+
+// Exists reports whether the slot has a stored record.
+func (s *Slot[T]) Exists() bool { return s.version > 0 }
+
+// Loaded reports whether the slot has been loaded.
+func (s *Slot[T]) Loaded() bool { return s.loaded }
+
+// MarkDirty forces the next flush to save the slot even if its encoding did
+// not change.
+func (s *Slot[T]) MarkDirty() { s.dirty = true }
+
+// Dirty reports whether the state differs from what was last loaded or
+// saved (it encodes the state to compare), or the slot was marked dirty.
+func (s *Slot[T]) Dirty() bool {
+	if s.dirty {
+		return true
+	}
+	if !s.loaded {
+		return false
+	}
+	data, err := s.cfg.codec.Marshal(s.state)
+	return err != nil || !bytes.Equal(data, s.persisted)
+}
+
+// Load reads the slot from its store, replacing the in-memory state and
+// discarding unsaved changes. An absent record loads the zero state with
+// version 0. A record that cannot be decoded returns a *DecodeError and
+// leaves both the slot and the stored record as they were.
+func (s *Slot[T]) Load(ctx context.Context) error { return s.load(ctx) }
+
+// Save writes the state through to the store, conditionally on the version
+// last loaded or saved. On failure the state is rolled back to the last
+// persisted copy; on a conflict or a failure whose outcome is unknown, the
+// slot is also marked stale, and the activation deactivates after the
+// current message so that the next one reloads from the store.
+func (s *Slot[T]) Save(ctx context.Context) error {
+	w, err := s.write()
+	if err != nil {
+		s.rollback()
+		return err
+	}
+	v, err := s.store.Save(ctx, w.Key, w.Record, w.Expected)
+	if err != nil {
+		s.saveFailed(err)
+		return err
+	}
+	s.saved(v, &w)
+	return nil
+}
+
+// Delete removes the stored record, conditionally on the version, and
+// resets the state to the zero value. A failure is handled as in Save.
+func (s *Slot[T]) Delete(ctx context.Context) error {
+	if err := s.store.Delete(ctx, s.Key(), s.version); err != nil {
+		s.saveFailed(err)
+		return err
+	}
+	var zero T
+	*s.state = zero
+	s.version = 0
+	s.persisted, _ = s.cfg.codec.Marshal(s.state)
+	s.loaded, s.dirty = true, false
+	return nil
+}
+
+func (s *Slot[T]) slotName() string { return s.name }
+func (s *Slot[T]) isLazy() bool     { return s.cfg.lazy }
+func (s *Slot[T]) storeOf() *Store  { return s.store }
+
+func (s *Slot[T]) load(ctx context.Context) error {
+	if s.store == nil {
+		return s.owner.err
+	}
+	key := s.Key()
+	rec, err := s.store.Load(ctx, key)
+	var zero T
+	switch {
+	case errors.Is(err, ErrNotFound):
+		*s.state = zero
+		s.version = 0
+	case err != nil:
+		return err
+	default:
+		data, err := s.decodeRecord(&rec)
+		if err != nil {
+			return &DecodeError{Key: key, Err: err}
+		}
+		fresh := new(T)
+		if err := s.cfg.codec.Unmarshal(data, fresh); err != nil {
+			return &DecodeError{Key: key, Err: err}
+		}
+		*s.state = *fresh
+		s.version = rec.Version
+	}
+	// Keep the encoding of what was loaded, re-encoded by our codec, so that
+	// the flush can tell changed state from unchanged state exactly.
+	s.persisted, err = s.cfg.codec.Marshal(s.state)
+	if err != nil {
+		return &Error{Code: InvalidArgument, Op: "encode", Key: key, Err: err}
+	}
+	s.loaded, s.dirty = true, false
+	return nil
+}
+
+// decodeRecord checks the envelope and returns the encoded state at the
+// slot's current schema version.
+func (s *Slot[T]) decodeRecord(rec *driver.Record) ([]byte, error) {
+	if rec.Codec != s.cfg.codec.ID() {
+		return nil, fmt.Errorf("record was written with codec %q, slot uses %q", rec.Codec, s.cfg.codec.ID())
+	}
+	data := rec.Data
+	if rec.Compressed {
+		var err error
+		if data, err = decompress(data, s.store.MaxRecordBytes()*4); err != nil {
+			return nil, err
+		}
+	}
+	if rec.Schema > s.cfg.schema {
+		return nil, fmt.Errorf("record has schema version %d, newer than the slot's %d", rec.Schema, s.cfg.schema)
+	}
+	for v := rec.Schema; v < s.cfg.schema; v++ {
+		m := s.cfg.migrations[v]
+		if m == nil {
+			return nil, fmt.Errorf("no migration from schema version %d to %d", v, v+1)
+		}
+		var err error
+		if data, err = m(data); err != nil {
+			return nil, fmt.Errorf("migration from schema version %d: %w", v, err)
+		}
+	}
+	return data, nil
+}
+
+// write encodes the state into the conditional write Save would issue.
+func (s *Slot[T]) write() (driver.Write, error) {
+	key := s.Key()
+	if !s.loaded {
+		return driver.Write{}, &Error{Code: InvalidArgument, Op: "save", Key: key,
+			Err: errors.New("slot is not loaded")}
+	}
+	if s.store == nil {
+		return driver.Write{}, s.owner.err
+	}
+	data, err := s.cfg.codec.Marshal(s.state)
+	if err != nil {
+		return driver.Write{}, &Error{Code: InvalidArgument, Op: "encode", Key: key, Err: err}
+	}
+	rec := driver.Record{Data: data, Codec: s.cfg.codec.ID(), Schema: s.cfg.schema}
+	if s.cfg.compressAt > 0 && len(data) >= s.cfg.compressAt {
+		z, err := compress(data)
+		if err != nil {
+			return driver.Write{}, &Error{Code: Internal, Op: "compress", Key: key, Err: err}
+		}
+		rec.Data, rec.Compressed = z, true
+	}
+	now := s.store.Now()
+	rec.UpdatedAt = now
+	if s.cfg.ttl > 0 {
+		rec.ExpiresAt = now.Add(s.cfg.ttl)
+	}
+	return driver.Write{Key: key, Record: rec, Expected: s.version}, nil
+}
+
+func (s *Slot[T]) pendingWrite() (driver.Write, bool, error) {
+	if !s.loaded || s.store == nil {
+		return driver.Write{}, false, nil
+	}
+	w, err := s.write()
+	if err != nil {
+		return w, false, err
+	}
+	plain := w.Record.Data
+	if w.Record.Compressed {
+		plain, _ = s.cfg.codec.Marshal(s.state)
+	}
+	return w, s.dirty || !bytes.Equal(plain, s.persisted), nil
+}
+
+func (s *Slot[T]) saved(version int64, w *driver.Write) {
+	s.version = version
+	if w.Record.Compressed {
+		s.persisted, _ = s.cfg.codec.Marshal(s.state)
+	} else {
+		s.persisted = w.Record.Data
+	}
+	s.dirty = false
+}
+
+// saveFailed rolls the state back to the last persisted copy and marks the
+// slot stale unless the store certainly did not change.
+func (s *Slot[T]) saveFailed(err error) {
+	s.rollback()
+	switch CodeOf(err) {
+	case TooLarge, InvalidArgument, Closed:
+		return // rejected before any I/O: the store is unchanged
+	}
+	s.owner.stale = true
+}
+
+func (s *Slot[T]) rollback() {
+	var zero T
+	*s.state = zero
+	if s.persisted != nil {
+		_ = s.cfg.codec.Unmarshal(s.persisted, s.state)
+	}
+	s.dirty = false
+}

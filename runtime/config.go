@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/persistence"
+)
+
+// Config is the host's configuration. Build it with options passed to New;
+// DefaultConfig gives the starting point.
+type Config struct {
+	// Providers maps provider names to stores. Slots name them with
+	// persistence.Provider. The host does not close them: their owner does,
+	// after Shutdown.
+	Providers map[string]*persistence.Store
+	// DefaultProvider is the provider of slots that name none. It may be
+	// empty when exactly one provider is registered.
+	DefaultProvider string
+	// Logger receives the host's logs. Default: no logging.
+	Logger *zap.Logger
+	// Clock drives idle deactivation. Default: the system clock.
+	Clock activation.Clock
+	// IdleSweep is how often idle activations are looked for. Default: 1 s.
+	IdleSweep time.Duration
+	// ActivateTimeout bounds slot loading plus OnActivate. Default: 30 s.
+	ActivateTimeout time.Duration
+	// DeactivateTimeout bounds OnDeactivate plus the flush. Default: 30 s.
+	DeactivateTimeout time.Duration
+	// RequestTimeout bounds an Ask whose context has no deadline.
+	// Default: 30 s.
+	RequestTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults: no providers, no logging, the system
+// clock, a one-second idle sweep and 30-second timeouts.
+func DefaultConfig() Config {
+	return Config{
+		Providers:         map[string]*persistence.Store{},
+		Logger:            zap.NewNop(),
+		Clock:             activation.SystemClock{},
+		IdleSweep:         time.Second,
+		ActivateTimeout:   30 * time.Second,
+		DeactivateTimeout: 30 * time.Second,
+		RequestTimeout:    30 * time.Second,
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, s := range c.Providers {
+		if err := persistence.ValidateName("provider", name); err != nil {
+			errs = append(errs, err)
+		}
+		if s == nil {
+			errs = append(errs, fmt.Errorf("runtime: provider %q is nil", name))
+		}
+	}
+	if c.DefaultProvider != "" {
+		if _, ok := c.Providers[c.DefaultProvider]; !ok {
+			errs = append(errs, fmt.Errorf("%w: default provider %q is not registered", persistence.ErrUnknownProvider, c.DefaultProvider))
+		}
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("runtime: nil Logger (use zap.NewNop())"))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("runtime: nil Clock"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"IdleSweep", c.IdleSweep}, {"ActivateTimeout", c.ActivateTimeout},
+		{"DeactivateTimeout", c.DeactivateTimeout}, {"RequestTimeout", c.RequestTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("runtime: %s must be positive, got %v", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Option changes the Config New starts from.
+type Option func(*Config)
+
+// WithProvider registers a store under name. Registering a name twice keeps
+// the last store.
+func WithProvider(name string, s *persistence.Store) Option {
+	return func(c *Config) { c.Providers[name] = s }
+}
+
+// WithDefaultProvider names the provider of slots that name none.
+func WithDefaultProvider(name string) Option { return func(c *Config) { c.DefaultProvider = name } }
+
+// WithLogger sets the logger.
+func WithLogger(l *zap.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithClock sets the clock that drives idle deactivation (tests use a fake).
+func WithClock(clk activation.Clock) Option { return func(c *Config) { c.Clock = clk } }
+
+// WithIdleSweep sets how often idle activations are looked for.
+func WithIdleSweep(d time.Duration) Option { return func(c *Config) { c.IdleSweep = d } }
+
+// WithActivateTimeout bounds slot loading plus OnActivate.
+func WithActivateTimeout(d time.Duration) Option { return func(c *Config) { c.ActivateTimeout = d } }
+
+// WithDeactivateTimeout bounds OnDeactivate plus the flush.
+func WithDeactivateTimeout(d time.Duration) Option {
+	return func(c *Config) { c.DeactivateTimeout = d }
+}
+
+// WithRequestTimeout bounds an Ask whose context has no deadline.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }

@@ -1,0 +1,100 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/protoengine"
+	"github.com/quarkgo/quark/persistence"
+)
+
+// Host runs virtual actors on one machine. It is the composition root: it
+// wires the protoactor engine, the activation catalog, the provider registry
+// and logging. Create it with New, register kinds, Start it, and Shutdown it
+// when done.
+type Host struct {
+	cfg    Config
+	reg    *persistence.Registry
+	engine *protoengine.Engine
+	cat    *activation.Catalog
+}
+
+// New builds a host from DefaultConfig changed by opts.
+func New(opts ...Option) (*Host, error) {
+	cfg := DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg, err := persistence.NewRegistry(cfg.Providers, cfg.DefaultProvider)
+	if err != nil {
+		return nil, err
+	}
+	engine := protoengine.New(nil)
+	cat, err := activation.NewCatalog(activation.Config{
+		Engine: engine, Registry: reg, Logger: cfg.Logger, Clock: cfg.Clock,
+		IdleSweep: cfg.IdleSweep, ActivateTimeout: cfg.ActivateTimeout,
+		DeactivateTimeout: cfg.DeactivateTimeout, RequestTimeout: cfg.RequestTimeout,
+	})
+	if err != nil {
+		engine.Shutdown()
+		return nil, err
+	}
+	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat}, nil
+}
+
+// Register adds an actor kind. The factory runs once now, to check the
+// kind's slots: an unknown provider name or an invalid slot fails here.
+func Register[A activation.Actor](h *Host, kind string, factory func(*activation.Context) A, opts ...activation.KindOption) error {
+	return activation.Register(h.cat, kind, factory, opts...)
+}
+
+// Start lets messages in.
+func (h *Host) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.cat.Start()
+	return nil
+}
+
+// Ref returns a reference to the actor (kind, id); see activation.Ref.
+func (h *Host) Ref(kind, id string) activation.Ref { return h.cat.Ref(kind, id) }
+
+// Deactivate ends the activation of (kind, id), if any, and waits for its
+// flush.
+func (h *Host) Deactivate(ctx context.Context, kind, id string) error {
+	return h.cat.Deactivate(ctx, kind, id)
+}
+
+// Subscribe calls fn for every lifecycle event; see activation.Event.
+func (h *Host) Subscribe(fn func(activation.Event)) (unsubscribe func()) {
+	return h.cat.Subscribe(fn)
+}
+
+// Activations returns the number of live activations.
+func (h *Host) Activations() int { return h.cat.Len() }
+
+// Providers returns the provider registry.
+func (h *Host) Providers() *persistence.Registry { return h.reg }
+
+// Shutdown refuses new messages, deactivates every actor (OnDeactivate, then
+// the flush of dirty slots) and waits for them until ctx ends, then stops the
+// engine. It returns an *activation.ShutdownError naming what could not be
+// flushed. The providers stay open: close them afterwards.
+func (h *Host) Shutdown(ctx context.Context) error {
+	err := h.cat.Shutdown(ctx)
+	var serr *activation.ShutdownError
+	if err == nil || errors.As(err, &serr) && serr.Pending == 0 {
+		h.engine.Shutdown()
+	}
+	return err
+}
+
+// Ask sends msg to ref and waits for a reply of type T; see activation.Ask.
+func Ask[T any](ctx context.Context, ref activation.Ref, msg any) (T, error) {
+	return activation.Ask[T](ctx, ref, msg)
+}
