@@ -40,7 +40,8 @@ type activation struct {
 	cat  *Catalog
 	k    *kind
 	id   string
-	mb   Mailbox
+	mb   Mailbox // for senders: set before the activation is published
+	self Mailbox // for the activation's own goroutine: set by Started
 	ctx  Context
 	inst Actor
 
@@ -68,7 +69,7 @@ func (x *activation) post(msg any, request bool) Future {
 // Started runs the activation: wait for the previous activation of the same
 // identity to finish flushing, load the slots, run OnActivate.
 func (x *activation) Started(mb Mailbox) {
-	x.mb = mb
+	x.self = mb
 	if x.prev != nil {
 		<-x.prev
 		x.prev = nil
@@ -130,7 +131,7 @@ func (x *activation) fail(err error) {
 	x.state = stateFailed
 	x.inst = nil
 	x.cat.retire(x)
-	x.mb.Stop()
+	x.self.Stop()
 	x.publish(Event{Type: ActivationFailed, Err: x.failErr})
 }
 
@@ -227,7 +228,7 @@ func (x *activation) deactivate(reason Reason) {
 	x.state = stateDeactivating
 	x.reason = reason
 	x.cat.retire(x)
-	x.mb.Stop()
+	x.self.Stop()
 }
 
 // Stopping runs OnDeactivate and flushes, then lets a successor activate.

@@ -208,11 +208,13 @@ func (c *Catalog) deliver(k *kind, id string, msg any, request bool) (Future, er
 		}
 		c.live.Add(1)
 		c.count.Add(1)
-		if _, err := c.cfg.Engine.Spawn(x); err != nil {
+		mb, err := c.cfg.Engine.Spawn(x)
+		if err != nil {
 			c.live.Done()
 			c.count.Add(-1)
 			return nil, &ActivationError{Kind: k.name, ID: id, Err: err}
 		}
+		x.mb = mb
 		sh.m[id] = x
 	}
 	return x.post(msg, request), nil

@@ -432,6 +432,7 @@ func (s *Slot[T]) load(ctx context.Context) error {
 	case err != nil:
 		return err
 	default:
+		migrated := rec.Schema != s.cfg.schema
 		data, err := s.decodeRecord(&rec)
 		if err != nil {
 			return &DecodeError{Key: key, Err: err}
@@ -442,6 +443,7 @@ func (s *Slot[T]) load(ctx context.Context) error {
 		}
 		*s.state = *fresh
 		s.version = rec.Version
+		defer func() { s.dirty = s.dirty || migrated }() // write the migrated form back
 	}
 	// Keep the encoding of what was loaded, re-encoded by our codec, so that
 	// the flush can tell changed state from unchanged state exactly.

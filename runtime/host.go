@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/internal/protoengine"
@@ -18,6 +19,7 @@ type Host struct {
 	reg    *persistence.Registry
 	engine *protoengine.Engine
 	cat    *activation.Catalog
+	stop   sync.Once // stops the engine
 }
 
 // New builds a host from DefaultConfig changed by opts.
@@ -89,7 +91,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	err := h.cat.Shutdown(ctx)
 	var serr *activation.ShutdownError
 	if err == nil || errors.As(err, &serr) && serr.Pending == 0 {
-		h.engine.Shutdown()
+		h.stop.Do(h.engine.Shutdown)
 	}
 	return err
 }

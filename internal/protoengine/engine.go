@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,7 +27,9 @@ func New(logger *slog.Logger) *Engine {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
+		actor.WithDeadLetterRequestLogging(false))
 	e := &Engine{sys: sys, root: sys.Root}
 	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} })
 	return e
@@ -104,11 +107,15 @@ func (m *mailbox) Request(msg any) activation.Future {
 	return r
 }
 
-// reply is a one-shot process that receives the answer to a request.
+// reply is a one-shot process that receives the answer to a request. When
+// the waiter gives up first, the process stays registered until the late
+// answer arrives (every request gets one: the activation layer answers every
+// message it is given), so that the answer does not become a dead letter.
 type reply struct {
-	ch  chan any
-	pid *actor.PID
-	reg *actor.ProcessRegistryValue
+	ch        chan any
+	pid       *actor.PID
+	reg       *actor.ProcessRegistryValue
+	abandoned atomic.Bool
 }
 
 func (r *reply) SendUserMessage(_ *actor.PID, message any) {
@@ -119,6 +126,17 @@ func (r *reply) SendUserMessage(_ *actor.PID, message any) {
 	select {
 	case r.ch <- msg:
 	default:
+	}
+	if r.abandoned.Load() {
+		r.reg.Remove(r.pid)
+	}
+}
+
+// abandon is called by a waiter that stops waiting without an answer.
+func (r *reply) abandon() {
+	r.abandoned.Store(true)
+	if len(r.ch) > 0 { // the answer came in the meantime
+		r.reg.Remove(r.pid)
 	}
 }
 
@@ -131,7 +149,6 @@ type noReply struct{}
 
 // Wait implements activation.Future.
 func (r *reply) Wait(ctx context.Context, fallback time.Duration) (any, error) {
-	defer r.reg.Remove(r.pid)
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok && fallback > 0 {
 		t := time.NewTimer(fallback)
@@ -140,13 +157,16 @@ func (r *reply) Wait(ctx context.Context, fallback time.Duration) (any, error) {
 	}
 	select {
 	case v := <-r.ch:
+		r.reg.Remove(r.pid)
 		if v == errNoReply {
 			return nil, activation.ErrNoReply
 		}
 		return v, nil
 	case <-ctx.Done():
+		r.abandon()
 		return nil, ctx.Err()
 	case <-timeout:
+		r.abandon()
 		return nil, errors.Join(context.DeadlineExceeded, errRequestTimeout)
 	}
 }

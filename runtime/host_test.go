@@ -1,0 +1,363 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/persistence/storetest"
+	"github.com/quarkgo/quark/providers/memory"
+	"github.com/quarkgo/quark/runtime"
+)
+
+func TestSingleActivationUnderConcurrentFirstMessages(t *testing.T) {
+	f := newFixture(t)
+	const n = 1000
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := ask[int64](f, "hot", add{1}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := ask[int64](f, "hot", get{})
+	if err != nil || got != n {
+		t.Fatalf("count = %d, %v; want %d (one activation saw every message)", got, err, n)
+	}
+	activations := 0
+	for len(f.events) > 0 {
+		if ev := <-f.events; ev.Type == activation.Activated && ev.ID == "hot" {
+			activations++
+		}
+	}
+	if activations != 1 {
+		t.Fatalf("%d activations of one identity, want exactly 1", activations)
+	}
+	if o := f.extra.overlaps.Load(); o != 0 {
+		t.Fatalf("%d overlapping turns: messages must be handled one at a time", o)
+	}
+}
+
+func TestIdleDeactivationFlushesAndReactivationReloads(t *testing.T) {
+	f := newFixture(t)
+	if _, err := ask[int64](f, "idle", add{7}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent(activation.Activated, "idle")
+	if n, v := f.stored("idle"); v != 0 {
+		t.Fatalf("stored before deactivation: n=%d v=%d; the change should only be in memory", n, v)
+	}
+	f.clock.Advance(30 * time.Second) // not idle long enough
+	f.clock.Advance(29 * time.Second)
+	if f.host.Activations() != 1 {
+		t.Fatal("deactivated before its idle period")
+	}
+	f.clock.Advance(2 * time.Second)
+	ev := f.waitEvent(activation.Deactivated, "idle")
+	if ev.Reason != activation.ReasonIdle || ev.Err != nil {
+		t.Fatalf("deactivated: reason %v err %v", ev.Reason, ev.Err)
+	}
+	if n, v := f.stored("idle"); n != 7 || v != 1 {
+		t.Fatalf("stored after idle flush: n=%d v=%d, want 7 v1", n, v)
+	}
+	got, err := ask[int64](f, "idle", add{1})
+	if err != nil || got != 8 {
+		t.Fatalf("after reactivation: %d, %v; want 8 (state reloaded)", got, err)
+	}
+}
+
+func TestExplicitDeactivationAndUnchangedStateIsNotWritten(t *testing.T) {
+	f := newFixture(t)
+	if _, err := ask[int64](f, "e", addSave{3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask[any](f, "e", stop{}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent(activation.Deactivated, "e")
+	if n, v := f.stored("e"); n != 3 || v != 1 {
+		t.Fatalf("stored n=%d v=%d, want 3 v1: an unchanged slot must not be rewritten", n, v)
+	}
+	if err := f.host.Deactivate(f.ctx(), "Counter", "never-activated"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConflictReachesHandlerAndActorReloads(t *testing.T) {
+	f := newFixture(t)
+	if _, err := ask[int64](f, "c", addSave{1}); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer (say a stale duplicate activation elsewhere) moves the
+	// stored record to version 2 behind the actor's back.
+	key := persistence.Key{Kind: "Counter", ID: "c", Slot: "count"}
+	if _, err := f.store.Save(context.Background(), key, driver.Record{Data: []byte(`{"n":100}`), Codec: "json"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ask[int64](f, "c", addSave{1})
+	var ce *persistence.ConcurrencyError
+	if !errors.Is(err, persistence.ErrConflict) || !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
+		t.Fatalf("err = %v; want a ConcurrencyError expected 1 actual 2", err)
+	}
+	f.waitEvent(activation.Restarted, "c")
+	got, err := ask[int64](f, "c", get{})
+	if err != nil || got != 100 {
+		t.Fatalf("after the conflict the actor sees %d, %v; want the stored 100", got, err)
+	}
+	if n, v := f.stored("c"); n != 100 || v != 2 {
+		t.Fatalf("stored n=%d v=%d; the other writer's state must not be overwritten", n, v)
+	}
+}
+
+func TestShutdownFlushes(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 50; i++ {
+		if _, err := ask[int64](f, fmt.Sprint("s", i), add{int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.host.Shutdown(f.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if n, v := f.stored(fmt.Sprint("s", i)); n != int64(i) || (i > 0 && v != 1) {
+			t.Fatalf("s%d: stored n=%d v=%d after shutdown", i, n, v)
+		}
+	}
+	if _, err := ask[int64](f, "s1", get{}); !errors.Is(err, activation.ErrStopped) {
+		t.Fatalf("after shutdown: %v, want ErrStopped", err)
+	}
+}
+
+// failingSaves fails every Put while on is set; reads pass.
+type failingSaves struct{ on atomic.Bool }
+
+func (f *failingSaves) Inject(op storetest.Op, _ driver.Key) storetest.Fault {
+	if f.on.Load() && op != storetest.OpGet {
+		return storetest.Fault{Err: errors.New("store went away")}
+	}
+	return storetest.Fault{}
+}
+
+func TestFailedSaveLeavesNoDivergence(t *testing.T) {
+	inj := &failingSaves{}
+	base := memory.New(nil)
+	// The fault wrapper wraps the memory driver; a failing save applies nothing.
+	faulty := persistence.NewStore(storetest.WithFaults(base.Driver(), inj), nil)
+	f := newFixture(t, runtime.WithProvider("mem", faulty))
+	f.store = faulty
+	if _, err := ask[int64](f, "d", addSave{5}); err != nil {
+		t.Fatal(err)
+	}
+	inj.on.Store(true)
+	_, err := ask[int64](f, "d", addSave{10})
+	if !errors.Is(err, persistence.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	got, err := ask[int64](f, "d", get{})
+	if err != nil || got != 5 {
+		t.Fatalf("while the store is down the actor sees %d, %v; want the persisted 5", got, err)
+	}
+	inj.on.Store(false)
+	got, err = ask[int64](f, "d", get{})
+	if err != nil || got != 5 {
+		t.Fatalf("actor state %d, %v; want 5 = the store's", got, err)
+	}
+	if n, v := f.stored("d"); n != 5 || v != 1 {
+		t.Fatalf("stored n=%d v=%d, want 5 v1", n, v)
+	}
+	if _, err := ask[int64](f, "d", addSave{1}); err != nil {
+		t.Fatalf("save after the store came back: %v", err)
+	}
+	if n, v := f.stored("d"); n != 6 || v != 2 {
+		t.Fatalf("stored n=%d v=%d, want 6 v2", n, v)
+	}
+}
+
+func TestCorruptRecordGivesTypedErrorAndStaysUntouched(t *testing.T) {
+	f := newFixture(t)
+	key := persistence.Key{Kind: "Counter", ID: "bad", Slot: "count"}
+	garbage := []byte(`{"n": not json`)
+	if _, err := f.store.Save(context.Background(), key, driver.Record{Data: garbage, Codec: "json"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second message tries to activate again
+		_, err := ask[int64](f, "bad", add{1})
+		var ae *activation.ActivationError
+		var de *persistence.DecodeError
+		if !errors.As(err, &ae) || !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) {
+			t.Fatalf("err = %v; want an ActivationError wrapping a DecodeError", err)
+		}
+		if de.Key != key || !strings.Contains(err.Error(), `"bad"`) {
+			t.Fatalf("error does not name the key: %v", err)
+		}
+	}
+	rec, err := f.store.Load(context.Background(), key)
+	if err != nil || string(rec.Data) != string(garbage) || rec.Version != 1 {
+		t.Fatalf("stored record changed: %q v%d %v", rec.Data, rec.Version, err)
+	}
+}
+
+func TestUnknownProviderFailsRegistration(t *testing.T) {
+	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+		return &counter{slot: persistence.Declare[counterState](ctx, "acct", persistence.Provider("postgres-db"))}
+	})
+	if !errors.Is(err, persistence.ErrUnknownProvider) || !strings.Contains(err.Error(), "postgres-db") {
+		t.Fatalf("err = %v; want ErrUnknownProvider naming postgres-db", err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.Ask[int64](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, activation.ErrUnknownKind) {
+		t.Fatalf("message to the rejected kind: %v, want ErrUnknownKind", err)
+	}
+}
+
+func TestNoProviderAndNoDefaultFailsRegistration(t *testing.T) {
+	h, err := runtime.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+		return &counter{slot: persistence.Declare[counterState](ctx, "acct")}
+	})
+	if !errors.Is(err, persistence.ErrUnknownProvider) {
+		t.Fatalf("err = %v; want ErrUnknownProvider", err)
+	}
+}
+
+func TestPanicRestartsWithStateReloaded(t *testing.T) {
+	f := newFixture(t)
+	if _, err := ask[int64](f, "p", addSave{2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask[int64](f, "p", add{1}); err != nil { // unsaved change
+		t.Fatal(err)
+	}
+	_, err := ask[int64](f, "p", boom{})
+	var pe *activation.PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" {
+		t.Fatalf("err = %v; want a PanicError", err)
+	}
+	f.waitEvent(activation.Restarted, "p")
+	got, err := ask[int64](f, "p", get{})
+	if err != nil || got != 2 {
+		t.Fatalf("after restart: %d, %v; want the stored 2 (in-memory changes discarded)", got, err)
+	}
+}
+
+func TestFailedActivationLeavesNothingAndRetries(t *testing.T) {
+	f := newFixture(t)
+	f.extra.failAct.Store(1)
+	_, err := ask[int64](f, "f", add{1})
+	var ae *activation.ActivationError
+	if !errors.As(err, &ae) || ae.ID != "f" {
+		t.Fatalf("err = %v; want an ActivationError", err)
+	}
+	f.waitEvent(activation.ActivationFailed, "f")
+	got, err := ask[int64](f, "f", add{1})
+	if err != nil || got != 1 {
+		t.Fatalf("second message: %d, %v; want a fresh activation", got, err)
+	}
+}
+
+func TestAskDeadlineAndErrors(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := runtime.Ask[any](ctx, f.host.Ref("Counter", "slow"), slowTurn{D: 5 * time.Second})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	if _, err := ask[string](f, "x", get{}); !errors.Is(err, activation.ErrUnexpectedReply) {
+		t.Fatalf("err = %v, want ErrUnexpectedReply", err)
+	}
+	if _, err := ask[int64](f, "x", "what"); !errors.Is(err, activation.ErrUnknownMessage) {
+		t.Fatalf("err = %v, want ErrUnknownMessage", err)
+	}
+	for _, id := range []string{"", "a\x00b", string([]byte{0xff, 0xfe}), strings.Repeat("x", 1025)} {
+		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) {
+			t.Fatalf("id %q: %v, want ErrInvalidID", id, err)
+		}
+	}
+	if err := f.host.Ref("Nope", "a").Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+		t.Fatalf("err = %v, want ErrUnknownKind", err)
+	}
+	if err := (activation.Ref{}).Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+		t.Fatalf("zero Ref: %v", err)
+	}
+}
+
+func TestSendIsDeliveredInOrder(t *testing.T) {
+	f := newFixture(t)
+	ref := f.host.Ref("Counter", "fire")
+	for i := 0; i < 1000; i++ {
+		if err := ref.Send(add{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ask[int64](f, "fire", get{})
+	if err != nil || got != 1000 {
+		t.Fatalf("got %d, %v; want 1000", got, err)
+	}
+}
+
+func TestNotStarted(t *testing.T) {
+	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	if err := runtime.Register(h, "Counter", func(ctx *activation.Context) *counter {
+		return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ref("Counter", "a").Send(get{}); !errors.Is(err, activation.ErrNotStarted) {
+		t.Fatalf("err = %v, want ErrNotStarted", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		opt  runtime.Option
+	}{
+		{"bad provider name", runtime.WithProvider("bad name!", memory.New(nil))},
+		{"nil provider", runtime.WithProvider("mem", nil)},
+		{"unknown default", runtime.WithDefaultProvider("nope")},
+		{"zero timeout", runtime.WithRequestTimeout(0)},
+		{"nil logger", runtime.WithLogger(nil)},
+	}
+	for _, c := range cases {
+		if _, err := runtime.New(c.opt); err == nil {
+			t.Errorf("%s: New succeeded", c.name)
+		}
+	}
+}
