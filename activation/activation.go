@@ -161,10 +161,17 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 		r.Reply(&replyError{err}) // the caller has given up; do not run the message
 		return
 	}
-	x.last.Store(x.cat.now.Load())
-	x.ctx.turn = ctx
+	x.touch()
+	// Senders read this struct on every message: avoid writing it when
+	// nothing changes, or its cache lines bounce between cores.
+	posted := ctx == context.Background()
+	if !posted {
+		x.ctx.turn = ctx
+	}
 	v, err, pe := x.invoke(msg)
-	x.ctx.turn = context.Background()
+	if !posted {
+		x.ctx.turn = context.Background()
+	}
 	switch {
 	case pe != nil:
 		r.Reply(&replyError{pe})
@@ -185,6 +192,14 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	case x.wantDeactivate:
 		x.wantDeactivate = false
 		x.deactivate(ReasonExplicit)
+	}
+}
+
+// touch records activity for the idle sweeper. The coarse clock moves once
+// per sweep, so the store happens at most once per sweep interval.
+func (x *activation) touch() {
+	if now := x.cat.now.Load(); x.last.Load() != now {
+		x.last.Store(now)
 	}
 }
 

@@ -17,6 +17,7 @@ type Engine struct {
 	sys   *actor.ActorSystem
 	root  *actor.RootContext
 	props *actor.Props
+	pool  *pool
 }
 
 var _ activation.Engine = (*Engine)(nil)
@@ -30,8 +31,8 @@ func New(logger *slog.Logger) *Engine {
 	sys := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
 		actor.WithDeadLetterRequestLogging(false))
-	e := &Engine{sys: sys, root: sys.Root}
-	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} })
+	e := &Engine{sys: sys, root: sys.Root, pool: newPool(300, 10*time.Second)}
+	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} }, actor.WithDispatcher(e.pool))
 	return e
 }
 
@@ -54,7 +55,10 @@ func (e *Engine) Spawn(p activation.Process) (activation.Mailbox, error) {
 
 // Shutdown stops the actor system. Activations should have been retired
 // first (activation.Catalog.Shutdown).
-func (e *Engine) Shutdown() { e.sys.Shutdown() }
+func (e *Engine) Shutdown() {
+	e.pool.close()
+	e.sys.Shutdown()
+}
 
 type bind struct {
 	p  activation.Process
