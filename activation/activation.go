@@ -168,7 +168,7 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	if !posted {
 		x.ctx.turn = ctx
 	}
-	v, err, pe := x.invoke(msg)
+	v, pe, err := x.invoke(msg)
 	if !posted {
 		x.ctx.turn = context.Background()
 	}
@@ -203,14 +203,14 @@ func (x *activation) touch() {
 	}
 }
 
-func (x *activation) invoke(msg any) (v any, err error, pe *PanicError) {
+func (x *activation) invoke(msg any) (v any, pe *PanicError, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			pe = &PanicError{Kind: x.k.name, ID: x.id, Value: p, Stack: debug.Stack()}
 		}
 	}()
 	v, err = x.inst.Receive(&x.ctx, msg)
-	return v, err, nil
+	return v, nil, err
 }
 
 // restart rebuilds the actor in place with its slots reloaded from the

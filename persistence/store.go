@@ -79,7 +79,7 @@ func (s *Store) Load(ctx context.Context, key Key) (driver.Record, error) {
 	if err != nil {
 		return driver.Record{}, s.wrap(ctx, "load", key, 0, err)
 	}
-	if !ok || rec.Expired(s.now()) {
+	if !ok || (!rec.ExpiresAt.IsZero() && rec.Expired(s.now())) {
 		return driver.Record{}, &Error{Code: NotFound, Op: "load", Key: key}
 	}
 	return rec, nil

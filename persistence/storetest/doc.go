@@ -1,0 +1,35 @@
+// Package storetest is the conformance suite every Quark storage provider
+// passes, plus shared benchmarks and a fault-injecting wrapper.
+//
+// A provider runs the suite in a few lines:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.RunConformanceTests(t, newHarness)
+//	}
+//
+//	func BenchmarkStore(b *testing.B) {
+//		storetest.RunBenchmarks(b, newHarness)
+//	}
+//
+// The harness declares the provider's capabilities ([Capabilities]); the suite
+// adapts to them rather than skipping cases. A case the provider's test
+// server is known to fail is named in Capabilities.KnownLimits: it still
+// runs, and its failures are logged rather than reported.
+//
+// # Invariants
+//
+// After every case the suite checks invariants over everything the case
+// wrote ([History]): every acknowledged write is readable with its version,
+// and versions of a key went up by exactly one per acknowledged write, with
+// none produced twice — no acknowledged write was lost. A provider's own
+// crash or chaos tests can record a History and check it the same way.
+//
+// # Fault injection
+//
+// [WithFaults] wraps any driver.Store to inject errors (before or after the
+// operation is applied) and latency, decided per call by an [Injector] such
+// as [RandomFaults]. Injected errors match [ErrInjected] and are classified
+// as Unavailable.
+//
+// The package imports no provider.
+package storetest

@@ -1,0 +1,242 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// Op names a driver operation, for an [Injector].
+type Op int
+
+// The operations a fault can be injected into.
+const (
+	OpGet      Op = iota // driver.Store.Get
+	OpPut                // driver.Store.Put
+	OpDelete             // driver.Store.Delete
+	OpPutBatch           // driver.Batcher.PutBatch
+)
+
+var opNames = [...]string{OpGet: "Get", OpPut: "Put", OpDelete: "Delete", OpPutBatch: "PutBatch"}
+
+// String returns the operation's method name, e.g. "Put".
+func (o Op) String() string {
+	if o >= 0 && int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "Op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Fault is what an [Injector] decides for one call. The zero Fault lets the
+// call through unchanged.
+type Fault struct {
+	// Err, if not nil, is returned instead of the store's answer. It is
+	// wrapped so that it matches ErrInjected and the wrapper's ErrorCode
+	// classifies it as Unavailable; errors.Is and errors.As still see Err
+	// (so an injected driver.NewConflict is still a conflict).
+	Err error
+	// Delay is waited before the call (and before Err is returned). The wait
+	// ends early, with the context's error, when the context is done.
+	Delay time.Duration
+	// AfterApply applies the call to the wrapped store first and then
+	// returns Err: a failure whose outcome the caller cannot know, like a
+	// timeout after the backend committed. Without it, Err is returned and
+	// the wrapped store is not called.
+	AfterApply bool
+}
+
+// Injector decides the fault, if any, for each call of a store wrapped by
+// [WithFaults]. It is called concurrently when the store is.
+type Injector interface {
+	// Inject returns the fault for one call of op on key. For OpPutBatch,
+	// key is the key of the batch's first write.
+	Inject(op Op, key driver.Key) Fault
+}
+
+// InjectorFunc adapts a function to the Injector interface.
+type InjectorFunc func(op Op, key driver.Key) Fault
+
+// Inject returns f(op, key).
+func (f InjectorFunc) Inject(op Op, key driver.Key) Fault { return f(op, key) }
+
+// ErrInjected is matched by every error returned because of an injected
+// [Fault]: errors.Is(err, ErrInjected) holds for errors the store returned by
+// WithFaults produces, and for the persistence errors wrapping them.
+var ErrInjected = errors.New("storetest: injected fault")
+
+// injectedError marks an injected error while keeping the injected one
+// visible to errors.Is and errors.As.
+type injectedError struct{ err error }
+
+func (e *injectedError) Error() string        { return "storetest: injected fault: " + e.err.Error() }
+func (e *injectedError) Unwrap() error        { return e.err }
+func (e *injectedError) Is(target error) bool { return target == ErrInjected }
+
+func injected(err error) error {
+	if errors.Is(err, ErrInjected) {
+		return err
+	}
+	return &injectedError{err: err}
+}
+
+// WithFaults wraps s so that every Get, Put, Delete and PutBatch first asks
+// inj for a [Fault] and applies it. Close is passed through without faults.
+// The returned store's ErrorCode classifies injected errors as Unavailable
+// and passes other errors to s.ErrorCode.
+//
+// The wrapper has the optional capabilities that s has (driver.Batcher,
+// driver.Limiter, driver.NativeTTL), and only those, so that the persistence
+// layer treats it exactly as it treats s.
+func WithFaults(s driver.Store, inj Injector) driver.Store {
+	core := &faultStore{s: s, inj: inj}
+	var b driver.Batcher
+	if sb, ok := s.(driver.Batcher); ok {
+		b = &faultBatcher{core: core, b: sb}
+	}
+	return withCapabilities(core, b, s)
+}
+
+type faultStore struct {
+	s   driver.Store
+	inj Injector
+}
+
+// before asks the injector about one call and waits its delay. A non-nil
+// error (the context's) ends the call.
+func (f *faultStore) before(ctx context.Context, op Op, key driver.Key) (Fault, error) {
+	flt := f.inj.Inject(op, key)
+	if flt.Delay > 0 {
+		t := time.NewTimer(flt.Delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return flt, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return flt, nil
+}
+
+func (f *faultStore) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	flt, err := f.before(ctx, OpGet, key)
+	if err != nil {
+		return driver.Record{}, false, err
+	}
+	if flt.Err != nil && !flt.AfterApply {
+		return driver.Record{}, false, injected(flt.Err)
+	}
+	rec, ok, err := f.s.Get(ctx, key)
+	if flt.Err != nil {
+		return driver.Record{}, false, injected(flt.Err)
+	}
+	return rec, ok, err
+}
+
+func (f *faultStore) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	flt, err := f.before(ctx, OpPut, key)
+	if err != nil {
+		return 0, err
+	}
+	if flt.Err != nil && !flt.AfterApply {
+		return 0, injected(flt.Err)
+	}
+	v, err := f.s.Put(ctx, key, rec, expected)
+	if flt.Err != nil {
+		return 0, injected(flt.Err)
+	}
+	return v, err
+}
+
+func (f *faultStore) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	flt, err := f.before(ctx, OpDelete, key)
+	if err != nil {
+		return err
+	}
+	if flt.Err != nil && !flt.AfterApply {
+		return injected(flt.Err)
+	}
+	err = f.s.Delete(ctx, key, expected)
+	if flt.Err != nil {
+		return injected(flt.Err)
+	}
+	return err
+}
+
+// ErrorCode classifies injected errors as Unavailable and passes the rest to
+// the wrapped store.
+func (f *faultStore) ErrorCode(err error) driver.ErrorCode {
+	if errors.Is(err, ErrInjected) {
+		return driver.Unavailable
+	}
+	return f.s.ErrorCode(err)
+}
+
+func (f *faultStore) Close() error { return f.s.Close() }
+
+type faultBatcher struct {
+	core *faultStore
+	b    driver.Batcher
+}
+
+func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
+	var key driver.Key
+	if len(writes) > 0 {
+		key = writes[0].Key
+	}
+	flt, err := f.core.before(ctx, OpPutBatch, key)
+	if err != nil {
+		return nil, err
+	}
+	if flt.Err != nil && !flt.AfterApply {
+		return nil, injected(flt.Err)
+	}
+	vs, err := f.b.PutBatch(ctx, writes)
+	if flt.Err != nil {
+		return nil, injected(flt.Err)
+	}
+	return vs, err
+}
+
+// RandomFaults returns an Injector that fails each call with probability
+// failRate (0 to 1) with an error matching ErrInjected, half of those after
+// applying the call (AfterApply), and delays each call by a uniformly random
+// duration in [0, maxDelay]. The sequence of decisions is determined by seed
+// (and by the order of calls). It is safe for concurrent use.
+func RandomFaults(seed uint64, failRate float64, maxDelay time.Duration) Injector {
+	return &randomFaults{
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		failRate: failRate,
+		maxDelay: maxDelay,
+	}
+}
+
+type randomFaults struct {
+	mu       sync.Mutex
+	rng      *rand.Rand
+	failRate float64
+	maxDelay time.Duration
+}
+
+func (r *randomFaults) Inject(op Op, key driver.Key) Fault {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var f Fault
+	if r.maxDelay > 0 {
+		n := int64(r.maxDelay)
+		if n < math.MaxInt64 {
+			n++
+		}
+		f.Delay = time.Duration(r.rng.Int64N(n))
+	}
+	if r.rng.Float64() < r.failRate {
+		f.Err = ErrInjected
+		f.AfterApply = r.rng.IntN(2) == 0
+	}
+	return f
+}

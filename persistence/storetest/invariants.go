@@ -1,0 +1,405 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// History records the outcome of every write made through the stores it
+// wraps, so that [History.Check] can later prove that the store lost no
+// acknowledged write. The conformance suite wraps the store of every case in
+// a History and checks it after the case; a provider's own tests (a crash
+// test, a chaos test) can do the same across a reopen of the store.
+//
+// A write is acknowledged when the store reports success, refused when it
+// reports a version conflict (nothing was applied), and unconfirmed when it
+// fails in any other way (it may or may not have been applied, as with an
+// injected fault or a crash).
+//
+// The zero History is empty and ready to use. A History is safe for
+// concurrent use and must not be copied after first use.
+type History struct {
+	mu         sync.Mutex
+	keys       map[driver.Key]*keyLog
+	order      []driver.Key // keys in first-touch order, for stable reports
+	violations []error      // problems seen as they happened
+	calls      int          // calls that reached the wrapped store
+}
+
+// keyLog is what a History knows about one key.
+type keyLog struct {
+	events []event
+}
+
+type eventKind uint8
+
+const (
+	evPut eventKind = iota
+	evDelete
+)
+
+// event is one acknowledged or unconfirmed write of a key.
+type event struct {
+	kind      eventKind
+	confirmed bool     // acknowledged; false: unconfirmed outcome
+	expected  int64    // the expected version
+	digest    [32]byte // SHA-256 of the data written (puts)
+	size      int      // len(data) (puts)
+	expiresAt time.Time
+}
+
+func (ev event) String() string {
+	var s string
+	if ev.kind == evPut {
+		s = fmt.Sprintf("put %d->%d (%d bytes)", ev.expected, ev.expected+1, ev.size)
+	} else {
+		s = fmt.Sprintf("delete %d", ev.expected)
+	}
+	if !ev.confirmed {
+		s += " unconfirmed"
+	}
+	return s
+}
+
+// Wrap returns s with every write recorded in h. The returned store has the
+// optional capabilities (driver.Batcher, driver.Limiter, driver.NativeTTL)
+// that s has, and only those.
+func (h *History) Wrap(s driver.Store) driver.Store {
+	core := &historyStore{h: h, s: s}
+	var b driver.Batcher
+	if sb, ok := s.(driver.Batcher); ok {
+		b = &historyBatcher{h: h, b: sb}
+	}
+	return withCapabilities(core, b, s)
+}
+
+// Check reads every key the History has seen from s (which may be the wrapped
+// store or the same data reopened) and returns an error describing every
+// violation, or nil. now is the time at which records with an ExpiresAt at or
+// before it count as expired. Check verifies, per key:
+//
+//   - each acknowledged Put returned version expected+1;
+//   - versions are contiguous and none was produced twice: the acknowledged
+//     (and possibly the unconfirmed) writes form one sequence of states
+//     absent -> 1 -> 2 -> ... -> absent (after a delete or expiry) -> 1 ...,
+//     each write consuming the state it expected. Two acknowledged creates
+//     of one key, two acknowledged writes expecting the same version, or an
+//     acknowledged write expecting a version no write produced all break it:
+//     that is a lost acknowledged write;
+//   - the stored version is where that sequence ends, and the stored data is
+//     the data of a write that produced that version.
+//
+// The check is independent of the order in which concurrent writes were
+// acknowledged.
+func (h *History) Check(ctx context.Context, s driver.Store, now time.Time) error {
+	h.mu.Lock()
+	keys := slices.Clone(h.order)
+	logs := make([][]event, len(keys))
+	for i, k := range keys {
+		logs[i] = slices.Clone(h.keys[k].events)
+	}
+	errs := slices.Clone(h.violations)
+	h.mu.Unlock()
+
+	for i, k := range keys {
+		rec, ok, err := s.Get(ctx, k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key %s: reading it back: %w", k, err))
+			continue
+		}
+		if ok && rec.Expired(now) {
+			ok = false
+		}
+		if err := checkKey(logs[i], ok, &rec, now); err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// calledStore reports how many calls reached the wrapped store.
+func (h *History) calledStore() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls
+}
+
+func (h *History) countCall() {
+	h.mu.Lock()
+	h.calls++
+	h.mu.Unlock()
+}
+
+// record notes the outcome of one write.
+func (h *History) record(key driver.Key, ev event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.keys == nil {
+		h.keys = make(map[driver.Key]*keyLog)
+	}
+	l := h.keys[key]
+	if l == nil {
+		l = &keyLog{}
+		h.keys[key] = l
+		h.order = append(h.order, key)
+	}
+	l.events = append(l.events, ev)
+}
+
+func (h *History) violation(err error) {
+	h.mu.Lock()
+	h.violations = append(h.violations, err)
+	h.mu.Unlock()
+}
+
+// outcome classifies a write's error: acknowledged (nil), refused (a
+// conflict: nothing applied) or unconfirmed.
+func outcome(err error) (confirmed, refused bool) {
+	var ce *driver.ConflictError
+	switch {
+	case err == nil:
+		return true, false
+	case errors.As(err, &ce):
+		return false, true
+	}
+	return false, false
+}
+
+func (h *History) recordPut(key driver.Key, rec *driver.Record, expected, version int64, err error) {
+	confirmed, refused := outcome(err)
+	if refused {
+		return
+	}
+	if confirmed && version != expected+1 {
+		h.violation(fmt.Errorf("key %s: put expecting version %d returned version %d, want %d",
+			key, expected, version, expected+1))
+	}
+	h.record(key, event{
+		kind:      evPut,
+		confirmed: confirmed,
+		expected:  expected,
+		digest:    sha256.Sum256(rec.Data),
+		size:      len(rec.Data),
+		expiresAt: rec.ExpiresAt,
+	})
+}
+
+func (h *History) recordDelete(key driver.Key, expected int64, err error) {
+	confirmed, refused := outcome(err)
+	if refused || expected == 0 {
+		// A delete expecting "absent" changes nothing when it succeeds.
+		return
+	}
+	h.record(key, event{kind: evDelete, confirmed: confirmed, expected: expected})
+}
+
+// checkKey checks the events of one key against what the store holds now.
+//
+// The states of a key form a chain: absent, 1, 2, ... A put expecting e
+// leaves state e for e+1; a delete expecting k leaves k for absent; an expiry
+// leaves k for absent. Each time state k (k >= 1) is entered (by a put
+// expecting k-1) it is left exactly once, unless it is the current state. So
+// for every k >= 1:
+//
+//	puts(k-1) = puts(k) + deletes(k) + expiries(k) + [stored version == k]
+//
+// Acknowledged writes count as 1, unconfirmed ones as 0 or 1, and expiries
+// are possible only for records that had expired by now. checkKey solves
+// this from the highest version down, keeping the interval of how many of
+// the unconfirmed puts expecting k-1 may have been applied; an empty
+// interval is a violation. The equation for "absent" follows from the
+// others.
+func checkKey(events []event, present bool, rec *driver.Record, now time.Time) error {
+	var stored int64
+	if present {
+		stored = rec.Version
+		if stored < 1 {
+			return fmt.Errorf("stored record has version %d", stored)
+		}
+	}
+	top := stored
+	for _, ev := range events {
+		v := ev.expected
+		if ev.kind == evPut {
+			v++
+		}
+		top = max(top, v)
+	}
+	type counts struct{ ackPut, unkPut, ackDel, unkDel, expired int64 }
+	c := make([]counts, top+2)
+	for _, ev := range events {
+		switch {
+		case ev.kind == evPut && ev.confirmed:
+			c[ev.expected].ackPut++
+		case ev.kind == evPut:
+			c[ev.expected].unkPut++
+		case ev.confirmed:
+			c[ev.expected].ackDel++
+		default:
+			c[ev.expected].unkDel++
+		}
+		if ev.kind == evPut && !ev.expiresAt.IsZero() && !now.Before(ev.expiresAt) {
+			c[ev.expected+1].expired++
+		}
+	}
+	// lo..hi: how many unconfirmed puts expecting k may have been applied.
+	var lo, hi int64
+	for k := top; k >= 1; k-- {
+		var here int64
+		if stored == k {
+			here = 1
+		}
+		outLo := c[k].ackPut + lo + c[k].ackDel + here
+		outHi := c[k].ackPut + hi + c[k].ackDel + c[k].unkDel + c[k].expired + here
+		in := c[k-1].ackPut
+		lo, hi = max(0, outLo-in), min(c[k-1].unkPut, outHi-in)
+		if lo > hi {
+			return fmt.Errorf("version %d was produced by %d acknowledged (+%d unconfirmed) writes, "+
+				"but later writes, deletes, expiries and the stored version (%d) account for %d to %d: "+
+				"an acknowledged write was lost, applied twice, or a version was skipped; history: %s",
+				k, in, c[k-1].unkPut, stored, outLo, outHi, describe(events))
+		}
+	}
+	if !present {
+		return nil
+	}
+	digest := sha256.Sum256(rec.Data)
+	for _, ev := range events {
+		if ev.kind == evPut && ev.expected == stored-1 && ev.digest == digest && ev.size == len(rec.Data) {
+			return nil
+		}
+	}
+	return fmt.Errorf("stored version %d holds %d bytes that no write of version %d wrote; history: %s",
+		stored, len(rec.Data), stored, describe(events))
+}
+
+// describe lists events for a violation report, eliding the middle of long
+// histories.
+func describe(events []event) string {
+	const keep = 12
+	var parts []string
+	for i, ev := range events {
+		if len(events) > 2*keep && i == keep {
+			parts = append(parts, fmt.Sprintf("... %d more ...", len(events)-2*keep))
+		}
+		if len(events) > 2*keep && i >= keep && i < len(events)-keep {
+			continue
+		}
+		parts = append(parts, ev.String())
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// historyStore is the driver.Store a History wraps around a store. It has no
+// PutBatch method of its own; see withCapabilities.
+type historyStore struct {
+	h *History
+	s driver.Store
+}
+
+func (w *historyStore) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	w.h.countCall()
+	return w.s.Get(ctx, key)
+}
+
+func (w *historyStore) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	w.h.countCall()
+	v, err := w.s.Put(ctx, key, rec, expected)
+	w.h.recordPut(key, &rec, expected, v, err)
+	return v, err
+}
+
+func (w *historyStore) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	w.h.countCall()
+	err := w.s.Delete(ctx, key, expected)
+	w.h.recordDelete(key, expected, err)
+	return err
+}
+
+func (w *historyStore) ErrorCode(err error) driver.ErrorCode { return w.s.ErrorCode(err) }
+func (w *historyStore) Close() error                         { return w.s.Close() }
+
+type historyBatcher struct {
+	h *History
+	b driver.Batcher
+}
+
+func (w *historyBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
+	w.h.countCall()
+	vs, err := w.b.PutBatch(ctx, writes)
+	if err == nil && len(vs) != len(writes) {
+		w.h.violation(fmt.Errorf("PutBatch of %d writes returned %d versions", len(writes), len(vs)))
+		return vs, err
+	}
+	for i := range writes {
+		var v int64
+		if err == nil {
+			v = vs[i]
+		}
+		w.h.recordPut(writes[i].Key, &writes[i].Record, writes[i].Expected, v, err)
+	}
+	return vs, err
+}
+
+// withCapabilities returns a driver.Store with the methods of core, that
+// implements driver.Batcher through b if b is not nil, and driver.Limiter and
+// driver.NativeTTL through orig if orig implements them. Wrappers use it so
+// that they claim exactly the capabilities of the store they wrap: a
+// wrapper type with a PutBatch method of its own would claim atomic batches
+// for every store.
+func withCapabilities(core driver.Store, b driver.Batcher, orig driver.Store) driver.Store {
+	l, hasL := orig.(driver.Limiter)
+	n, hasN := orig.(driver.NativeTTL)
+	hasB := b != nil
+	switch {
+	case hasB && hasL && hasN:
+		return struct {
+			driver.Store
+			driver.Batcher
+			driver.Limiter
+			driver.NativeTTL
+		}{core, b, l, n}
+	case hasB && hasL:
+		return struct {
+			driver.Store
+			driver.Batcher
+			driver.Limiter
+		}{core, b, l}
+	case hasB && hasN:
+		return struct {
+			driver.Store
+			driver.Batcher
+			driver.NativeTTL
+		}{core, b, n}
+	case hasB:
+		return struct {
+			driver.Store
+			driver.Batcher
+		}{core, b}
+	case hasL && hasN:
+		return struct {
+			driver.Store
+			driver.Limiter
+			driver.NativeTTL
+		}{core, l, n}
+	case hasL:
+		return struct {
+			driver.Store
+			driver.Limiter
+		}{core, l}
+	case hasN:
+		return struct {
+			driver.Store
+			driver.NativeTTL
+		}{core, n}
+	}
+	return core
+}

@@ -1,0 +1,34 @@
+// Package memory is the reference storage provider: it keeps records in
+// process memory, implements the whole persistence contract, and is what
+// tests, examples and single-process deployments without durability use.
+//
+//	store := memory.New(nil)
+//	defer store.Close()
+//	v, err := store.Save(ctx, key, driver.Record{Data: data, Codec: "json"}, 0)
+//
+// # Capabilities
+//
+// The store implements driver.Batcher: a batch of writes to the slots of one
+// actor is applied atomically, all or nothing. It has no native TTL and no
+// size limit of its own; Options.MaxRecordBytes (default
+// persistence.DefaultMaxRecordBytes) applies.
+//
+// # Expiry
+//
+// A record whose ExpiresAt has passed, by the clock in Options.Now, is absent
+// for Load, Save and Delete. Its memory is released when the key is next
+// written or deleted, or when the store is closed; there is no background
+// sweeper.
+//
+// # Concurrency
+//
+// Records are spread over 64 shards, each behind its own lock, by a hash of
+// the actor's id, so that all the slots of one actor share a shard
+// and a batch takes a single lock. Data is copied on the way in and on the
+// way out: neither the caller's nor the store's slices are ever shared.
+//
+// # Durability
+//
+// None: the data lives as long as the process and the Store. Close discards
+// it.
+package memory

@@ -1,0 +1,123 @@
+package test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/quarkgo/quark"
+
+// rule forbids packages matching from to depend, directly or not, on
+// packages matching any of the forbidden prefixes. A prefix ending in "/"
+// matches every package below it; "!std" matches every non-standard package
+// outside the module (third-party code).
+type rule struct {
+	from      string
+	forbidden []string
+	why       string
+}
+
+var rules = []rule{
+	{"persistence/driver", []string{module + "/", "!std"}, "the provider SPI is standard library only"},
+	{"persistence", []string{module + "/activation", module + "/runtime", module + "/providers/", module + "/internal/",
+		module + "/eventsourcing", module + "/supervision", "github.com/asynkron/"}, "the portable layer knows no runtime, provider or engine"},
+	{"persistence/storetest", []string{module + "/providers/", module + "/runtime", module + "/activation"}, "the conformance suite imports no provider"},
+	{"activation", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/protoengine",
+		"github.com/asynkron/"}, "activation knows no runtime or provider, and sees protoactor only through its Engine interface"},
+	{"providers/", []string{module + "/runtime", module + "/activation", module + "/eventsourcing", module + "/internal/protoengine",
+		"github.com/asynkron/"}, "providers depend only on persistence, driver and their SDK"},
+	{"runtime", []string{module + "/providers/", module + "/samples/"}, "the host never imports a provider: the application injects them"},
+}
+
+type pkg struct {
+	path string
+	deps []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Deps \",\"}}", module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	var pkgs []pkg
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, deps, _ := strings.Cut(line, "|")
+		p := pkg{path: path}
+		if deps != "" {
+			p.deps = strings.Split(deps, ",")
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func matches(path, pattern string) bool {
+	switch {
+	case pattern == "!std":
+		return !isStd(path) && !strings.HasPrefix(path, module+"/")
+	case strings.HasSuffix(pattern, "/"):
+		return strings.HasPrefix(path, pattern)
+	default:
+		return path == pattern || strings.HasPrefix(path, pattern+"/")
+	}
+}
+
+func TestLayering(t *testing.T) {
+	pkgs := listPackages(t)
+	if len(pkgs) < 8 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	checked := map[string]bool{}
+	for _, r := range rules {
+		from := module + "/" + r.from
+		for _, p := range pkgs {
+			var applies bool
+			if strings.HasSuffix(r.from, "/") {
+				applies = strings.HasPrefix(p.path, from)
+			} else {
+				applies = p.path == from
+			}
+			if !applies {
+				continue
+			}
+			checked[r.from] = true
+			for _, d := range p.deps {
+				for _, f := range r.forbidden {
+					if matches(d, f) && d != p.path {
+						t.Errorf("%s depends on %s: %s", p.path, d, r.why)
+					}
+				}
+			}
+		}
+	}
+	for _, r := range rules {
+		if !checked[r.from] {
+			t.Errorf("rule for %s matched no package", r.from)
+		}
+	}
+}
+
+// TestProtoactorIsBehindTheEngine: only the engine adapter (and, later,
+// the runtime's cluster wiring) may import protoactor directly.
+func TestProtoactorIsBehindTheEngine(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \",\"}}", module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	allowed := map[string]bool{module + "/internal/protoengine": true, module + "/runtime": true}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, imports, _ := strings.Cut(line, "|")
+		for _, imp := range strings.Split(imports, ",") {
+			if strings.HasPrefix(imp, "github.com/asynkron/protoactor-go") && !allowed[path] {
+				t.Errorf("%s imports %s directly; go through activation.Engine", path, imp)
+			}
+		}
+	}
+}
