@@ -48,6 +48,8 @@ const (
 
 func (r Reason) String() string {
 	switch r {
+	case 0:
+		return "none"
 	case ReasonIdle:
 		return "idle"
 	case ReasonExplicit:

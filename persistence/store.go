@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -126,6 +127,7 @@ func (s *Store) SaveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 	if len(writes) == 0 {
 		return nil, nil
 	}
+	writes = append([]driver.Write(nil), writes...) // checkWrite fills UpdatedAt: leave the caller's slice alone
 	for i := range writes {
 		w := &writes[i]
 		if err := s.check(ctx, "save batch", w.Key); err != nil {
@@ -235,13 +237,10 @@ func validPart(what, s string, max int) error {
 		return fmt.Errorf("empty %s", what)
 	case len(s) > max:
 		return fmt.Errorf("%s is %d bytes, limit %d", what, len(s), max)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%s contains a NUL byte", what)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s is not valid UTF-8", what)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return fmt.Errorf("%s contains a NUL byte", what)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,41 @@
+// Package persistence is Quark's portable state API: typed, versioned state
+// slots for actors, and the [Store] that every storage provider is used
+// through.
+//
+// # Slots
+//
+// An actor declares its slots in its factory:
+//
+//	acct := persistence.Declare[AccountState](ctx, "account", persistence.Provider("postgres-db"))
+//
+// A slot is loaded before OnActivate (unless declared [Lazy]); its [Slot.State]
+// is a pointer to the state, changed in place. [Slot.Save] writes through;
+// otherwise the slot is flushed on deactivation if its encoding changed
+// (dirty tracking compares the encoded state with what was last loaded or
+// saved, so no MarkDirty call is needed). Options choose the provider, the
+// codec ([JSON] by default), a [TTL], a [Schema] version with [Migrate]
+// steps, and [Compress]ion.
+//
+// # Versions and conflicts
+//
+// Every record has an int64 version; 0 means absent. A save succeeds only if
+// the stored version is the one the slot last saw, and creation is atomic.
+// A mismatch is a [*ConcurrencyError] matching [ErrConflict]. When a save
+// fails, the slot's state is rolled back to its last persisted copy; if the
+// store may now differ (a conflict or an unknown outcome) the slot is also
+// marked stale and the activation reloads after the current message. The
+// actor never runs on state the store does not have without knowing it.
+//
+// # Errors
+//
+// Every error is a [*ConcurrencyError], a [*DecodeError] (a stored record that
+// cannot be decoded; it is never overwritten), an [*Error] with a [Code] from
+// a closed set, or a context error passed through as it is. Each code has a
+// sentinel for errors.Is ([ErrNotFound], [ErrUnavailable], ...).
+//
+// # Providers
+//
+// Providers implement package driver and wrap it with [NewStore]. A
+// [Registry] maps provider names to stores; a slot naming an unknown
+// provider fails with [ErrUnknownProvider], never falling back silently.
+package persistence
