@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,41 @@ type activation struct {
 	idleQueued atomic.Bool
 	prev       chan struct{} // done of the previous activation of this identity
 	done       chan struct{}
+
+	gate gate // lets Refs that cached this activation post without the shard lock
+}
+
+// gate admits posts to an activation until it is retired. Refs cache the
+// activation they last reached and post through the gate, without taking
+// the directory's shard lock; retiring closes the gate and waits for the
+// posts in flight, so that no message can land in a mailbox after it was
+// retired. Posts never block, so the wait is short.
+type gate struct {
+	_ [64]byte // keep the counter off the cache lines the activation writes
+	n atomic.Int64
+	_ [56]byte
+}
+
+const gateClosed = 1 << 40
+
+func (g *gate) enter() bool {
+	if g.n.Add(1) >= gateClosed {
+		g.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (g *gate) leave() { g.n.Add(-1) }
+
+func (g *gate) close() {
+	if g.n.Add(gateClosed) >= 2*gateClosed {
+		g.n.Add(-gateClosed) // already closed
+		return
+	}
+	for g.n.Load() != gateClosed {
+		goruntime.Gosched()
+	}
 }
 
 func (x *activation) post(msg any, request bool) Future {

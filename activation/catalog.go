@@ -160,7 +160,11 @@ func (c *Catalog) Ref(kindName, id string) Ref {
 	c.kindMu.RLock()
 	k := c.kinds[kindName]
 	c.kindMu.RUnlock()
-	return Ref{c: c, k: k, kind: kindName, id: id}
+	r := Ref{c: c, k: k, kind: kindName, id: id, cache: &refCache{}}
+	if k != nil {
+		r.sh = k.shard(c, id)
+	}
+	return r
 }
 
 // Subscribe calls fn for every lifecycle event, synchronously on the
@@ -178,15 +182,22 @@ func (k *kind) shard(c *Catalog, id string) *shard {
 // deliver puts msg into the mailbox of the activation of (k, id), creating
 // the activation if there is none. The post happens under the shard lock, so
 // that it can never land in a mailbox that is being retired.
-func (c *Catalog) deliver(k *kind, id string, msg any, request bool) (Future, error) {
+func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 	if st := c.state.Load(); st != catalogRunning {
 		return nil, stateErr(st)
 	}
-	sh := k.shard(c, id)
+	// Fast path: the activation this Ref reached last time, if still open.
+	if x := r.cache.x.Load(); x != nil && x.gate.enter() {
+		f := x.post(msg, request)
+		x.gate.leave()
+		return f, nil
+	}
+	k, sh, id := r.k, r.sh, r.id
 	sh.mu.RLock()
 	if x := sh.m[id]; x != nil {
 		f := x.post(msg, request)
 		sh.mu.RUnlock()
+		r.cache.x.Store(x)
 		return f, nil
 	}
 	sh.mu.RUnlock()
@@ -217,6 +228,7 @@ func (c *Catalog) deliver(k *kind, id string, msg any, request bool) (Future, er
 		x.mb = mb
 		sh.m[id] = x
 	}
+	r.cache.x.Store(x)
 	return x.post(msg, request), nil
 }
 
@@ -242,6 +254,7 @@ func (c *Catalog) retire(x *activation) {
 	if sh.m[x.id] == x {
 		delete(sh.m, x.id)
 	}
+	x.gate.close()
 	if sh.pending == nil {
 		sh.pending = make(map[string]chan struct{})
 	}
@@ -258,6 +271,7 @@ func (c *Catalog) finished(x *activation) {
 	}
 	sh.mu.Unlock()
 	close(x.done)
+	x.inst, x.slots = nil, nil // a Ref may still cache x: keep what it retains small
 	c.count.Add(-1)
 	c.live.Done()
 }

@@ -42,7 +42,7 @@ func (c *Context) ID() string { return c.x.id }
 
 // Self returns a Ref to this actor. Asking oneself from inside a turn
 // returns an error rather than deadlocking.
-func (c *Context) Self() Ref { return Ref{c: c.x.cat, k: c.x.k, kind: c.x.k.name, id: c.x.id} }
+func (c *Context) Self() Ref { return c.x.cat.Ref(c.x.k.name, c.x.id) }
 
 // Ref returns a Ref to another actor of the same host.
 func (c *Context) Ref(kind, id string) Ref { return c.x.cat.Ref(kind, id) }

@@ -3,15 +3,22 @@ package activation
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 )
 
 // Ref addresses a virtual actor by kind and id. The zero Ref is invalid.
 type Ref struct {
-	c    *Catalog
-	k    *kind
-	kind string
-	id   string
+	c     *Catalog
+	k     *kind
+	sh    *shard    // the directory shard of id, computed once
+	cache *refCache // shared by the copies of this Ref
+	kind  string
+	id    string
 }
+
+// refCache remembers the activation a Ref reached last, so that the next
+// message can skip the directory.
+type refCache struct{ x atomic.Pointer[activation] }
 
 // Kind returns the actor's kind.
 func (r Ref) Kind() string { return r.kind }
@@ -40,7 +47,7 @@ func (r Ref) Send(msg any) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	_, err := r.c.deliver(r.k, r.id, msg, false)
+	_, err := r.c.deliver(&r, msg, false)
 	return err
 }
 
@@ -58,7 +65,7 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := r.c.deliver(r.k, r.id, &askMsg{ctx: ctx, msg: msg}, true)
+	f, err := r.c.deliver(&r, &askMsg{ctx: ctx, msg: msg}, true)
 	if err != nil {
 		return nil, err
 	}

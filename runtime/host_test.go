@@ -361,3 +361,59 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMessageLostAcrossDeactivations sends from many goroutines, through
+// one shared Ref and through fresh Refs, while the actor keeps deactivating
+// itself. Every add must be counted exactly once: none may land in a retired
+// mailbox, and every new activation must load what the previous one flushed.
+func TestNoMessageLostAcrossDeactivations(t *testing.T) {
+	f := newFixture(t)
+	shared := f.host.Ref("Counter", "churn")
+	const senders, per = 8, 2000
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				ref := shared
+				if i%3 == 0 {
+					ref = f.host.Ref("Counter", "churn")
+				}
+				if err := ref.Send(add{1}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	stopDone := make(chan struct{})
+	go func() {
+		defer close(stopDone)
+		for i := 0; i < 100; i++ { // each Ask returns after the turn that retires the activation
+			if _, err := runtime.Ask[any](context.Background(), shared, stop{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	<-stopDone
+	got, err := ask[int64](f, "churn", get{})
+	if err != nil || got != senders*per {
+		t.Fatalf("counted %d, %v; want %d", got, err, senders*per)
+	}
+	deactivations := 0
+	for len(f.events) > 0 {
+		if ev := <-f.events; ev.Type == activation.Deactivated && ev.ID == "churn" {
+			deactivations++
+			if ev.Err != nil {
+				t.Fatalf("flush failed: %v", ev.Err)
+			}
+		}
+	}
+	if deactivations < 2 {
+		t.Fatalf("only %d deactivations: the test did not exercise retirement", deactivations)
+	}
+	t.Logf("%d deactivations during the run", deactivations)
+}

@@ -32,7 +32,8 @@ func New(logger *slog.Logger) *Engine {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
 		actor.WithDeadLetterRequestLogging(false))
 	e := &Engine{sys: sys, root: sys.Root, pool: newPool(300, 10*time.Second)}
-	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} }, actor.WithDispatcher(e.pool))
+	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} },
+		actor.WithDispatcher(e.pool), actor.WithMailbox(newBatchMailbox))
 	return e
 }
 
