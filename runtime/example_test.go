@@ -15,7 +15,9 @@ type AccountState struct{ Balance int64 }
 
 type Deposit struct{ Amount int64 }
 
-type Account struct{ acct *persistence.Slot[AccountState] }
+type Account struct {
+	acct *persistence.Slot[AccountState]
+}
 
 func NewAccount(ctx *activation.Context) *Account {
 	return &Account{acct: persistence.Declare[AccountState](ctx, "account")}
