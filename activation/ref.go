@@ -59,8 +59,14 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	if ac, ok := ctx.(*Context); ok && ac.x.k == r.k && ac.x.id == r.id {
-		return nil, fmt.Errorf("activation: %s asked itself; this would deadlock", r)
+	if ac, ok := ctx.(*Context); ok {
+		if ac.x.k == r.k && ac.x.id == r.id {
+			return nil, fmt.Errorf("activation: %s asked itself; this would deadlock", r)
+		}
+		// An actor asking another: hand over the context of its current
+		// turn, not the *Context itself, whose turn changes when the caller
+		// moves on while the callee may still be reading it.
+		ctx = ac.turn
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

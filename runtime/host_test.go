@@ -417,3 +417,44 @@ func TestNoMessageLostAcrossDeactivations(t *testing.T) {
 	}
 	t.Logf("%d deactivations during the run", deactivations)
 }
+
+// relay asks another actor with its own *activation.Context as the context.
+type relay struct{}
+
+type relayTo struct{ ID string }
+
+func (relay) Receive(ctx *activation.Context, msg any) (any, error) {
+	switch m := msg.(type) {
+	case relayTo:
+		// The actor's own Context is the request context: it carries the
+		// deadline of the Ask that reached the relay.
+		_, err := ctx.Ref("Counter", m.ID).Ask(ctx, slowTurn{D: 200 * time.Millisecond})
+		return nil, err
+	case get:
+		return int64(0), nil
+	}
+	return nil, activation.ErrUnknownMessage
+}
+
+// TestActorToActorAskOutlivedByCallee: the caller gives up and moves on
+// while the callee still holds the caller's context; -race must stay quiet.
+func TestActorToActorAskOutlivedByCallee(t *testing.T) {
+	f := newFixture(t)
+	if err := runtime.Register(f.host, "Relay", func(*activation.Context) relay { return relay{} }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := runtime.Ask[any](ctx, f.host.Ref("Relay", "r"), relayTo{ID: "callee"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	for i := 0; i < 50; i++ { // the caller keeps taking turns while the callee runs
+		if _, err := runtime.Ask[int64](f.ctx(), f.host.Ref("Relay", "r"), get{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ask[int64](f, "callee", get{}); err != nil {
+		t.Fatal(err)
+	}
+}
