@@ -432,8 +432,23 @@ func (relay) Receive(ctx *activation.Context, msg any) (any, error) {
 		return nil, err
 	case get:
 		return int64(0), nil
+	case selfAsk:
+		return ctx.Self().Ask(ctx, get{})
 	}
 	return nil, activation.ErrUnknownMessage
+}
+
+type selfAsk struct{}
+
+func TestSelfAskFailsInsteadOfDeadlocking(t *testing.T) {
+	f := newFixture(t)
+	if err := runtime.Register(f.host, "Relay", func(*activation.Context) relay { return relay{} }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runtime.Ask[any](f.ctx(), f.host.Ref("Relay", "me"), selfAsk{})
+	if err == nil || !strings.Contains(err.Error(), "asked itself") {
+		t.Fatalf("err = %v", err)
+	}
 }
 
 // TestActorToActorAskOutlivedByCallee: the caller gives up and moves on
