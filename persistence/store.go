@@ -154,9 +154,13 @@ func (s *Store) SaveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 	out, err := s.batcher.PutBatch(ctx, writes)
 	if err != nil {
 		var ce *driver.ConflictError
-		if errors.As(err, &ce) && ce.Index >= 0 && ce.Index < len(writes) {
+		var co *driver.CorruptError
+		switch {
+		case errors.As(err, &ce) && ce.Index >= 0 && ce.Index < len(writes):
 			w := writes[ce.Index]
 			return nil, &ConcurrencyError{Key: w.Key, Expected: w.Expected, Actual: ce.Actual}
+		case errors.As(err, &co) && co.Index >= 0 && co.Index < len(writes):
+			return nil, &DecodeError{Key: writes[co.Index].Key, Err: co.Err}
 		}
 		return nil, s.wrap(ctx, "save batch", writes[0].Key, 0, err)
 	}
@@ -192,8 +196,16 @@ func (s *Store) checkWrite(op string, key Key, rec *driver.Record, expected int6
 	if len(rec.Data) > s.maxBytes {
 		return errorf(TooLarge, op, key, "record is %d bytes, limit %d", len(rec.Data), s.maxBytes)
 	}
+	if len(rec.Codec) > driver.MaxCodecLen {
+		return errorf(InvalidArgument, op, key, "codec id is %d bytes, limit %d", len(rec.Codec), driver.MaxCodecLen)
+	}
 	if rec.UpdatedAt.IsZero() {
 		rec.UpdatedAt = s.now()
+	}
+	for _, t := range [...]time.Time{rec.UpdatedAt, rec.ExpiresAt} {
+		if !t.IsZero() && (t.Before(driver.MinTime) || t.After(driver.MaxTime)) {
+			return errorf(InvalidArgument, op, key, "time %v is outside %v..%v", t, driver.MinTime, driver.MaxTime)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,16 @@ const (
 	MaxSlotLen = 256
 )
 
+// MaxCodecLen is the longest Record.Codec, in bytes.
+const MaxCodecLen = 64
+
+// MinTime and MaxTime bound Record.UpdatedAt and Record.ExpiresAt (besides
+// the zero time): the range of Unix nanoseconds in an int64.
+var (
+	MinTime = time.Unix(0, -1<<63+1).UTC()
+	MaxTime = time.Unix(0, 1<<63-1).UTC()
+)
+
 // Record is one stored state slot: the encoded state plus its envelope.
 type Record struct {
 	// Data is the encoded state as produced by the codec named by Codec
@@ -150,13 +160,19 @@ func NewBatchConflict(index int, actual int64) error {
 // read back (a damaged envelope, a missing column). The record is left as it
 // is. The persistence layer turns it into a *persistence.DecodeError naming
 // the key.
-type CorruptError struct{ Err error }
+type CorruptError struct {
+	Err   error
+	Index int // the position of the write in a PutBatch call, else 0
+}
 
 func (e *CorruptError) Error() string { return "corrupt stored record: " + e.Err.Error() }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
 // NewCorrupt wraps err as a CorruptError.
 func NewCorrupt(err error) error { return &CorruptError{Err: err} }
+
+// NewBatchCorrupt is NewCorrupt for the write at index in a PutBatch call.
+func NewBatchCorrupt(index int, err error) error { return &CorruptError{Err: err, Index: index} }
 
 // IsContextError reports whether err is, or wraps, a context error.
 func IsContextError(err error) bool {

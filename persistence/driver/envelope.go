@@ -24,7 +24,6 @@ const (
 	envelopeMagic   = 'Q'
 	envelopeVersion = 1
 	flagCompressed  = 1
-	maxCodecLen     = 64
 )
 
 // MarshalRecord encodes rec, its version included, in the envelope format.
@@ -65,7 +64,7 @@ func UnmarshalRecord(b []byte) (Record, error) {
 	rec.Compressed = b[2]&flagCompressed != 0
 	b = b[3:]
 	n, b, ok := uvarint(b)
-	if !ok || n > maxCodecLen || n > uint64(len(b)) {
+	if !ok || n > MaxCodecLen || n > uint64(len(b)) {
 		return rec, NewCorrupt(errors.New("bad codec length"))
 	}
 	rec.Codec, b = string(b[:n]), b[n:]
