@@ -1,0 +1,102 @@
+// Package embedded is Quark's zero-setup durable state provider: every actor's
+// state in one local file, with no server to run.
+//
+//	store, err := embedded.Open("/var/lib/myapp/quark.db", nil)
+//	if err != nil { ... }
+//	defer store.Close()
+//
+// [Open] returns a *persistence.Store, registered with the host under a
+// provider name like any other. Everything the persistence contract
+// promises holds here: conditional saves and deletes, atomic creation, an
+// atomic multi-slot batch per actor (driver.Batcher), expiry, a size limit
+// (driver.Limiter) and records that cannot be decoded reported, never
+// overwritten.
+//
+// # Durability
+//
+// Every acknowledged write is on disk: Save, Delete and SaveBatch return only
+// after the transaction holding the write has been committed and fsync'd
+// (fdatasync on Linux). A process crash after the acknowledgement cannot lose
+// it, nor can a power cut on a disk that honours flushes. A crash test kills a writing process with
+// SIGKILL and finds every acknowledged version after reopening. The only way
+// to weaken this is Options.NoSync, which is for tests.
+//
+// # Group commit
+//
+// An fsync costs hundreds of microseconds however little it writes, so one
+// fsync per save would cap a store at a few thousand saves per second. The
+// provider instead funnels every write through one committer goroutine. The
+// committer takes every request waiting at that moment, checks and applies
+// them all in one read-write transaction, commits it with one fsync, and then
+// answers each caller. Each request keeps its own version check and its own
+// answer: a conflict or a damaged record fails that request alone, and the
+// writes of one SaveBatch are applied all together or not at all. Callers
+// encode their records before queueing, so the committer only compares
+// versions and copies bytes.
+//
+// When the previous round suggests that more callers are about to submit
+// (the callers it just answered, typically actors saving after every
+// message), the committer waits for them briefly before committing: at most
+// an eighth of the previous commit's duration between two arrivals and half
+// of it in all. A lone caller never waits.
+//
+// Reads (Load) do not queue: they run in read-only transactions of their own,
+// concurrently with each other and with the committer.
+//
+// A request whose context ends while it is still queued is withdrawn: the
+// caller gets ctx.Err() and the write is never applied. Once the committer
+// has taken a request, the caller waits for the commit and gets its real
+// result, whatever its context does: an answer always says whether the write
+// happened.
+//
+// # File layout
+//
+// The file is a bbolt database (go.etcd.io/bbolt: a copy-on-write B+tree in
+// one memory-mapped file, read with the bbolt tools if needed). It holds one
+// bucket, "quark.records.v1". The key of a record is driver.EncodeKey of
+// (kind, id, slot), "kind/id/slot" with each part escaped, so the records of
+// one kind are contiguous. The value is driver.MarshalRecord of the record
+// with its version: the envelope every key-value provider shares (codec,
+// schema, compression flag, version, updated-at, expires-at, data). The file
+// is locked while open; a second Open waits for Options.Timeout and then fails
+// with persistence.ErrUnavailable.
+//
+// A record whose ExpiresAt has passed is absent for Load, Save and Delete at
+// once. A background sweeper (Options.SweepInterval, default one minute)
+// removes such records to reclaim space, in short steps that go through the
+// committer like any write. It never removes a record it cannot decode.
+//
+// # Why bbolt
+//
+// The engine was chosen by measuring the workload that matters here: 64
+// goroutines, each doing durable conditional writes (read the version,
+// compare, write version+1) of a 100-byte value to its own key. A scratch
+// program ran each variant for 3 s, 2 to 6 times, on a 2-core virtual machine
+// with an ext4 disk (fsync about 170 µs) while other builds ran, so the spread
+// is wide:
+//
+//	bbolt, one committer goroutine, commits what is queued    32,000-61,000 writes/s
+//	bbolt, the same plus a short wait for more requests       52,000-98,000 writes/s
+//	bbolt db.Batch, default MaxBatchSize 1000 / delay 10 ms    4,800-5,700 writes/s
+//	bbolt db.Batch with MaxBatchSize = 64 (the writer count)  88,000-112,000 writes/s
+//	Pebble v1.1.5, Get + batch Commit(pebble.Sync), key lock  64,000-91,000 writes/s
+//
+// Pebble group-commits its write-ahead log by itself and was not faster for
+// this workload; the best bbolt variants matched or beat it. It also weighs
+// far more: a trivial program linking it took 90 s to build from an empty
+// cache (15 s with bbolt, 9 s with the standard library alone), gave a 22 MB
+// binary (3 MB with bbolt) and pulled in 154 non-standard packages from about
+// 27 modules (with cgo enabled, one of them is the C library DataDog/zstd),
+// against bbolt's 5 packages from 2 modules. bbolt was chosen.
+//
+// The package's benchmarks compare the provider with raw bbolt on the same
+// workload (go test -run '^$' -bench 'DurableSave64|EngineBatchedWrite64'):
+// BenchmarkEngineBatchedWrite64 uses db.Batch with MaxBatchSize set to the
+// number of writers, the best configuration of bbolt's own batching. On the
+// same busy machine, alternating the two benchmarks, the provider reached a
+// median of 0.85 of the baseline over 5 runs of 2 s (89,000 against 104,000
+// writes/s) and 0.87 over 8 runs of 1 s (63,000 against 73,000; single runs
+// ranged from 27,000 to 107,000 with the disk's load). That includes the
+// persistence layer's validation, the envelope and the version checks, with
+// no tuning to the number of writers.
+package embedded

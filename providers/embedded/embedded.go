@@ -1,0 +1,352 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// Defaults used when the corresponding Options field is zero.
+const (
+	// DefaultMaxRecordBytes is the record size limit when
+	// Options.MaxRecordBytes is 0. It equals the persistence layer's default.
+	DefaultMaxRecordBytes = persistence.DefaultMaxRecordBytes
+	// DefaultTimeout is how long Open waits for the file lock held by another
+	// process (or another Open of the same file) when Options.Timeout is 0.
+	DefaultTimeout = time.Second
+	// DefaultSweepInterval is how often expired records are removed when
+	// Options.SweepInterval is 0.
+	DefaultSweepInterval = time.Minute
+)
+
+// bucketName is the one bucket that holds every record.
+var bucketName = []byte("quark.records.v1")
+
+// Options configures Open. A nil *Options, or a zero field, gives the
+// defaults.
+type Options struct {
+	// MaxRecordBytes is the largest len(Record.Data) the store accepts; larger
+	// records fail with persistence.ErrTooLarge before any I/O. 0 means
+	// DefaultMaxRecordBytes. The limit is reported through driver.Limiter, so
+	// it also applies when the driver is wrapped by another persistence.Store.
+	MaxRecordBytes int
+
+	// NoSync skips the fsync of each commit. UNSAFE: an acknowledged save can
+	// be lost, or the file damaged, when the machine (not just the process)
+	// stops. Meant for tests that do not care about durability.
+	NoSync bool
+
+	// Now is the clock used for UpdatedAt stamps and expiry checks (Get, Put,
+	// Delete and the sweeper). nil means time.Now.
+	Now func() time.Time
+
+	// Timeout is how long Open waits for the exclusive lock on the database
+	// file, which another process (or an earlier Open of the same file that
+	// was not closed) may hold. 0 means DefaultTimeout; a negative value fails
+	// at once if the file is locked. On timeout Open fails with an error
+	// matching persistence.ErrUnavailable.
+	Timeout time.Duration
+
+	// SweepInterval is how often a background goroutine removes records whose
+	// ExpiresAt has passed. Expired records are invisible whether or not they
+	// were swept; sweeping only reclaims space. 0 means DefaultSweepInterval;
+	// a negative value disables the sweeper.
+	SweepInterval time.Duration
+
+	// FileMode is the permission of a newly created database file. 0 means
+	// 0o600.
+	FileMode fs.FileMode
+
+	sweptHook func(n int, err error) // tests: called after each background sweep
+}
+
+// errClosed is returned by the driver's methods after Close.
+var errClosed = errors.New("embedded: store closed")
+
+// errBadOption is wrapped by Open's errors for invalid Options.
+var errBadOption = errors.New("embedded: invalid option")
+
+// errTooLarge is returned by Put for a record above the store's limit; the
+// persistence layer normally refuses it first.
+var errTooLarge = errors.New("embedded: record too large")
+
+// store implements driver.Store on one bbolt file.
+type store struct {
+	db       *bolt.DB
+	now      func() time.Time
+	maxBytes int
+	c        *committer
+
+	closed      atomic.Bool
+	closeOnce   sync.Once
+	closeErr    error
+	stopSweeper context.CancelFunc
+	sweeperWG   sync.WaitGroup
+	swept       func(n int, err error) // test hook, called after each background sweep
+}
+
+var (
+	_ driver.Store   = (*store)(nil)
+	_ driver.Batcher = (*store)(nil)
+	_ driver.Limiter = (*store)(nil)
+)
+
+// Open opens the database file at path, creating it (but not its directory)
+// if needed, and returns a Store over it. The file is locked exclusively
+// while open: a second Open of the same file, in this process or another,
+// waits up to Options.Timeout and then fails with an error matching
+// persistence.ErrUnavailable. Closing the returned Store closes the file and
+// stops the provider's goroutines.
+func Open(path string, opts *Options) (*persistence.Store, error) {
+	s, err := open(path, opts)
+	if err != nil {
+		return nil, &persistence.Error{Code: errorCode(err), Op: "open", Err: fmt.Errorf("%s: %w", path, err)}
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+func open(path string, opts *Options) (*store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxRecordBytes < 0 {
+		return nil, fmt.Errorf("%w: negative MaxRecordBytes %d", errBadOption, o.MaxRecordBytes)
+	}
+	if o.MaxRecordBytes == 0 {
+		o.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if o.MaxRecordBytes > bolt.MaxValueSize-maxEnvelopeOverhead {
+		return nil, fmt.Errorf("%w: MaxRecordBytes %d exceeds the engine's limit %d", errBadOption,
+			o.MaxRecordBytes, bolt.MaxValueSize-maxEnvelopeOverhead)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.FileMode == 0 {
+		o.FileMode = 0o600
+	}
+	db, err := bolt.Open(path, o.FileMode, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketName)
+		return err
+	}); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes, swept: o.sweptHook}
+	s.c = newCommitter(db, o.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopSweeper = cancel
+	if o.SweepInterval > 0 {
+		s.sweeperWG.Add(1)
+		go s.sweepLoop(ctx, o.SweepInterval)
+	}
+	return s, nil
+}
+
+// maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data: three
+// header bytes, the codec (at most 64 bytes) with its length, and four
+// varints.
+const maxEnvelopeOverhead = 3 + 1 + 64 + 4*10
+
+// MaxRecordBytes implements driver.Limiter.
+func (s *store) MaxRecordBytes() int { return s.maxBytes }
+
+// Get implements driver.Store. It reads in a read-only transaction, without
+// going through the committer.
+func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	if s.closed.Load() {
+		return driver.Record{}, false, errClosed
+	}
+	k := []byte(driver.EncodeKey(key))
+	var rec driver.Record
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketName).Get(k)
+		if v == nil {
+			return nil
+		}
+		r, err := decode(v)
+		if err != nil {
+			return err
+		}
+		if r.Expired(s.now()) {
+			return nil
+		}
+		// v lives in the memory map only as long as the transaction.
+		r.Data = bytes.Clone(r.Data)
+		rec, ok = r, true
+		return nil
+	})
+	if err != nil {
+		return driver.Record{}, false, err
+	}
+	return rec, ok, nil
+}
+
+// Put implements driver.Store through the committer. If ctx ends before the
+// committer has taken the request, Put returns ctx.Err() and nothing is
+// written; once taken, Put waits for the commit and returns its result.
+func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	if err := s.checkRecord(&rec); err != nil {
+		return 0, err
+	}
+	r := newRequest(opPut, 1)
+	r.writes[0] = encodeWrite(key, &rec, expected)
+	if err := s.submit(ctx, r); err != nil {
+		return 0, err
+	}
+	return expected + 1, nil
+}
+
+// Delete implements driver.Store through the committer, with the same
+// context rule as Put. A record that cannot be decoded is not deleted: the
+// error made by driver.NewCorrupt is returned instead.
+func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	r := newRequest(opDelete, 1)
+	r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected}
+	return s.submit(ctx, r)
+}
+
+// PutBatch implements driver.Batcher: the writes are checked and applied in
+// one transaction, all or none, through the committer, with the same context
+// rule as Put.
+func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
+	r := newRequest(opBatch, len(writes))
+	for i := range writes {
+		w := &writes[i]
+		if err := s.checkRecord(&w.Record); err != nil {
+			return nil, fmt.Errorf("write %d: %w", i, err)
+		}
+		r.writes[i] = encodeWrite(w.Key, &w.Record, w.Expected)
+	}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(writes))
+	for i := range writes {
+		out[i] = writes[i].Expected + 1
+	}
+	return out, nil
+}
+
+// submit hands r to the committer and waits for its result.
+func (s *store) submit(ctx context.Context, r *request) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	return s.c.do(ctx, r)
+}
+
+// checkRecord refuses a record over the size limit. The persistence layer
+// checks sizes (and the codec id and times the envelope must represent)
+// before calling the driver; this guards direct driver use.
+func (s *store) checkRecord(rec *driver.Record) error {
+	if len(rec.Data) > s.maxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(rec.Data), s.maxBytes)
+	}
+	return nil
+}
+
+// encodeWrite prepares a write in the caller's goroutine, so that the
+// committer only compares versions and stores bytes: the new version is
+// known in advance (expected+1), and so is the whole stored value.
+func encodeWrite(key driver.Key, rec *driver.Record, expected int64) pendingWrite {
+	stored := *rec
+	stored.Version = expected + 1
+	return pendingWrite{
+		key:      []byte(driver.EncodeKey(key)),
+		value:    driver.MarshalRecord(&stored),
+		expected: expected,
+	}
+}
+
+// decode reads a stored value. Any failure is a *driver.CorruptError.
+func decode(v []byte) (driver.Record, error) {
+	rec, err := driver.UnmarshalRecord(v)
+	if err != nil {
+		var ce *driver.CorruptError
+		if !errors.As(err, &ce) {
+			err = driver.NewCorrupt(err)
+		}
+		return driver.Record{}, err
+	}
+	return rec, nil
+}
+
+// Close implements driver.Store: it lets the committer finish the requests
+// it has accepted, stops the sweeper and closes the file. Later calls return
+// the first call's result.
+func (s *store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.stopSweeper()
+		s.sweeperWG.Wait()
+		s.c.close()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+// ErrorCode implements driver.Store.
+func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
+
+// errorCode maps this provider's and bbolt's errors to driver codes. It is
+// the one place where native errors are classified.
+func errorCode(err error) driver.ErrorCode {
+	var ce *driver.CorruptError
+	var conflict *driver.ConflictError
+	switch {
+	case errors.Is(err, errClosed), errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return driver.Closed
+	case errors.Is(err, berrors.ErrTimeout):
+		// The file lock is held by another process or another Open.
+		return driver.Unavailable
+	case errors.Is(err, errTooLarge), errors.Is(err, berrors.ErrValueTooLarge):
+		return driver.TooLarge
+	case errors.Is(err, errBadOption), errors.Is(err, berrors.ErrKeyTooLarge), errors.Is(err, berrors.ErrKeyRequired):
+		return driver.InvalidArgument
+	case errors.As(err, &ce), errors.Is(err, berrors.ErrChecksum):
+		return driver.Corrupt
+	case errors.As(err, &conflict):
+		return driver.Conflict
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch):
+		// The file is not a database this version of bbolt can read.
+		return driver.InvalidArgument
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTDIR):
+		// A path whose directory does not exist, or a directory.
+		return driver.InvalidArgument
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS),
+		errors.Is(err, fs.ErrPermission), errors.Is(err, berrors.ErrDatabaseReadOnly):
+		// The file system refuses to serve; freeing space or fixing
+		// permissions makes retrying succeed.
+		return driver.Unavailable
+	case errors.Is(err, context.Canceled):
+		return driver.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return driver.DeadlineExceeded
+	}
+	return driver.Internal
+}

@@ -1,0 +1,623 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+	"go.uber.org/goleak"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/persistence/storetest"
+)
+
+// harnessMaxBytes is below the persistence default, so that the suite checks
+// that the limit reported by driver.Limiter is the one enforced.
+const harnessMaxBytes = 1 << 20
+
+type harness struct{}
+
+func newHarness(context.Context, testing.TB) (storetest.Harness, error) { return harness{}, nil }
+
+func (harness) MakeStore(_ context.Context, t testing.TB) (driver.Store, error) {
+	s, err := Open(filepath.Join(t.TempDir(), "quark.db"), &Options{MaxRecordBytes: harnessMaxBytes})
+	if err != nil {
+		return nil, err
+	}
+	return s.Driver(), nil
+}
+
+func (harness) Capabilities() storetest.Capabilities {
+	return storetest.Capabilities{AtomicBatch: true, MaxRecordBytes: harnessMaxBytes}
+}
+
+func (harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	storetest.RunConformanceTests(t, newHarness)
+}
+
+var testKey = driver.Key{Kind: "Account", ID: "acc/42:β", Slot: "state"}
+
+func rec(data string) driver.Record {
+	return driver.Record{Data: []byte(data), Codec: "json", Schema: 1}
+}
+
+// openTest opens a store in a fresh directory and closes it at the end of
+// the test.
+func openTest(t *testing.T, opts *Options) (*persistence.Store, *store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "quark.db")
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, s.Driver().(*store), path
+}
+
+// rawValue reads the bytes stored under key directly from the file.
+func rawValue(t *testing.T, path string, key driver.Key) []byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("opening the file with bbolt: %v", err)
+	}
+	defer db.Close()
+	var v []byte
+	if err := db.View(func(tx *bolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(bucketName).Get([]byte(driver.EncodeKey(key))))
+		return nil
+	}); err != nil {
+		t.Fatalf("reading the file with bbolt: %v", err)
+	}
+	return v
+}
+
+func TestCorruptRecordIsReportedAndKept(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "quark.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Save(ctx, testKey, rec(`{"balance":1}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Damage the stored value by hand, as a disk or a foreign tool might.
+	garbage := []byte("\x00not an envelope")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketName).Put([]byte(driver.EncodeKey(testKey)), garbage)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Load(ctx, testKey)
+	if !errors.Is(err, persistence.ErrCorrupt) {
+		t.Fatalf("Load of a damaged record = %v, want an error matching ErrCorrupt", err)
+	}
+	var de *persistence.DecodeError
+	if !errors.As(err, &de) || de.Key != testKey {
+		t.Errorf("Load error %v is not a *DecodeError for %s", err, testKey)
+	}
+	if !strings.Contains(err.Error(), testKey.String()) {
+		t.Errorf("Load error %q does not name the key %s", err, testKey)
+	}
+
+	// No write may replace the damaged bytes, whatever version it expects.
+	for _, expected := range []int64{0, 1} {
+		if _, err := s.Save(ctx, testKey, rec("{}"), expected); !errors.Is(err, persistence.ErrCorrupt) {
+			t.Errorf("Save(expected %d) over a damaged record = %v, want ErrCorrupt", expected, err)
+		}
+		if err := s.Delete(ctx, testKey, expected); !errors.Is(err, persistence.ErrCorrupt) {
+			t.Errorf("Delete(expected %d) of a damaged record = %v, want ErrCorrupt", expected, err)
+		}
+	}
+	sibling := driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "other"}
+	_, err = s.SaveBatch(ctx, []driver.Write{{Key: sibling, Record: rec("{}")}, {Key: testKey, Record: rec("{}"), Expected: 1}})
+	if !errors.Is(err, persistence.ErrCorrupt) {
+		t.Errorf("SaveBatch over a damaged record = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Load(ctx, sibling); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load of the batch's other slot = %v, want ErrNotFound: the failed batch must apply nothing", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawValue(t, path, testKey); !bytes.Equal(got, garbage) {
+		t.Errorf("stored bytes after failed writes = %q, want the damaged bytes %q untouched", got, garbage)
+	}
+}
+
+// TestGroupCommitIsolatesRequests commits one group by hand and checks that
+// each request got its own answer and that a failed request changed nothing.
+func TestGroupCommitIsolatesRequests(t *testing.T) {
+	ctx := context.Background()
+	ps, s, _ := openTest(t, &Options{SweepInterval: -1})
+	k := func(id string) driver.Key { return driver.Key{Kind: "K", ID: id, Slot: "s"} }
+	if _, err := ps.Save(ctx, k("existing"), rec("e1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key driver.Key, data string, expected int64) *request {
+		r := newRequest(opPut, 1)
+		record := rec(data)
+		r.writes[0] = encodeWrite(key, &record, expected)
+		return r
+	}
+	batch := func(expected0, expected1 int64) *request {
+		r := newRequest(opBatch, 2)
+		a, b := rec("batch-a"), rec("batch-b")
+		r.writes[0] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "a"}, &a, expected0)
+		r.writes[1] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "b"}, &b, expected1)
+		return r
+	}
+	del := newRequest(opDelete, 1)
+	del.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(k("existing"))), expected: 1}
+	reqs := []*request{
+		put(k("new"), "n1", 0),      // ok
+		put(k("stale"), "x", 3),     // conflict: absent
+		batch(0, 7),                 // conflict at index 1: nothing applied
+		put(k("new"), "n2", 1),      // ok: sees the first write of this group
+		put(k("new"), "n-stale", 1), // conflict: the group already made it 2
+		del,                         // ok
+		batch(0, 0),                 // ok: the failed batch left its slots absent
+	}
+	for _, r := range reqs {
+		r.state.Store(stateTaken)
+	}
+	for _, r := range s.c.commit(reqs) {
+		close(r.done)
+	}
+
+	wantConflict := func(i int, actual int64, index int) {
+		t.Helper()
+		var ce *driver.ConflictError
+		if !errors.As(reqs[i].err, &ce) || ce.Actual != actual || ce.Index != index {
+			t.Errorf("request %d: err = %v, want a conflict with actual %d at index %d", i, reqs[i].err, actual, index)
+		}
+	}
+	for _, i := range []int{0, 3, 5, 6} {
+		if reqs[i].err != nil {
+			t.Errorf("request %d: err = %v, want success", i, reqs[i].err)
+		}
+	}
+	wantConflict(1, 0, 0)
+	wantConflict(2, 0, 1)
+	wantConflict(4, 2, 0)
+	for i, r := range reqs {
+		select {
+		case <-r.done:
+		default:
+			t.Errorf("request %d was not answered", i)
+		}
+	}
+
+	want := map[driver.Key]string{k("new"): "n2", {Kind: "K", ID: "actor", Slot: "a"}: "batch-a", {Kind: "K", ID: "actor", Slot: "b"}: "batch-b"}
+	wantVersion := map[driver.Key]int64{k("new"): 2, {Kind: "K", ID: "actor", Slot: "a"}: 1, {Kind: "K", ID: "actor", Slot: "b"}: 1}
+	for key, data := range want {
+		got, err := ps.Load(ctx, key)
+		if err != nil || string(got.Data) != data || got.Version != wantVersion[key] {
+			t.Errorf("Load(%s) = %q v%d, %v; want %q v%d", key, got.Data, got.Version, err, data, wantVersion[key])
+		}
+	}
+	for _, key := range []driver.Key{k("stale"), k("existing")} {
+		if _, err := ps.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("Load(%s) = %v, want ErrNotFound", key, err)
+		}
+	}
+}
+
+// TestContextWhileQueued drives committer.do by hand: a request withdrawn
+// before the committer took it is never applied, and a request already taken
+// is answered with its commit result even if the caller's context ends.
+func TestContextWhileQueued(t *testing.T) {
+	_, s, _ := openTest(t, &Options{SweepInterval: -1})
+	// A committer that is not running: the test plays its part.
+	c := &committer{db: s.db, now: time.Now, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	record := rec("x")
+	key := driver.Key{Kind: "K", ID: "ctx", Slot: "s"}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRequest(opPut, 1)
+	r.writes[0] = encodeWrite(key, &record, 0)
+	errc := make(chan error, 1)
+	go func() { errc <- c.do(ctx, r) }()
+	<-c.wake // r is queued
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("do with a context canceled while queued = %v, want context.Canceled", err)
+	}
+	if batch := c.take(nil); len(batch) != 0 {
+		t.Fatalf("the committer took %d withdrawn requests, want 0", len(batch))
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	r = newRequest(opPut, 1)
+	r.writes[0] = encodeWrite(key, &record, 0)
+	go func() { errc <- c.do(ctx, r) }()
+	<-c.wake
+	batch := c.take(nil)
+	if len(batch) != 1 {
+		t.Fatalf("the committer took %d requests, want 1", len(batch))
+	}
+	cancel() // too late: the request is taken
+	for _, r := range c.commit(batch) {
+		close(r.done)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("do whose context ended after its request was taken = %v, want the commit result (nil)", err)
+	}
+	got, ok, err := s.Get(context.Background(), key)
+	if err != nil || !ok || got.Version != 1 {
+		t.Fatalf("Get after the taken request = v%d, %v, %v; want version 1", got.Version, ok, err)
+	}
+}
+
+// TestConcurrentSaves has many goroutines update their own keys and a shared
+// key at once, through the real committer.
+func TestConcurrentSaves(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := openTest(t, nil)
+	const workers, rounds = 16, 20
+	shared := driver.Key{Kind: "K", ID: "shared", Slot: "s"}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sharedWins := 0
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := driver.Key{Kind: "K", ID: fmt.Sprint("own-", w), Slot: "s"}
+			var version int64
+			for i := range rounds {
+				v, err := s.Save(ctx, own, rec(fmt.Sprint(i)), version)
+				if err != nil || v != version+1 {
+					t.Errorf("Save(%s, %d) = %d, %v", own, version, v, err)
+					return
+				}
+				version = v
+				cur, err := s.Load(ctx, shared)
+				if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+					t.Errorf("Load(shared): %v", err)
+					return
+				}
+				if _, err := s.Save(ctx, shared, rec("s"), cur.Version); err == nil {
+					mu.Lock()
+					sharedWins++
+					mu.Unlock()
+				} else if !errors.Is(err, persistence.ErrConflict) {
+					t.Errorf("Save(shared): %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.Load(ctx, shared)
+	if err != nil || got.Version != int64(sharedWins) {
+		t.Errorf("shared key at version %d (%v) after %d successful saves", got.Version, err, sharedWins)
+	}
+}
+
+func TestSweepRemovesOnlyExpiredRecords(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	ps, s, _ := openTest(t, &Options{Now: now, SweepInterval: -1, NoSync: true}) // durability is not the point here
+	const n = sweepChunk + 10                                                    // more than one sweep step
+	for i := range n {
+		r := rec("x")
+		if i%2 == 0 {
+			r.ExpiresAt = clock.Add(time.Hour)
+		}
+		if _, err := ps.Save(ctx, driver.Key{Kind: "K", ID: fmt.Sprint(i), Slot: "s"}, r, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt := driver.Key{Kind: "K", ID: "corrupt", Slot: "s"}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketName).Put([]byte(driver.EncodeKey(corrupt)), []byte("junk"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.sweep(ctx); err != nil || removed != 0 {
+		t.Fatalf("sweep before expiry removed %d, %v; want 0", removed, err)
+	}
+	clockMu.Lock()
+	clock = clock.Add(2 * time.Hour)
+	clockMu.Unlock()
+	removed, err := s.sweep(ctx)
+	if err != nil || removed != (n+1)/2 {
+		t.Fatalf("sweep after expiry removed %d, %v; want %d", removed, err, (n+1)/2)
+	}
+	count := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		count = tx.Bucket(bucketName).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := n/2 + 1; count != want {
+		t.Errorf("%d records stored after the sweep, want %d (the live ones and the corrupt one)", count, want)
+	}
+}
+
+func TestBackgroundSweeper(t *testing.T) {
+	ctx := context.Background()
+	swept := make(chan int, 100)
+	hook := func(n int, err error) {
+		if err != nil {
+			t.Errorf("background sweep: %v", err)
+		}
+		select {
+		case swept <- n:
+		default:
+		}
+	}
+	ps, s, _ := openTest(t, &Options{SweepInterval: time.Millisecond, sweptHook: hook})
+	r := rec("x")
+	r.ExpiresAt = time.Now().Add(-time.Second)
+	if _, err := ps.Save(ctx, testKey, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for total := 0; total < 1; {
+		select {
+		case n := <-swept:
+			total += n
+		case <-timeout:
+			t.Fatal("the background sweeper removed nothing in 30s")
+		}
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketName).Get([]byte(driver.EncodeKey(testKey))); v != nil {
+			return errors.New("the expired record is still stored")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "quark.db"), &Options{SweepInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Save(ctx, driver.Key{Kind: "K", ID: fmt.Sprint(i), Slot: "s"}, rec("x"), 0); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReopenKeepsRecords(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "quark.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rec(`{"balance":100}`)
+	want.Schema = 7
+	want.Compressed = true
+	want.ExpiresAt = time.Now().Add(time.Hour).UTC()
+	if _, err := s.SaveBatch(ctx, []driver.Write{{Key: testKey, Record: want}, {Key: driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "b"}, Record: rec("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Save(ctx, testKey, want, 1); err != nil || v != 2 {
+		t.Fatalf("Save = %d, %v; want version 2", v, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Load(ctx, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 2 || string(got.Data) != string(want.Data) || got.Codec != want.Codec ||
+		got.Schema != want.Schema || !got.Compressed || !got.ExpiresAt.Equal(want.ExpiresAt) || got.UpdatedAt.IsZero() {
+		t.Errorf("after reopening: %+v, want %+v at version 2", got, want)
+	}
+}
+
+func TestSecondOpenIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quark.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, &Options{Timeout: -1})
+	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, berrors.ErrTimeout) {
+		t.Errorf("second Open of a locked file = %v, want ErrUnavailable wrapping bbolt's timeout", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, &Options{Timeout: -1})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	_ = s.Close()
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "text")
+	if err := os.WriteFile(notDB, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+		opts *Options
+		want error
+	}{
+		{"missing directory", filepath.Join(dir, "missing", "quark.db"), nil, persistence.ErrInvalidArgument},
+		{"not a database", notDB, nil, persistence.ErrInvalidArgument},
+		{"negative limit", filepath.Join(dir, "a.db"), &Options{MaxRecordBytes: -1}, persistence.ErrInvalidArgument},
+		{"limit over the engine's", filepath.Join(dir, "b.db"), &Options{MaxRecordBytes: bolt.MaxValueSize}, persistence.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		s, err := Open(tt.path, tt.opts)
+		if err == nil {
+			_ = s.Close()
+		}
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: Open = %v, want an error matching %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestDriverAfterClose(t *testing.T) {
+	ctx := context.Background()
+	_, s, _ := openTest(t, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second driver Close = %v, want the first result (nil)", err)
+	}
+	_, _, errGet := s.Get(ctx, testKey)
+	_, errPut := s.Put(ctx, testKey, rec("x"), 0)
+	errDel := s.Delete(ctx, testKey, 0)
+	_, errBatch := s.PutBatch(ctx, []driver.Write{{Key: testKey, Record: rec("x")}})
+	for name, err := range map[string]error{"Get": errGet, "Put": errPut, "Delete": errDel, "PutBatch": errBatch} {
+		if err == nil || s.ErrorCode(err) != driver.Closed {
+			t.Errorf("%s after Close = %v, want an error with code Closed", name, err)
+		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	ctx := context.Background()
+	ps, s, _ := openTest(t, &Options{MaxRecordBytes: 10})
+	if s.MaxRecordBytes() != 10 || ps.MaxRecordBytes() != 10 {
+		t.Fatalf("limits = %d (driver), %d (store); want 10", s.MaxRecordBytes(), ps.MaxRecordBytes())
+	}
+	if _, err := ps.Save(ctx, testKey, rec("0123456789"), 0); err != nil {
+		t.Fatalf("Save at the limit: %v", err)
+	}
+	// Straight to the driver, past the persistence layer's check.
+	_, err := s.Put(ctx, testKey, rec("0123456789x"), 1)
+	if err == nil || s.ErrorCode(err) != driver.TooLarge {
+		t.Errorf("driver Put over the limit = %v, want code TooLarge", err)
+	}
+	_, err = s.PutBatch(ctx, []driver.Write{{Key: testKey, Record: rec("0123456789x"), Expected: 1}})
+	if err == nil || s.ErrorCode(err) != driver.TooLarge {
+		t.Errorf("driver PutBatch over the limit = %v, want code TooLarge", err)
+	}
+	if _, err := ps.Save(ctx, testKey, rec("0123456789x"), 1); !errors.Is(err, persistence.ErrTooLarge) {
+		t.Errorf("Save over the limit = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestUnrepresentableRecordsRefused(t *testing.T) {
+	ctx := context.Background()
+	ps, _, _ := openTest(t, nil)
+	longCodec := rec("x")
+	longCodec.Codec = strings.Repeat("c", driver.MaxCodecLen+1)
+	farExpiry := rec("x")
+	farExpiry.ExpiresAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	ancient := rec("x")
+	ancient.UpdatedAt = time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, r := range map[string]driver.Record{"codec": longCodec, "expiry": farExpiry, "updated": ancient} {
+		if _, err := ps.Save(ctx, testKey, r, 0); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("Save with an unrepresentable %s = %v, want ErrInvalidArgument", name, err)
+		}
+		if _, err := ps.SaveBatch(ctx, []driver.Write{{Key: testKey, Record: rec("ok")}, {Key: driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "b"}, Record: r}}); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("SaveBatch with an unrepresentable %s = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	if _, err := ps.Load(ctx, testKey); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load after refused writes = %v, want ErrNotFound", err)
+	}
+
+	// The extremes that fit round-trip.
+	edge := rec("x")
+	edge.Codec = strings.Repeat("c", driver.MaxCodecLen)
+	edge.ExpiresAt = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+	edge.UpdatedAt = time.Date(1678, 12, 31, 0, 0, 0, 0, time.UTC)
+	if _, err := ps.Save(ctx, testKey, edge, 0); err != nil {
+		t.Fatalf("Save at the envelope's limits: %v", err)
+	}
+	got, err := ps.Load(ctx, testKey)
+	if err != nil || got.Codec != edge.Codec || !got.ExpiresAt.Equal(edge.ExpiresAt) || !got.UpdatedAt.Equal(edge.UpdatedAt) {
+		t.Errorf("Load at the envelope's limits = %+v, %v; want %+v", got, err, edge)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		want driver.ErrorCode
+	}{
+		{errClosed, driver.Closed},
+		{berrors.ErrDatabaseNotOpen, driver.Closed},
+		{berrors.ErrTimeout, driver.Unavailable},
+		{fmt.Errorf("open x: %w", berrors.ErrTimeout), driver.Unavailable},
+		{errTooLarge, driver.TooLarge},
+		{fmt.Errorf("%w: x", errBadOption), driver.InvalidArgument},
+		{berrors.ErrValueTooLarge, driver.TooLarge},
+		{berrors.ErrKeyTooLarge, driver.InvalidArgument},
+		{berrors.ErrChecksum, driver.Corrupt},
+		{driver.NewCorrupt(errors.New("bad")), driver.Corrupt},
+		{berrors.ErrInvalid, driver.InvalidArgument},
+		{berrors.ErrVersionMismatch, driver.InvalidArgument},
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.ENOENT}, driver.InvalidArgument},
+		{&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}, driver.Unavailable},
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, driver.Unavailable},
+		{syscall.EIO, driver.Internal},
+		{errors.New("something else"), driver.Internal},
+	}
+	for _, tt := range tests {
+		if got := errorCode(tt.err); got != tt.want {
+			t.Errorf("errorCode(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

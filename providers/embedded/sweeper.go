@@ -1,0 +1,86 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// sweepChunk is how many stored records one sweep step examines in one
+// read-only transaction; the expired ones among them are removed in one
+// committer request. Short steps keep read transactions short (a long one
+// would stop the file from growing) and let saves interleave with a sweep.
+const sweepChunk = 1024
+
+// sweepLoop removes expired records every interval until ctx ends.
+func (s *store) sweepLoop(ctx context.Context, every time.Duration) {
+	defer s.sweeperWG.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.sweep(ctx)
+			if ctx.Err() != nil {
+				return // Close interrupted the sweep
+			}
+			if s.swept != nil {
+				s.swept(n, err)
+			}
+		}
+	}
+}
+
+// sweep removes every record whose ExpiresAt has passed and returns how many
+// it removed. Records that cannot be decoded are left alone. It stops early,
+// with ctx.Err(), when ctx ends.
+func (s *store) sweep(ctx context.Context) (int, error) {
+	var after []byte // the last key examined
+	removed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		now := s.now()
+		var expired []pendingWrite
+		var last []byte
+		err := s.db.View(func(tx *bolt.Tx) error {
+			cur := tx.Bucket(bucketName).Cursor()
+			var k, v []byte
+			if after == nil {
+				k, v = cur.First()
+			} else if k, v = cur.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = cur.Next()
+			}
+			for n := 0; k != nil && n < sweepChunk; k, v = cur.Next() {
+				n++
+				last = k
+				rec, err := decode(v)
+				if err != nil || !rec.Expired(now) {
+					continue
+				}
+				expired = append(expired, pendingWrite{key: bytes.Clone(k)})
+			}
+			last = bytes.Clone(last) // k lives only as long as the transaction
+			return nil
+		})
+		if err != nil {
+			return removed, err
+		}
+		if len(expired) > 0 {
+			r := &request{op: opSweep, writes: expired, done: make(chan struct{})}
+			if err := s.c.do(ctx, r); err != nil {
+				return removed, err
+			}
+			removed += r.swept
+		}
+		if last == nil {
+			return removed, nil
+		}
+		after = last
+	}
+}
