@@ -1,0 +1,152 @@
+// Command bank is the Quark sample of virtual actors with durable state: each
+// bank account is a BankAccount actor, activated by its first message and
+// kept in a typed, versioned state slot that is saved on every change.
+//
+// By default it runs a scripted demo: it opens the accounts "alice" and
+// "bob", moves money between them, shows the errors a bank must give and
+// prints the balances with their stored versions. The state lives in an
+// embedded database file, so every run starts from the balances the previous
+// one left.
+//
+// Usage:
+//
+//	go run ./samples/bank                      # the demo, state in ./data/bank.db
+//	go run ./samples/bank -store memory        # the demo, state in memory only
+//	go run ./samples/bank -http localhost:8080 # a JSON API instead of the demo
+//
+// Flags:
+//
+//	-data DIR    directory of the embedded store's file, DIR/bank.db (default ./data)
+//	-store NAME  state store: embedded (default) or memory
+//	-http ADDR   serve the HTTP API on ADDR until SIGINT or SIGTERM
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/providers/embedded"
+	"github.com/quarkgo/quark/providers/memory"
+	"github.com/quarkgo/quark/runtime"
+)
+
+// config is what the flags set.
+type config struct {
+	dataDir  string // -data
+	store    string // -store
+	httpAddr string // -http; empty: run the demo
+}
+
+// shutdownTimeout bounds the HTTP server's and the host's graceful shutdown.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.dataDir, "data", "./data", "directory of the embedded store's file `DIR`/bank.db")
+	flag.StringVar(&cfg.store, "store", "embedded", "state store `NAME`: "+strings.Join(knownStores, " or "))
+	flag.StringVar(&cfg.httpAddr, "http", "", "serve the HTTP API on `ADDR` (e.g. localhost:8080) instead of running the demo")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bank:", err)
+		os.Exit(1)
+	}
+}
+
+// run opens the store, starts a host with the BankAccount kind, runs the
+// demo or the HTTP API until ctx ends, then shuts the host down and closes
+// the store, in that order.
+func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+	store, err := openStore(cfg.store, cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	// Deferred calls run last-in first-out: the host is shut down (flushing
+	// its actors) before the store closes.
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	host, err := runtime.New(runtime.WithProvider(cfg.store, store))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		err = errors.Join(err, host.Shutdown(sctx))
+	}()
+	if err := register(host); err != nil {
+		return err
+	}
+	if err := host.Start(ctx); err != nil {
+		return err
+	}
+
+	if cfg.httpAddr != "" {
+		return serve(ctx, cfg.httpAddr, newHandler(host), out)
+	}
+	return runDemo(ctx, host, out)
+}
+
+// knownStores are the values of -store.
+var knownStores = []string{"embedded", "memory"}
+
+// openStore opens the state store called name. The caller closes it.
+func openStore(name, dataDir string) (*persistence.Store, error) {
+	switch name {
+	case "embedded":
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dataDir, "bank.db")
+		store, err := embedded.Open(path, nil)
+		if errors.Is(err, persistence.ErrUnavailable) {
+			// The file is locked while a process has it open.
+			err = fmt.Errorf("%w (is another bank process using it?)", err)
+		}
+		return store, err
+	case "memory":
+		return memory.New(nil), nil
+	}
+	return nil, fmt.Errorf("unknown store %q (known stores: %s)", name, strings.Join(knownStores, ", "))
+}
+
+// serve runs an HTTP server for handler on addr until ctx ends, then shuts
+// it down gracefully: in-flight requests finish, new ones are refused.
+func serve(ctx context.Context, addr string, handler http.Handler, out io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(out, "serving the bank API on http://%s (Ctrl-C to stop)\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "stopped")
+	return nil
+}
