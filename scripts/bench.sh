@@ -42,7 +42,7 @@ send_q=$(median BenchmarkSend/impl=quark msgs/s);      send_p=$(median Benchmark
 ask_q=$(median BenchmarkAsk/impl=quark asks/s);        ask_p=$(median BenchmarkAsk/impl=protoactor asks/s)
 act_q=$(median BenchmarkActivateDeactivate/impl=quark ns/op); act_p=$(median BenchmarkActivateDeactivate/impl=protoactor ns/op)
 pairs=$(median BenchmarkStore/SaveLoad100B pairs/s)
-dur_q=$(median BenchmarkDurableSave64 saves/s);        dur_p=$(median BenchmarkEngineBatchedWrite64 saves/s)
+dur_q=$(median BenchmarkDurableSave64 writes/s);       dur_p=$(median BenchmarkEngineBatchedWrite64 writes/s)
 mem=$(median BenchmarkIdleActorMemory bytes/actor)
 
 r1=$(ratio "$send_q" "$send_p"); r2=$(ratio "$ask_q" "$ask_p"); r3=$(ratio "$act_q" "$act_p")
