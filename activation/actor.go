@@ -46,6 +46,7 @@ const (
 	ReasonFailed
 )
 
+// String returns the name.
 func (r Reason) String() string {
 	switch r {
 	case 0:

@@ -317,6 +317,7 @@ type ShutdownError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *ShutdownError) Error() string {
 	s := fmt.Sprintf("activation: shutdown: %d flush failures, %d activations still running", len(e.Unflushed), e.Pending)
 	if e.Err != nil {

@@ -38,6 +38,7 @@ type ActivationError struct {
 	Err      error
 }
 
+// Error implements the error interface.
 func (e *ActivationError) Error() string {
 	return fmt.Sprintf("activation: activating %s/%q failed: %v", e.Kind, e.ID, e.Err)
 }
@@ -55,6 +56,7 @@ type PanicError struct {
 	Stack    []byte // the stack of the panicking goroutine
 }
 
+// Error implements the error interface.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("activation: %s/%q panicked: %v", e.Kind, e.ID, e.Value)
 }

@@ -24,6 +24,7 @@ const (
 	Restarted
 )
 
+// String returns the name.
 func (t EventType) String() string {
 	switch t {
 	case Activated:

@@ -85,6 +85,7 @@ type Error struct {
 	Err  error  // the underlying error, often the backend's own
 }
 
+// Error implements the error interface.
 func (e *Error) Error() string {
 	var s string
 	if e.Key != (Key{}) {
@@ -115,6 +116,7 @@ type ConcurrencyError struct {
 	Actual   int64 // the version the store holds (0: absent; -1: unknown)
 }
 
+// Error implements the error interface.
 func (e *ConcurrencyError) Error() string {
 	return fmt.Sprintf("persistence: version conflict on %s: expected version %d, stored version %d",
 		e.Key, e.Expected, e.Actual)
@@ -132,6 +134,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("persistence: cannot decode stored record %s: %v", e.Key, e.Err)
 }

@@ -180,6 +180,7 @@ type SlotError struct {
 	Err  error
 }
 
+// Error implements the error interface.
 func (e *FlushError) Error() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "persistence: flush of %s/%q failed for", e.Kind, e.ID)

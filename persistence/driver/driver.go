@@ -143,6 +143,7 @@ type ConflictError struct {
 	Index int
 }
 
+// Error implements the error interface.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("version conflict: stored version is %d", e.Actual)
 }
@@ -165,7 +166,9 @@ type CorruptError struct {
 	Index int // the position of the write in a PutBatch call, else 0
 }
 
+// Error implements the error interface.
 func (e *CorruptError) Error() string { return "corrupt stored record: " + e.Err.Error() }
+// Unwrap returns the cause.
 func (e *CorruptError) Unwrap() error { return e.Err }
 
 // NewCorrupt wraps err as a CorruptError.
