@@ -168,6 +168,7 @@ type CorruptError struct {
 
 // Error implements the error interface.
 func (e *CorruptError) Error() string { return "corrupt stored record: " + e.Err.Error() }
+
 // Unwrap returns the cause.
 func (e *CorruptError) Unwrap() error { return e.Err }
 
