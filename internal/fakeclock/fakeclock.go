@@ -1,4 +1,3 @@
-// Package fakeclock is a manually advanced activation.Clock for tests.
 package fakeclock
 
 import (
