@@ -20,7 +20,9 @@ type URLOpener interface {
 type URLOpenerFunc func(ctx context.Context, u *url.URL) (*Store, error)
 
 // OpenStoreURL calls f.
-func (f URLOpenerFunc) OpenStoreURL(ctx context.Context, u *url.URL) (*Store, error) { return f(ctx, u) }
+func (f URLOpenerFunc) OpenStoreURL(ctx context.Context, u *url.URL) (*Store, error) {
+	return f(ctx, u)
+}
 
 // URLMux maps URL schemes to openers, so that samples, tools and
 // configuration files can name a store by URL ("redis://host:6379/0",
