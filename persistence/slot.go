@@ -27,7 +27,6 @@ type Slots struct {
 	id    string
 	list  []slot
 	err   error // the first declaration error
-	stale bool  // a slot failed a save and no longer mirrors the store
 }
 
 // NewSlots returns an empty slot set for the actor (kind, id), resolving
@@ -60,7 +59,14 @@ func (s *Slots) Names() []string {
 // whose outcome is unknown). The slot's state was rolled back to its last
 // persisted copy; the activation layer deactivates the actor after the
 // current message so that the next message reloads every slot.
-func (s *Slots) Stale() bool { return s.stale }
+func (s *Slots) Stale() bool {
+	for _, sl := range s.list {
+		if sl.isStale() {
+			return true
+		}
+	}
+	return false
+}
 
 // LoadAll loads every slot not declared Lazy, concurrently when there are
 // several. It returns the first error, after every load has finished.
@@ -212,6 +218,7 @@ func (s *Slots) fail(err error) {
 type slot interface {
 	slotName() string
 	isLazy() bool
+	isStale() bool
 	storeOf() *Store
 	load(ctx context.Context) error
 	pendingWrite() (w driver.Write, dirty bool, err error)
@@ -284,6 +291,7 @@ type Slot[T any] struct {
 	persisted []byte // encoding of the state as last loaded or saved
 	loaded    bool
 	dirty     bool
+	stale     bool // a failed write may have left the store different; Load clears it
 }
 
 // Declare declares a state slot named name on the activation o (an
@@ -417,6 +425,7 @@ func (s *Slot[T]) Delete(ctx context.Context) error {
 
 func (s *Slot[T]) slotName() string { return s.name }
 func (s *Slot[T]) isLazy() bool     { return s.cfg.lazy }
+func (s *Slot[T]) isStale() bool    { return s.stale }
 func (s *Slot[T]) storeOf() *Store  { return s.store }
 
 func (s *Slot[T]) load(ctx context.Context) error {
@@ -452,7 +461,7 @@ func (s *Slot[T]) load(ctx context.Context) error {
 	if err != nil {
 		return &Error{Code: InvalidArgument, Op: "encode", Key: key, Err: err}
 	}
-	s.loaded, s.dirty = true, false
+	s.loaded, s.dirty, s.stale = true, false, false
 	return nil
 }
 
@@ -516,7 +525,7 @@ func (s *Slot[T]) write() (driver.Write, error) {
 }
 
 func (s *Slot[T]) pendingWrite() (driver.Write, bool, error) {
-	if !s.loaded || s.store == nil {
+	if !s.loaded || s.store == nil || s.stale {
 		return driver.Write{}, false, nil
 	}
 	w, err := s.write()
@@ -548,7 +557,7 @@ func (s *Slot[T]) saveFailed(err error) {
 	case TooLarge, InvalidArgument, Closed:
 		return // rejected before any I/O: the store is unchanged
 	}
-	s.owner.stale = true
+	s.stale = true
 }
 
 func (s *Slot[T]) rollback() {

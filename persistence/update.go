@@ -1,0 +1,81 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Retry bounds Slot.UpdateWith: at most Attempts tries, sleeping a jittered,
+// exponentially growing delay between MinBackoff and MaxBackoff after each
+// conflict.
+type Retry struct {
+	Attempts   int
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+}
+
+// DefaultRetry is the policy of Slot.Update: 5 attempts, 1 ms to 100 ms.
+var DefaultRetry = Retry{Attempts: 5, MinBackoff: time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+
+// Update is the optimistic-concurrency retry loop, built in: it applies fn to
+// the state and saves; if the save conflicts (another writer got there
+// first), it reloads the slot, applies fn again to the fresh state and saves
+// again, up to DefaultRetry.Attempts times with jittered backoff, honouring
+// ctx. fn must be safe to run more than once: it is the change to make, not
+// its result (add an item, not set the list).
+//
+// If fn returns an error, Update returns it and the state is rolled back to
+// its last persisted copy. If every attempt conflicts, the last
+// *ConcurrencyError is returned (wrapped with the count) and the slot stays
+// stale, so the activation reloads after the current message.
+func (s *Slot[T]) Update(ctx context.Context, fn func(state *T) error) error {
+	return s.UpdateWith(ctx, DefaultRetry, fn)
+}
+
+// UpdateWith is Update with a retry policy.
+func (s *Slot[T]) UpdateWith(ctx context.Context, r Retry, fn func(state *T) error) error {
+	if r.Attempts < 1 {
+		r.Attempts = 1
+	}
+	if !s.loaded {
+		if err := s.Load(ctx); err != nil {
+			return err
+		}
+	}
+	backoff := r.MinBackoff
+	for attempt := 1; ; attempt++ {
+		if err := fn(s.state); err != nil {
+			s.rollback()
+			return err
+		}
+		err := s.Save(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if attempt >= r.Attempts {
+			return fmt.Errorf("persistence: update of %s gave up after %d conflicting attempts: %w", s.Key(), attempt, err)
+		}
+		if backoff > 0 {
+			d := backoff/2 + rand.N(backoff/2+1) // jitter: between half and all of the backoff
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			if backoff *= 2; r.MaxBackoff > 0 && backoff > r.MaxBackoff {
+				backoff = r.MaxBackoff
+			}
+		}
+		if err := s.Load(ctx); err != nil {
+			return err
+		}
+	}
+}
