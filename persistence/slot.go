@@ -22,11 +22,11 @@ type SlotOwner interface {
 // on deactivation. Its methods are called from the actor's own goroutine
 // only, one at a time; it is not safe for concurrent use.
 type Slots struct {
-	reg   *Registry
-	kind  string
-	id    string
-	list  []slot
-	err   error // the first declaration error
+	reg  *Registry
+	kind string
+	id   string
+	list []slot
+	err  error // the first declaration error
 }
 
 // NewSlots returns an empty slot set for the actor (kind, id), resolving

@@ -5,9 +5,11 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh ./runtime/ # only the given packages (the checks still run)
 #
-# Test servers: none are needed yet (the memory and embedded providers are in
-# process). When providers for Redis, PostgreSQL and others arrive, this
-# script starts them through scripts/backends.sh before the tests.
+# Test servers: the provider tests need Redis and PostgreSQL on loopback;
+# this script starts them (installing the Debian packages if needed) through
+# scripts/backends.sh, and sets QUARK_REQUIRE_BACKENDS=1 so that a test that
+# cannot reach its server fails instead of skipping. The servers keep running
+# afterwards; stop them with `bash scripts/backends.sh stop`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ export QUARK_REQUIRE_BACKENDS=1
 pkgs=("${@:-./...}")
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "test servers"
+bash scripts/backends.sh start
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.backends/*'))
