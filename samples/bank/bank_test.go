@@ -131,8 +131,12 @@ func TestDemoBalancesCarryOverBetweenRuns(t *testing.T) {
 
 func TestUnknownStore(t *testing.T) {
 	err := run(testContext(t), config{store: "floppy"}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), `unknown store "floppy" (known stores: embedded, memory)`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown store "floppy" (known stores: embedded, memory, or a URL`) {
 		t.Fatalf("err = %v", err)
+	}
+	err = run(testContext(t), config{store: "floppy://disk"}, &bytes.Buffer{})
+	if !errors.Is(err, persistence.ErrUnknownProvider) || !strings.Contains(err.Error(), `"floppy"`) {
+		t.Fatalf("unknown URL scheme: %v", err)
 	}
 }
 

@@ -17,7 +17,9 @@
 // Flags:
 //
 //	-data DIR    directory of the embedded store's file, DIR/bank.db (default ./data)
-//	-store NAME  state store: embedded (default) or memory
+//	-store NAME  state store: embedded (default) or memory, or a URL:
+//	             redis://127.0.0.1:6379/0, postgres://user:pass@host:5432/db,
+//	             embedded:path/to/file.db, memory:
 //	-http ADDR   serve the HTTP API on ADDR until SIGINT or SIGTERM
 package main
 
@@ -55,7 +57,8 @@ const shutdownTimeout = 10 * time.Second
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.dataDir, "data", "./data", "directory of the embedded store's file `DIR`/bank.db")
-	flag.StringVar(&cfg.store, "store", "embedded", "state store `NAME`: "+strings.Join(knownStores, " or "))
+	flag.StringVar(&cfg.store, "store", "embedded", "state store: "+strings.Join(knownStores, " or ")+
+		", or a `URL` (redis://host:6379/0, postgres://user:pass@host/db, embedded:path.db, memory:)")
 	flag.StringVar(&cfg.httpAddr, "http", "", "serve the HTTP API on `ADDR` (e.g. localhost:8080) instead of running the demo")
 	flag.Parse()
 
@@ -72,7 +75,7 @@ func main() {
 // demo or the HTTP API until ctx ends, then shuts the host down and closes
 // the store, in that order.
 func run(ctx context.Context, cfg config, out io.Writer) (err error) {
-	store, err := openStore(cfg.store, cfg.dataDir)
+	store, err := openStore(ctx, cfg.store, cfg.dataDir)
 	if err != nil {
 		return err
 	}
@@ -80,7 +83,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	// its actors) before the store closes.
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	host, err := runtime.New(runtime.WithProvider(cfg.store, store))
+	host, err := runtime.New(runtime.WithProvider("bank", store))
 	if err != nil {
 		return err
 	}
@@ -106,7 +109,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 var knownStores = []string{"embedded", "memory"}
 
 // openStore opens the state store called name. The caller closes it.
-func openStore(name, dataDir string) (*persistence.Store, error) {
+func openStore(ctx context.Context, name, dataDir string) (*persistence.Store, error) {
+	if strings.Contains(name, ":") { // a URL: redis://…, postgres://…, embedded:path, memory:
+		return persistence.OpenStore(ctx, name)
+	}
 	switch name {
 	case "embedded":
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -122,7 +128,8 @@ func openStore(name, dataDir string) (*persistence.Store, error) {
 	case "memory":
 		return memory.New(nil), nil
 	}
-	return nil, fmt.Errorf("unknown store %q (known stores: %s)", name, strings.Join(knownStores, ", "))
+	return nil, fmt.Errorf("unknown store %q (known stores: %s, or a URL with one of the schemes %v)",
+		name, strings.Join(knownStores, ", "), persistence.DefaultURLMux().Schemes())
 }
 
 // serve runs an HTTP server for handler on addr until ctx ends, then shuts
