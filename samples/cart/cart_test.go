@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var ordersLine = regexp.MustCompile(`order history of c-42 \(cold store\): (\d+) order`)
+
+// checkDemo runs the demo and checks what it must show; it returns the
+// number of orders in the history.
+func checkDemo(t *testing.T, cfg config) int {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(testContext(t), cfg, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"node B: add 1×pear -> conflict: node A saved first; reloaded and merged in 2 attempts -> 2×apple, 1×pear = 3.40",
+		"total 3.40 (cart emptied)",
+		"cart c-abandoned after its TTL: (empty)",
+	} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	m := ordersLine.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no order history in:\n%s", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func TestDemoOnTheEmbeddedStore(t *testing.T) {
+	cfg := config{dataDir: t.TempDir(), ttl: 200 * time.Millisecond}
+	first := checkDemo(t, cfg)
+	second := checkDemo(t, cfg)
+	if first != 1 || second != 2 {
+		t.Fatalf("order history %d then %d; want 1 then 2 (carried over between runs)", first, second)
+	}
+}
+
+func TestDemoOnMemoryURLs(t *testing.T) {
+	// Two separate memory stores: hot and cold slots really live apart.
+	if n := checkDemo(t, config{dataDir: t.TempDir(), hot: "memory:", cold: "memory:", ttl: 100 * time.Millisecond}); n != 1 {
+		t.Fatalf("%d orders", n)
+	}
+}
+
+func TestBadStoreURL(t *testing.T) {
+	err := run(testContext(t), config{dataDir: t.TempDir(), hot: "floppy://a", ttl: time.Second}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "hot store") || !strings.Contains(err.Error(), `"floppy"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
