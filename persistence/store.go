@@ -210,15 +210,16 @@ func (s *Store) checkWrite(op string, key Key, rec *driver.Record, expected int6
 	return nil
 }
 
-// wrap maps a provider error into the portable error types.
+// wrap maps a provider error into the portable error types. A context error
+// passes through only when it is the caller's: a driver's own timeout (a dial
+// timeout matches context.DeadlineExceeded) is classified by ErrorCode like
+// any other failure.
 func (s *Store) wrap(ctx context.Context, op string, key Key, expected int64, err error) error {
 	var ce *driver.ConflictError
 	var co *driver.CorruptError
 	switch {
 	case ctx.Err() != nil:
-		return ctx.Err()
-	case driver.IsContextError(err):
-		return err
+		return ctx.Err() // the caller's context ended: pass it through as it is
 	case errors.As(err, &ce):
 		return &ConcurrencyError{Key: key, Expected: expected, Actual: ce.Actual}
 	case errors.As(err, &co):

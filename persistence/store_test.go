@@ -3,12 +3,14 @@ package persistence_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/persistence/storetest"
 	"github.com/quarkgo/quark/providers/memory"
 )
 
@@ -38,5 +40,24 @@ func TestStoreRefusesWhatTheEnvelopeCannotHold(t *testing.T) {
 		ExpiresAt: time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if _, err := st.Save(ctx, key, edge, 0); err != nil {
 		t.Fatalf("a record at the limits: %v", err)
+	}
+}
+
+// TestDriverTimeoutIsNotTheCallersContextError: a driver's own timeout that
+// happens to match context.DeadlineExceeded (as net dial timeouts do) is
+// classified by the driver, not passed through as the caller's deadline.
+func TestDriverTimeoutIsNotTheCallersContextError(t *testing.T) {
+	inj := storetest.InjectorFunc(func(storetest.Op, driver.Key) storetest.Fault {
+		return storetest.Fault{Err: fmt.Errorf("dial tcp: i/o timeout: %w", context.DeadlineExceeded)}
+	})
+	st := persistence.NewStore(storetest.WithFaults(memory.New(nil).Driver(), inj), nil)
+	_, err := st.Load(context.Background(), persistence.Key{Kind: "K", ID: "i", Slot: "s"})
+	if !errors.Is(err, persistence.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable (the caller's context is live)", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := st.Load(ctx, persistence.Key{Kind: "K", ID: "i", Slot: "s"}); err != context.Canceled {
+		t.Fatalf("err = %v, want the caller's context.Canceled as it is", err)
 	}
 }

@@ -108,7 +108,7 @@ type Write struct {
 type Batcher interface {
 	// PutBatch applies every write if every expected version matches, and
 	// returns the new versions in order. If any expected version mismatches it
-	// applies none and returns an error made by NewConflict for the first
+	// applies none and returns an error made by NewBatchConflict for the first
 	// mismatching write, with its index.
 	PutBatch(ctx context.Context, writes []Write) ([]int64, error)
 }
