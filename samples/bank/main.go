@@ -41,6 +41,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/embedded"
 	"github.com/quarkgo/quark/providers/memory"
+	_ "github.com/quarkgo/quark/providers/redis" // redis:// URLs for -store
 	"github.com/quarkgo/quark/runtime"
 )
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/quarkgo/quark/internal/testenv"
+	"github.com/quarkgo/quark/persistence"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,6 +67,37 @@ func TestDemoOnMemoryURLs(t *testing.T) {
 	if n := checkDemo(t, config{dataDir: t.TempDir(), hot: "memory:", cold: "memory:", ttl: 100 * time.Millisecond}); n != 1 {
 		t.Fatalf("%d orders", n)
 	}
+}
+
+// TestDemoOnRedis runs the hot slot on the real Redis test server, where
+// abandoned carts expire natively (PEXPIREAT).
+func TestDemoOnRedis(t *testing.T) {
+	u := redisURL(t)
+	if n := checkDemo(t, config{dataDir: t.TempDir(), hot: u, cold: "memory:", ttl: 300 * time.Millisecond}); n != 1 {
+		t.Fatalf("%d orders", n)
+	}
+}
+
+// redisURL returns the Redis test server's URL with a key prefix of this
+// test's own, or ends the test if the server is unreachable.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	s, err := persistence.OpenStore(testContext(t), testenv.RedisURL)
+	if err == nil {
+		_, err = s.Load(testContext(t), persistence.Key{Kind: "ping", ID: "ping", Slot: "ping"})
+		if errors.Is(err, persistence.ErrNotFound) {
+			err = nil
+		}
+		s.Close()
+	}
+	if err != nil {
+		testenv.Unreachable(t, "the Redis test server", err)
+	}
+	sep := "?"
+	if strings.Contains(testenv.RedisURL, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%skey_prefix=cart-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
 }
 
 func TestBadStoreURL(t *testing.T) {
