@@ -1,0 +1,191 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quarkgo/quark/persistence"
+)
+
+// The URL schemes this package registers on persistence.DefaultURLMux. The
+// URL is a libpq/pgx connection URL; query parameters starting with
+// "quark_" configure the store and are removed before the rest goes to pgx
+// (which takes its own, such as sslmode or pool_max_conns):
+//
+//	postgres://user:pass@host:5432/db?sslmode=disable&quark_table=app_state
+//
+//	quark_schema=NAME            Options.Schema
+//	quark_table=NAME             Options.Table
+//	quark_init=false             do not run InitSchema (default: run it)
+//	quark_group_commit=off       Options.GroupCommit.Disabled (on|off)
+//	quark_max_batch=N            Options.GroupCommit.MaxBatch
+//	quark_pipelines=N            Options.GroupCommit.Pipelines
+//	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
+//	quark_max_record_bytes=N     Options.MaxRecordBytes
+//
+// The store opens its own pgxpool.Pool and closes it on Close.
+const (
+	Scheme    = "postgres"
+	SchemeAlt = "postgresql"
+)
+
+func init() {
+	opener := persistence.URLOpenerFunc(openURL)
+	persistence.DefaultURLMux().Register(Scheme, opener)
+	persistence.DefaultURLMux().Register(SchemeAlt, opener)
+}
+
+// quarkParam is the prefix of the query parameters meant for the store.
+const quarkParam = "quark_"
+
+func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	secrets := urlSecrets(u)
+	fail := func(code persistence.Code, err error) error {
+		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+	}
+	opts := Options{CreateTable: true}
+	pgURL := *u
+	q := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !strings.HasPrefix(name, quarkParam) {
+			continue
+		}
+		v := q[name][len(q[name])-1] // given twice, the last one wins
+		delete(q, name)
+		if err := opts.setParam(name, v); err != nil {
+			return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+		}
+	}
+	pgURL.RawQuery = q.Encode()
+
+	cfg, err := pgxpool.ParseConfig(pgURL.String())
+	if err != nil {
+		return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fail(errorCode(err), err)
+	}
+	s, err := newStore(ctx, pool, &opts, true)
+	if err != nil {
+		pool.Close()
+		var pe *persistence.Error
+		if errors.As(err, &pe) && pe.Err != nil {
+			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			return nil, pe
+		}
+		return nil, fail(errorCode(err), err)
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+// setParam applies one quark_ URL parameter.
+func (o *Options) setParam(name, v string) error {
+	atoi := func() (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not an integer", name, v)
+		}
+		return n, nil
+	}
+	var err error
+	switch name {
+	case "quark_schema":
+		o.Schema = v
+	case "quark_table":
+		o.Table = v
+	case "quark_init":
+		o.CreateTable, err = strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", name, v)
+		}
+	case "quark_group_commit":
+		switch v {
+		case "on", "true":
+			o.GroupCommit.Disabled = false
+		case "off", "false":
+			o.GroupCommit.Disabled = true
+		default:
+			return fmt.Errorf("%s: %q is not on or off", name, v)
+		}
+	case "quark_max_batch":
+		o.GroupCommit.MaxBatch, err = atoi()
+	case "quark_pipelines":
+		o.GroupCommit.Pipelines, err = atoi()
+	case "quark_max_record_bytes":
+		o.MaxRecordBytes, err = atoi()
+	case "quark_sweep_interval":
+		if v == "off" {
+			o.SweepInterval = -1
+			return nil
+		}
+		d, perr := time.ParseDuration(v)
+		if perr != nil {
+			return fmt.Errorf("%s: %q is not a duration", name, v)
+		}
+		o.SweepInterval = d
+	default:
+		return fmt.Errorf("unknown parameter %q (known: quark_schema, quark_table, quark_init, quark_group_commit, "+
+			"quark_max_batch, quark_pipelines, quark_sweep_interval, quark_max_record_bytes)", name)
+	}
+	return err
+}
+
+// urlSecrets returns the passwords in u: the user-info one and a
+// "password" query parameter.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p)
+	}
+	for _, p := range u.Query()["password"] {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// redact returns u for messages, without its passwords.
+func redact(u *url.URL) string {
+	c := *u
+	q := c.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		c.RawQuery = q.Encode()
+	}
+	return persistence.Redact(&c)
+}
+
+// scrubbedError hides the passwords of a store URL from an error's text,
+// whatever produced the text (pgx includes parts of connection strings in
+// some of its errors). errors.Is and errors.As still see the wrapped error.
+type scrubbedError struct {
+	err     error
+	secrets []string
+}
+
+func (e *scrubbedError) Error() string {
+	msg := e.err.Error()
+	for _, s := range e.secrets {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		if esc := url.QueryEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+		if esc := url.PathEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+func (e *scrubbedError) Unwrap() error { return e.err }
