@@ -41,7 +41,8 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/embedded"
 	"github.com/quarkgo/quark/providers/memory"
-	_ "github.com/quarkgo/quark/providers/redis" // redis:// URLs for -store
+	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
+	_ "github.com/quarkgo/quark/providers/redis"    // redis:// URLs for -store
 	"github.com/quarkgo/quark/runtime"
 )
 

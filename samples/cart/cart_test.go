@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
 	"github.com/quarkgo/quark/internal/testenv"
@@ -98,6 +99,46 @@ func redisURL(t *testing.T) string {
 		sep = "&"
 	}
 	return fmt.Sprintf("%s%skey_prefix=cart-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
+}
+
+// TestDemoOnRedisAndPostgres is the seed's layout: the hot slot on Redis,
+// the cold slot (order history) on PostgreSQL, in a table of its own.
+func TestDemoOnRedisAndPostgres(t *testing.T) {
+	cfg := config{dataDir: t.TempDir(), hot: redisURL(t), cold: postgresURL(t), ttl: 300 * time.Millisecond}
+	first := checkDemo(t, cfg)
+	second := checkDemo(t, cfg)
+	if first != 1 || second != 2 {
+		t.Fatalf("order history %d then %d in PostgreSQL; want 1 then 2", first, second)
+	}
+}
+
+// postgresURL returns the PostgreSQL test server's URL with a table of this
+// test's own (dropped at the end), or ends the test if it is unreachable.
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	ctx := testContext(t)
+	pool, err := pgxpool.New(ctx, testenv.PostgresURL)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		testenv.Unreachable(t, "the PostgreSQL test server", err)
+	}
+	table := fmt.Sprintf("cart_test_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		defer pool.Close()
+		if _, err := pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+table); err != nil {
+			t.Errorf("dropping %s: %v", table, err)
+		}
+	})
+	sep := "?"
+	if strings.Contains(testenv.PostgresURL, "?") {
+		sep = "&"
+	}
+	return testenv.PostgresURL + sep + "quark_table=" + table
 }
 
 func TestBadStoreURL(t *testing.T) {

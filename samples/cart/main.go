@@ -40,8 +40,9 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/embedded"
-	_ "github.com/quarkgo/quark/providers/memory" // memory: URLs
-	_ "github.com/quarkgo/quark/providers/redis"  // redis:// and rediss:// URLs
+	_ "github.com/quarkgo/quark/providers/memory"   // memory: URLs
+	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
+	_ "github.com/quarkgo/quark/providers/redis"    // redis:// and rediss:// URLs
 )
 
 type config struct {
