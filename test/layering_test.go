@@ -104,6 +104,24 @@ func TestLayering(t *testing.T) {
 	}
 }
 
+// TestProvidersDoNotImportEachOther: a provider may share code only through
+// providers/internal.
+func TestProvidersDoNotImportEachOther(t *testing.T) {
+	prefix := module + "/providers/"
+	internal := prefix + "internal/"
+	for _, p := range listPackages(t) {
+		if !strings.HasPrefix(p.path, prefix) || strings.HasPrefix(p.path, internal) {
+			continue
+		}
+		own := prefix + strings.SplitN(strings.TrimPrefix(p.path, prefix), "/", 2)[0]
+		for _, d := range p.deps {
+			if strings.HasPrefix(d, prefix) && !strings.HasPrefix(d, internal) && d != own && !strings.HasPrefix(d, own+"/") {
+				t.Errorf("%s depends on %s: providers never import each other (share code in providers/internal)", p.path, d)
+			}
+		}
+	}
+}
+
 // TestProtoactorIsBehindTheEngine: only the engine adapter (and, later,
 // the runtime's cluster wiring) may import protoactor directly.
 func TestProtoactorIsBehindTheEngine(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/sweeper"
 )
 
 // Defaults used when the corresponding Options field is zero.
@@ -89,12 +90,10 @@ type store struct {
 	maxBytes int
 	c        *committer
 
-	closed      atomic.Bool
-	closeOnce   sync.Once
-	closeErr    error
-	stopSweeper context.CancelFunc
-	sweeperWG   sync.WaitGroup
-	swept       func(n int, err error) // test hook, called after each background sweep
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	sweeper   *sweeper.Loop
 }
 
 var (
@@ -155,14 +154,16 @@ func open(path string, opts *Options) (*store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes, swept: o.sweptHook}
+	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes}
 	s.c = newCommitter(db, o.Now)
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopSweeper = cancel
-	if o.SweepInterval > 0 {
-		s.sweeperWG.Add(1)
-		go s.sweepLoop(ctx, o.SweepInterval)
+	var report func(int64, error)
+	if hook := o.sweptHook; hook != nil {
+		report = func(n int64, err error) { hook(int(n), err) }
 	}
+	s.sweeper = sweeper.Start(o.SweepInterval, func(ctx context.Context) (int64, error) {
+		n, err := s.sweep(ctx)
+		return int64(n), err
+	}, report)
 	return s, nil
 }
 
@@ -302,8 +303,7 @@ func decode(v []byte) (driver.Record, error) {
 func (s *store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		s.stopSweeper()
-		s.sweeperWG.Wait()
+		s.sweeper.Stop()
 		s.c.close()
 		s.closeErr = s.db.Close()
 	})

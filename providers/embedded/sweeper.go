@@ -3,7 +3,6 @@ package embedded
 import (
 	"bytes"
 	"context"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -13,27 +12,6 @@ import (
 // committer request. Short steps keep read transactions short (a long one
 // would stop the file from growing) and let saves interleave with a sweep.
 const sweepChunk = 1024
-
-// sweepLoop removes expired records every interval until ctx ends.
-func (s *store) sweepLoop(ctx context.Context, every time.Duration) {
-	defer s.sweeperWG.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.sweep(ctx)
-			if ctx.Err() != nil {
-				return // Close interrupted the sweep
-			}
-			if s.swept != nil {
-				s.swept(n, err)
-			}
-		}
-	}
-}
 
 // sweep removes every record whose ExpiresAt has passed and returns how many
 // it removed. Records that cannot be decoded are left alone. It stops early,

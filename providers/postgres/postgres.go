@@ -17,6 +17,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/sweeper"
 )
 
 // Defaults used when the corresponding Options field is zero.
@@ -103,11 +104,9 @@ type store struct {
 	maxBytes int
 	gc       *committer // nil when group commit is disabled
 
-	closed      atomic.Bool
-	closeOnce   sync.Once
-	stopSweeper context.CancelFunc
-	sweeperWG   sync.WaitGroup
-	swept       func(n int64, err error)
+	closed    atomic.Bool
+	closeOnce sync.Once
+	sweeper   *sweeper.Loop
 }
 
 var (
@@ -172,18 +171,12 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, opts *Options, ownPool bo
 		sql:      newStatements(n.qualified),
 		now:      o.Now,
 		maxBytes: o.MaxRecordBytes,
-		swept:    o.sweptHook,
 	}
 	if !o.GroupCommit.Disabled {
 		s.gc = newCommitter(s, cmp.Or(o.GroupCommit.MaxBatch, DefaultMaxBatch),
 			cmp.Or(o.GroupCommit.Pipelines, DefaultPipelines), o.hooks)
 	}
-	sweepCtx, cancel := context.WithCancel(context.Background())
-	s.stopSweeper = cancel
-	if o.SweepInterval > 0 {
-		s.sweeperWG.Add(1)
-		go s.sweepLoop(sweepCtx, o.SweepInterval)
-	}
+	s.sweeper = sweeper.Start(o.SweepInterval, s.sweep, o.sweptHook)
 	return s, nil
 }
 
@@ -400,8 +393,7 @@ func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 func (s *store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		s.stopSweeper()
-		s.sweeperWG.Wait()
+		s.sweeper.Stop()
 		if s.gc != nil {
 			s.gc.close()
 		}

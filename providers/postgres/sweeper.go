@@ -2,33 +2,11 @@ package postgres
 
 import (
 	"context"
-	"time"
 )
 
 // sweepChunk is how many expired rows one sweep statement deletes. Short
 // statements keep row locks and WAL bursts small, and let saves interleave.
 const sweepChunk = 1000
-
-// sweepLoop deletes expired rows every interval until ctx ends.
-func (s *store) sweepLoop(ctx context.Context, every time.Duration) {
-	defer s.sweeperWG.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.sweep(ctx)
-			if ctx.Err() != nil {
-				return // Close interrupted the sweep
-			}
-			if s.swept != nil {
-				s.swept(n, err)
-			}
-		}
-	}
-}
 
 // sweep deletes every row whose expires_at is at or before the store's
 // clock, in statements of sweepChunk rows, and returns how many it deleted.
