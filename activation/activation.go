@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/supervision"
 )
 
 // Internal messages.
@@ -52,6 +53,9 @@ type activation struct {
 	reason         Reason
 	failErr        error
 	endErr         error
+
+	budget      supervision.Budget // restarts within the strategy's window
+	consecutive int                // restarts since the last message handled without a panic
 
 	last       atomic.Int64 // coarse time of the last message
 	idleQueued atomic.Bool
@@ -205,21 +209,27 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 		x.ctx.turn = ctx
 	}
 	v, pe, err := x.invoke(msg)
+	for failures := 1; pe != nil; failures++ {
+		if !x.supervise(pe, msg, failures, r) {
+			if !posted {
+				x.ctx.turn = context.Background()
+			}
+			return
+		}
+		x.ctx.turn = ctx // deliver the message again to the rebuilt actor
+		v, pe, err = x.invoke(msg)
+	}
+	x.consecutive = 0
 	if !posted {
 		x.ctx.turn = context.Background()
 	}
-	switch {
-	case pe != nil:
-		r.Reply(&replyError{pe})
-		x.restart(pe)
-		return
-	case err != nil:
+	if err != nil {
 		r.Reply(&replyError{err})
 		if !asked {
 			x.k.log.Warn("handler error for a message sent without reply",
 				zap.String("id", x.id), zap.String("message", fmt.Sprintf("%T", msg)), zap.Error(err))
 		}
-	default:
+	} else {
 		r.Reply(v)
 	}
 	switch {
@@ -228,6 +238,85 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	case x.wantDeactivate:
 		x.wantDeactivate = false
 		x.deactivate(ReasonExplicit)
+	}
+}
+
+// supervise applies the kind's supervision strategy to a message whose
+// handler panicked for the failures-th time in a row. It reports whether the
+// message should be delivered again (to the rebuilt actor); otherwise it has
+// answered the caller.
+func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier) (again bool) {
+	strat := &x.k.cfg.sup
+	dir := strat.Decide(pe.Value)
+	escalated := false
+	if dir == supervision.Restart && !x.budget.Spend(x.cat.cfg.Clock.Now(), strat.MaxRestarts, strat.Window) {
+		dir, escalated = supervision.Stop, true
+	}
+	quarantine := strat.QuarantineAfter > 0 && failures >= strat.QuarantineAfter
+	giveUp := func() {
+		var err error = pe
+		if quarantine {
+			err = &QuarantinedError{Kind: x.k.name, ID: x.id, Failures: failures, Err: pe}
+			dl := supervision.DeadLetter{Kind: x.k.name, ID: x.id, Message: msg, Err: pe, Failures: failures, At: x.cat.cfg.Clock.Now()}
+			if strat.DeadLetters != nil {
+				strat.DeadLetters.Put(dl)
+			}
+			x.k.log.Error("message quarantined", zap.String("id", x.id), zap.String("message", fmt.Sprintf("%T", msg)),
+				zap.Int("failures", failures), zap.Any("panic", pe.Value))
+			x.publish(Event{Type: Quarantined, Err: pe, Message: msg, Failures: failures})
+		}
+		r.Reply(&replyError{err})
+	}
+	switch dir {
+	case supervision.Restart:
+		x.consecutive++
+		delay := strat.Backoff.Delay(x.consecutive, nil)
+		x.k.log.Error("actor panicked; restarting with state reloaded from the store",
+			zap.String("id", x.id), zap.Any("panic", pe.Value), zap.Int("restarts", x.consecutive),
+			zap.Duration("backoff", delay), zap.ByteString("stack", pe.Stack))
+		x.publish(Event{Type: Supervised, Err: pe, Directive: dir, Restarts: x.consecutive, Delay: delay})
+		if !x.pause(delay) { // the host is shutting down: do not wait
+			giveUp()
+			return false
+		}
+		retry := strat.QuarantineAfter > 1 && !quarantine
+		if !retry {
+			giveUp()
+		}
+		x.restart(pe)
+		return retry && x.state == stateActive
+	case supervision.Resume:
+		x.k.log.Error("actor panicked; resuming with its in-memory state", zap.String("id", x.id), zap.Any("panic", pe.Value))
+		x.publish(Event{Type: Supervised, Err: pe, Directive: dir, Restarts: x.consecutive})
+		giveUp()
+		return false
+	default: // Stop
+		x.k.log.Error("actor panicked; stopping it", zap.String("id", x.id), zap.Any("panic", pe.Value),
+			zap.Bool("restart budget spent", escalated))
+		x.publish(Event{Type: Supervised, Err: pe, Directive: supervision.Stop, Restarts: x.consecutive})
+		giveUp()
+		cause := fmt.Errorf("%w after a panic: %v", ErrSupervisorStopped, pe.Value)
+		if escalated {
+			cause = fmt.Errorf("%w: more than %d restarts within %v", ErrSupervisorStopped, strat.MaxRestarts, strat.Window)
+		}
+		x.fail(cause)
+		return false
+	}
+}
+
+// pause waits d, or less if the host shuts down; it reports whether it
+// waited the whole time.
+func (x *activation) pause(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-x.cat.quit:
+		return false
 	}
 }
 
@@ -255,8 +344,6 @@ func (x *activation) invoke(msg any) (v any, pe *PanicError, err error) {
 // flushed first.
 func (x *activation) restart(pe *PanicError) {
 	if pe != nil {
-		x.k.log.Error("actor panicked; restarting with state reloaded from the store",
-			zap.String("id", x.id), zap.Any("panic", pe.Value), zap.ByteString("stack", pe.Stack))
 		x.publish(Event{Type: Restarted, Err: pe})
 	} else {
 		err := x.finish(ReasonStale)
@@ -317,12 +404,39 @@ func (x *activation) finish(reason Reason) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := x.protect("flush", func() error { return x.slots.Flush(ctx) }); err != nil {
+	if err := x.flush(ctx); err != nil {
 		errs = append(errs, err)
-		x.k.log.Error("flush on deactivation failed", zap.String("id", x.id),
+		x.k.log.Error("flush on deactivation failed; unsaved state is lost", zap.String("id", x.id),
 			zap.Stringer("reason", reason), zap.Error(err))
+		x.publish(Event{Type: FlushFailed, Reason: reason, Err: err})
 	}
 	return errors.Join(errs...)
+}
+
+// flushBackoff spaces the flush attempts while the store is unavailable.
+var flushBackoff = supervision.Backoff{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+
+// flush saves the dirty slots, trying again with backoff while the store is
+// unavailable, until ctx ends. Other failures (a conflict: the store has
+// newer state, which must not be overwritten) are not retried.
+func (x *activation) flush(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := x.protect("flush", func() error { return x.slots.Flush(ctx) })
+		var fe *persistence.FlushError
+		if err == nil || !errors.As(err, &fe) || !fe.Retryable() {
+			return err
+		}
+		d := flushBackoff.Delay(attempt, nil)
+		x.k.log.Warn("flush failed, store unavailable; retrying", zap.String("id", x.id),
+			zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // protect runs fn, turning a panic into an error.

@@ -3,6 +3,8 @@ package activation
 import (
 	"context"
 	"time"
+
+	"github.com/quarkgo/quark/supervision"
 )
 
 // Actor is a virtual actor's message handler. Receive runs one message at a
@@ -76,10 +78,16 @@ type KindOption func(*kindConfig)
 
 type kindConfig struct {
 	idle time.Duration
+	sup  supervision.Strategy
 }
 
 // DefaultIdleAfter is the idle period of kinds registered without IdleAfter.
 const DefaultIdleAfter = 5 * time.Minute
+
+// Supervise sets how the kind's actors are supervised when a handler panics
+// (see package supervision). Without it, kinds use
+// supervision.DefaultStrategy.
+func Supervise(s supervision.Strategy) KindOption { return func(c *kindConfig) { c.sup = s } }
 
 // IdleAfter deactivates an activation of the kind after d without a
 // message. d <= 0 keeps activations until they are deactivated explicitly or

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/supervision"
 )
 
 // Config configures a Catalog. Engine and Registry are required.
@@ -133,7 +134,7 @@ func (c *Catalog) Register(name string, factory Factory, opts ...KindOption) err
 	if factory == nil {
 		return fmt.Errorf("activation: kind %q: nil factory", name)
 	}
-	k := &kind{name: name, factory: factory, cfg: kindConfig{idle: DefaultIdleAfter},
+	k := &kind{name: name, factory: factory, cfg: kindConfig{idle: DefaultIdleAfter, sup: supervision.DefaultStrategy()},
 		log: c.log.Named(name)}
 	for _, o := range opts {
 		o(&k.cfg)

@@ -56,8 +56,9 @@ func (n *noter) OnDeactivate(ctx context.Context, _ activation.Reason) error {
 
 // delayPuts delays every write, leaving reads fast.
 type delayPuts struct {
-	delay time.Duration
-	fail  atomic.Bool
+	delay  time.Duration
+	fail   atomic.Bool
+	failed chan struct{} // if not nil, told of every failed write
 }
 
 func (d *delayPuts) Inject(op storetest.Op, _ driver.Key) storetest.Fault {
@@ -65,6 +66,12 @@ func (d *delayPuts) Inject(op storetest.Op, _ driver.Key) storetest.Fault {
 		return storetest.Fault{}
 	}
 	if d.fail.Load() {
+		if d.failed != nil {
+			select {
+			case d.failed <- struct{}{}:
+			default:
+			}
+		}
 		return storetest.Fault{Err: errors.New("disk on fire")}
 	}
 	return storetest.Fault{Delay: d.delay}
@@ -72,13 +79,19 @@ func (d *delayPuts) Inject(op storetest.Op, _ driver.Key) storetest.Fault {
 
 func newCatalog(t *testing.T, store *persistence.Store, holdOff chan struct{}) *activation.Catalog {
 	t.Helper()
+	return newCatalogWith(t, store, holdOff, activation.Config{})
+}
+
+func newCatalogWith(t *testing.T, store *persistence.Store, holdOff chan struct{}, cfg activation.Config) *activation.Catalog {
+	t.Helper()
 	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := protoengine.New(nil)
 	t.Cleanup(engine.Shutdown)
-	c, err := activation.NewCatalog(activation.Config{Engine: engine, Registry: reg})
+	cfg.Engine, cfg.Registry = engine, reg
+	c, err := activation.NewCatalog(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +128,10 @@ func TestSuccessorActivationWaitsForTheFlush(t *testing.T) {
 func TestShutdownReportsUnflushedSlots(t *testing.T) {
 	inj := &delayPuts{}
 	store := persistence.NewStore(storetest.WithFaults(memory.New(nil).Driver(), inj), nil)
-	c := newCatalog(t, store, nil)
+	// The flush retries while the store is unavailable, until this deadline.
+	c := newCatalogWith(t, store, nil, activation.Config{DeactivateTimeout: 300 * time.Millisecond})
+	events := make(chan activation.Event, 16)
+	defer c.Subscribe(func(ev activation.Event) { events <- ev })()
 	if _, err := c.Ref("Noter", "n2").Ask(context.Background(), write{"lost?"}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +142,44 @@ func TestShutdownReportsUnflushedSlots(t *testing.T) {
 	if !errors.As(err, &se) || len(se.Unflushed) != 1 || !errors.As(err, &fe) ||
 		fe.ID != "n2" || fe.Slots[0].Slot != "note" || !errors.Is(err, persistence.ErrUnavailable) {
 		t.Fatalf("err = %v; want a ShutdownError naming the unflushed slot", err)
+	}
+	var flushFailed bool
+	for len(events) > 0 {
+		if ev := <-events; ev.Type == activation.FlushFailed && errors.As(ev.Err, &fe) {
+			flushFailed = true
+		}
+	}
+	if !flushFailed {
+		t.Fatal("no FlushFailed event naming the unsaved slot")
+	}
+}
+
+// TestFlushRetriesWhileTheStoreIsUnavailable: the store is down when the
+// actor deactivates and comes back a little later; the flush must retry and
+// save, not drop the state.
+func TestFlushRetriesWhileTheStoreIsUnavailable(t *testing.T) {
+	inj := &delayPuts{failed: make(chan struct{}, 1)}
+	base := memory.New(nil)
+	store := persistence.NewStore(storetest.WithFaults(base.Driver(), inj), nil)
+	c := newCatalog(t, store, nil)
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	ctx := context.Background()
+	if _, err := c.Ref("Noter", "n4").Ask(ctx, write{"kept"}); err != nil {
+		t.Fatal(err)
+	}
+	inj.fail.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- c.Deactivate(ctx, "Noter", "n4") }()
+	for i := 0; i < 2; i++ { // the outage lasts two flush attempts
+		<-inj.failed
+	}
+	inj.fail.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("deactivation: %v", err)
+	}
+	rec, err := base.Load(ctx, persistence.Key{Kind: "Noter", ID: "n4", Slot: "note"})
+	if err != nil || string(rec.Data) != `{"Text":"kept"}` {
+		t.Fatalf("stored %q, %v; the flush must have saved after the outage", rec.Data, err)
 	}
 }
 

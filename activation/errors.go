@@ -27,7 +27,35 @@ var (
 	ErrUnexpectedReply = errors.New("activation: unexpected reply type")
 	// ErrDuplicateKind is returned when a kind is registered twice.
 	ErrDuplicateKind = errors.New("activation: kind already registered")
+	// ErrQuarantined is matched by the error of a message that failed
+	// Strategy.QuarantineAfter times in a row and was moved to the
+	// dead-letter sink.
+	ErrQuarantined = errors.New("activation: message quarantined")
+	// ErrSupervisorStopped is matched by the errors returned for messages
+	// queued behind a failure after which the supervisor stopped the actor
+	// (a Stop directive, or a spent restart budget).
+	ErrSupervisorStopped = errors.New("activation: stopped by its supervisor")
 )
+
+// QuarantinedError is returned to the caller of a message that was
+// quarantined. It matches ErrQuarantined and unwraps to the last failure
+// (a *PanicError).
+type QuarantinedError struct {
+	Kind, ID string
+	Failures int
+	Err      error
+}
+
+// Error implements the error interface.
+func (e *QuarantinedError) Error() string {
+	return fmt.Sprintf("activation: %s/%q: message quarantined after %d failures in a row: %v", e.Kind, e.ID, e.Failures, e.Err)
+}
+
+// Unwrap returns the last failure.
+func (e *QuarantinedError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrQuarantined.
+func (e *QuarantinedError) Is(target error) bool { return target == ErrQuarantined }
 
 // ActivationError is returned to the callers of an actor whose activation
 // failed: a slot could not be loaded, OnActivate returned an error or

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quarkgo/quark/supervision"
 )
 
 // EventType names a lifecycle event.
@@ -22,6 +24,18 @@ const (
 	// Restarted: the actor's handler panicked (Err is a *PanicError) or a
 	// slot went stale, and the actor was rebuilt with its state reloaded.
 	Restarted
+	// Supervised: the supervisor decided what to do about a failed message:
+	// Directive, the Restarts in a row so far, the backoff Delay before the
+	// restart; Err is the *PanicError.
+	Supervised
+	// Quarantined: a message failed Strategy.QuarantineAfter times in a row
+	// and was moved to the dead-letter sink; Message is the message, Err the
+	// last failure.
+	Quarantined
+	// FlushFailed: the flush on deactivation failed for good (after retries
+	// while the store was unavailable); Err is the *persistence.FlushError
+	// naming the unsaved slots.
+	FlushFailed
 )
 
 // String returns the name.
@@ -35,6 +49,12 @@ func (t EventType) String() string {
 		return "deactivated"
 	case Restarted:
 		return "restarted"
+	case Supervised:
+		return "supervised"
+	case Quarantined:
+		return "quarantined"
+	case FlushFailed:
+		return "flush failed"
 	}
 	return "unknown"
 }
@@ -47,6 +67,15 @@ type Event struct {
 	Reason Reason // for Deactivated
 	Err    error
 	Time   time.Time
+
+	// For Supervised events.
+	Directive supervision.Directive
+	Restarts  int           // consecutive restarts so far
+	Delay     time.Duration // backoff before the restart
+
+	// For Quarantined events.
+	Message  any
+	Failures int
 }
 
 // events is a copy-on-write list of subscribers.

@@ -107,7 +107,9 @@ func (s *Slots) LoadAll(ctx context.Context) error {
 // Flush saves every loaded slot whose state changed since it was last loaded
 // or saved (or that was marked dirty). Dirty slots of one provider that
 // supports atomic batches are saved in one batch. Stale slots are not saved.
-// Failures are collected in a *FlushError.
+// Failures are collected in a *FlushError; unlike a failed Save, a failed
+// flush keeps the slot's unsaved state, so that the flush can be retried.
+// Only the slots still dirty are written again.
 func (s *Slots) Flush(ctx context.Context) error {
 	type group struct {
 		store  *Store
@@ -149,7 +151,6 @@ func (s *Slots) Flush(ctx context.Context) error {
 			versions, err := g.store.SaveBatch(ctx, g.writes)
 			for i, sl := range g.slots {
 				if err != nil {
-					sl.saveFailed(err)
 					fail(sl.slotName(), err)
 				} else {
 					sl.saved(versions[i], &g.writes[i])
@@ -161,7 +162,6 @@ func (s *Slots) Flush(ctx context.Context) error {
 			w := &g.writes[i]
 			v, err := g.store.Save(ctx, w.Key, w.Record, w.Expected)
 			if err != nil {
-				sl.saveFailed(err)
 				fail(sl.slotName(), err)
 				continue
 			}
@@ -197,6 +197,18 @@ func (e *FlushError) Error() string {
 		fmt.Fprintf(&b, " slot %q: %v", se.Slot, se.Err)
 	}
 	return b.String()
+}
+
+// Retryable reports whether every failure is one that a later flush may
+// fix (the store was unavailable); a conflict, a corrupt record or an
+// oversized state is not.
+func (e *FlushError) Retryable() bool {
+	for _, se := range e.Slots {
+		if CodeOf(se.Err) != Unavailable {
+			return false
+		}
+	}
+	return true
 }
 
 // Unwrap returns the slots' errors.

@@ -28,6 +28,7 @@ var rules = []rule{
 	{"providers/", []string{module + "/runtime", module + "/activation", module + "/eventsourcing", module + "/internal/protoengine",
 		"github.com/asynkron/"}, "providers depend only on persistence, driver and their SDK"},
 	{"runtime", []string{module + "/providers/", module + "/samples/"}, "the host never imports a provider: the application injects them"},
+	{"supervision", []string{module + "/"}, "supervision strategies import no other package of ours"},
 }
 
 type pkg struct {

@@ -1,0 +1,69 @@
+package supervision
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}
+	want := []time.Duration{10, 20, 40, 80, 100, 100}
+	for i, w := range want {
+		if got := b.Delay(i+1, nil); got != w*time.Millisecond {
+			t.Errorf("Delay(%d) = %v, want %v", i+1, got, w*time.Millisecond)
+		}
+	}
+	if (Backoff{}).Delay(3, nil) != 0 {
+		t.Error("a zero Backoff must not wait")
+	}
+	j := Backoff{Initial: 100 * time.Millisecond, Jitter: 0.5}
+	if lo, hi := j.Delay(1, func() float64 { return 0 }), j.Delay(1, func() float64 { return 0.999999 }); lo != 50*time.Millisecond || hi < 149*time.Millisecond || hi > 150*time.Millisecond {
+		t.Errorf("jitter bounds %v..%v, want 50ms..150ms", lo, hi)
+	}
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		seen[j.Delay(1, nil)] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("jitter produced only %d distinct delays", len(seen))
+	}
+}
+
+func TestBudget(t *testing.T) {
+	var b Budget
+	t0 := time.Unix(0, 0)
+	for i := 0; i < 3; i++ {
+		if !b.Spend(t0.Add(time.Duration(i)*time.Second), 3, time.Minute) {
+			t.Fatalf("restart %d refused within a budget of 3", i+1)
+		}
+	}
+	if b.Spend(t0.Add(10*time.Second), 3, time.Minute) {
+		t.Fatal("a 4th restart within the window was allowed")
+	}
+	if !b.Spend(t0.Add(2*time.Minute), 3, time.Minute) {
+		t.Fatal("restarts outside the window still counted")
+	}
+	if !(&Budget{}).Spend(t0, 0, 0) {
+		t.Fatal("no limit refused")
+	}
+}
+
+func TestDecideAndSink(t *testing.T) {
+	s := Strategy{Decider: func(f any) Directive {
+		if f == "resume" {
+			return Resume
+		}
+		return Directive(99) // invalid: falls back to Restart
+	}}
+	if s.Decide("resume") != Resume || s.Decide("x") != Restart || (&Strategy{}).Decide(nil) != Restart {
+		t.Fatal("Decide")
+	}
+	m := &MemorySink{Max: 2}
+	for i := 0; i < 3; i++ {
+		m.Put(DeadLetter{Failures: i, Err: errors.New("x")})
+	}
+	if items := m.Items(); len(items) != 2 || items[0].Failures != 1 || items[1].Failures != 2 {
+		t.Fatalf("sink kept %+v", items)
+	}
+}
