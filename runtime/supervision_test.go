@@ -129,17 +129,21 @@ func TestRestartBudgetEscalatesToDeactivation(t *testing.T) {
 		t.Fatalf("third crash: %v", err)
 	}
 	// The third failure spent the budget: the supervisor stopped the actor.
+	// The reply goes out before the deactivation is published: wait for it.
 	var sawStop, sawFail bool
-	for len(f.events) > 0 {
-		switch ev := <-f.events; {
-		case ev.Type == activation.Supervised && ev.Directive == supervision.Stop:
-			sawStop = true
-		case ev.Type == activation.ActivationFailed && errors.Is(ev.Err, activation.ErrSupervisorStopped):
-			sawFail = true
+	timeout := time.After(10 * time.Second)
+	for !sawStop || !sawFail {
+		select {
+		case ev := <-f.events:
+			switch {
+			case ev.Type == activation.Supervised && ev.Directive == supervision.Stop:
+				sawStop = true
+			case ev.Type == activation.ActivationFailed && errors.Is(ev.Err, activation.ErrSupervisorStopped):
+				sawFail = true
+			}
+		case <-timeout:
+			t.Fatalf("after the budget was spent: Stop decision %v, deactivation by the supervisor %v", sawStop, sawFail)
 		}
-	}
-	if !sawStop || !sawFail {
-		t.Fatalf("after the budget was spent: Stop decision %v, deactivation by the supervisor %v", sawStop, sawFail)
 	}
 	panics.Store(0)
 	got, err := runtime.Ask[int64](context.Background(), ref, get{})
