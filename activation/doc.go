@@ -28,8 +28,11 @@
 //     answers every queued message with an [*ActivationError] and leaves
 //     nothing behind: the next message tries again.
 //   - A handler error goes back to the Ask caller. A handler panic is
-//     recovered: the caller gets a [*PanicError] and the actor is rebuilt
-//     in place with every slot reloaded from the store.
+//     recovered and supervised by the kind's supervision.Strategy (see
+//     [Supervise]): by default the actor is rebuilt in place with every
+//     slot reloaded from the store and the message delivered again, up to
+//     three times, after which it is quarantined; the caller gets a
+//     [*PanicError] or a [*QuarantinedError].
 //   - A save that fails in a way that may leave the store different from the
 //     actor (a conflict, an unknown outcome) rebuilds the actor the same way
 //     after the current message, once the other dirty slots are flushed.
