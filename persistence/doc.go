@@ -38,4 +38,13 @@
 // Providers implement package driver and wrap it with [NewStore]. A
 // [Registry] maps provider names to stores; a slot naming an unknown
 // provider fails with [ErrUnknownProvider], never falling back silently.
+//
+// # Observing
+//
+// [Instrument] derives a Store that reports each Load, Save, Delete and
+// SaveBatch to an [Observer]: the operation, the provider name, the key, how
+// it ended ([Code]) and how long it took. The runtime uses it to feed
+// OpenTelemetry metrics and spans; this package imports no telemetry
+// library. A Store that is not instrumented reads no clock and allocates
+// nothing for observation.
 package persistence

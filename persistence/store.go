@@ -31,12 +31,16 @@ type Options struct {
 // closed set of codes, once for all providers. A Store is safe for concurrent
 // use. Providers construct it with NewStore; applications get it from a
 // provider's constructor and register it with the runtime under a name.
+// [Instrument] derives a Store that reports its operations to an [Observer].
 type Store struct {
 	drv      driver.Store
 	batcher  driver.Batcher // nil if the provider lacks the capability
 	maxBytes int
 	now      func() time.Time
-	closed   atomic.Bool
+	closed   *atomic.Bool // shared with the stores Instrument derives
+
+	obs      Observer // nil unless instrumented
+	provider string   // the name given to Instrument
 }
 
 // NewStore wraps a provider's driver.Store. It is intended for providers: an
@@ -45,7 +49,7 @@ func NewStore(d driver.Store, opts *Options) *Store {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{drv: d, maxBytes: opts.MaxRecordBytes, now: opts.Now}
+	s := &Store{drv: d, maxBytes: opts.MaxRecordBytes, now: opts.Now, closed: new(atomic.Bool)}
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxRecordBytes
 	}
@@ -73,6 +77,16 @@ func (s *Store) Now() time.Time { return s.now() }
 
 // Load returns the live record under key, or an error matching ErrNotFound.
 func (s *Store) Load(ctx context.Context, key Key) (driver.Record, error) {
+	if s.obs == nil {
+		return s.load(ctx, key)
+	}
+	ctx, o := s.begin(ctx, OpLoad, key, 1)
+	rec, err := s.load(ctx, key)
+	o.finish(err)
+	return rec, err
+}
+
+func (s *Store) load(ctx context.Context, key Key) (driver.Record, error) {
 	if err := s.check(ctx, "load", key); err != nil {
 		return driver.Record{}, err
 	}
@@ -90,6 +104,16 @@ func (s *Store) Load(ctx context.Context, key Key) (driver.Record, error) {
 // and returns the new version, expected+1. A mismatch returns a
 // *ConcurrencyError. Save sets rec.UpdatedAt when it is zero.
 func (s *Store) Save(ctx context.Context, key Key, rec driver.Record, expected int64) (int64, error) {
+	if s.obs == nil {
+		return s.save(ctx, key, rec, expected)
+	}
+	ctx, o := s.begin(ctx, OpSave, key, 1)
+	v, err := s.save(ctx, key, rec, expected)
+	o.finish(err)
+	return v, err
+}
+
+func (s *Store) save(ctx context.Context, key Key, rec driver.Record, expected int64) (int64, error) {
 	if err := s.check(ctx, "save", key); err != nil {
 		return 0, err
 	}
@@ -106,6 +130,16 @@ func (s *Store) Save(ctx context.Context, key Key, rec driver.Record, expected i
 // Delete removes the record under key if the stored version is expected.
 // Deleting an absent key with expected 0 succeeds.
 func (s *Store) Delete(ctx context.Context, key Key, expected int64) error {
+	if s.obs == nil {
+		return s.delete(ctx, key, expected)
+	}
+	ctx, o := s.begin(ctx, OpDelete, key, 1)
+	err := s.delete(ctx, key, expected)
+	o.finish(err)
+	return err
+}
+
+func (s *Store) delete(ctx context.Context, key Key, expected int64) error {
 	if err := s.check(ctx, "delete", key); err != nil {
 		return err
 	}
@@ -127,6 +161,16 @@ func (s *Store) SaveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 	if len(writes) == 0 {
 		return nil, nil
 	}
+	if s.obs == nil {
+		return s.saveBatch(ctx, writes)
+	}
+	ctx, o := s.begin(ctx, OpSaveBatch, Key{Kind: writes[0].Key.Kind, ID: writes[0].Key.ID}, len(writes))
+	vs, err := s.saveBatch(ctx, writes)
+	o.finish(err)
+	return vs, err
+}
+
+func (s *Store) saveBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
 	writes = append([]driver.Write(nil), writes...) // checkWrite fills UpdatedAt: leave the caller's slice alone
 	for i := range writes {
 		w := &writes[i]
@@ -167,7 +211,8 @@ func (s *Store) SaveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 	return out, nil
 }
 
-// Close closes the provider. A second Close returns an error matching
+// Close closes the provider. A second Close, of this store or of one that
+// shares its provider through Instrument, returns an error matching
 // ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {

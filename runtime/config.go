@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
@@ -34,6 +36,14 @@ type Config struct {
 	// RequestTimeout bounds an Ask whose context has no deadline.
 	// Default: 30 s.
 	RequestTimeout time.Duration
+	// MeterProvider, if not nil, receives the host's metrics: store
+	// operations and their latency per provider, and activation lifecycle
+	// counts. Default: nil, no metrics and no cost. See
+	// docs/observability.md.
+	MeterProvider metric.MeterProvider
+	// TracerProvider, if not nil, gets a span for every store operation.
+	// Default: nil, no spans and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults: no providers, no logging, the system
@@ -115,3 +125,17 @@ func WithDeactivateTimeout(d time.Duration) Option {
 
 // WithRequestTimeout bounds an Ask whose context has no deadline.
 func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithMeterProvider turns metrics on: the host records store operations and
+// activation lifecycle events with meters from mp. nil turns them off (the
+// default).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *Config) { c.MeterProvider = mp }
+}
+
+// WithTracerProvider turns tracing on: every store operation gets a span
+// from tp, a child of the span in the caller's context. nil turns it off
+// (the default).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Config) { c.TracerProvider = tp }
+}

@@ -24,6 +24,15 @@
 // deadline. What it could not flush is reported in an
 // *activation.ShutdownError.
 //
+// # Metrics and tracing
+//
+// Off by default. [WithMeterProvider] turns on OpenTelemetry metrics (store
+// operations and latency per provider, activation lifecycle counts) and
+// [WithTracerProvider] a span per store operation; the host then uses
+// instrumented copies of the registered stores (persistence.Instrument). The
+// instrument names are the Metric constants; docs/observability.md lists
+// them with their attributes and shows how to export them.
+//
 // # Cluster mode
 //
 // Not yet: see docs/architecture.md for how a Ref will be served by

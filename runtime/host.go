@@ -11,8 +11,8 @@ import (
 )
 
 // Host runs virtual actors on one machine. It is the composition root: it
-// wires the protoactor engine, the activation catalog, the provider registry
-// and logging. Create it with New, register kinds, Start it, and Shutdown it
+// wires the protoactor engine, the activation catalog, the provider registry,
+// logging and, when configured, metrics and tracing. Create it with New, register kinds, Start it, and Shutdown it
 // when done.
 type Host struct {
 	cfg    Config
@@ -31,7 +31,15 @@ func New(opts ...Option) (*Host, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	reg, err := persistence.NewRegistry(cfg.Providers, cfg.DefaultProvider)
+	tel, err := newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
+	if err != nil {
+		return nil, err
+	}
+	stores := cfg.Providers
+	if tel != nil {
+		stores = tel.instrument(stores)
+	}
+	reg, err := persistence.NewRegistry(stores, cfg.DefaultProvider)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +52,9 @@ func New(opts ...Option) (*Host, error) {
 	if err != nil {
 		engine.Shutdown()
 		return nil, err
+	}
+	if tel != nil && tel.metrics {
+		cat.Subscribe(tel.onEvent) // for the host's lifetime: shutdown events count too
 	}
 	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat}, nil
 }
@@ -80,7 +91,10 @@ func (h *Host) Subscribe(fn func(activation.Event)) (unsubscribe func()) {
 // Activations returns the number of live activations.
 func (h *Host) Activations() int { return h.cat.Len() }
 
-// Providers returns the provider registry.
+// Providers returns the provider registry. When a meter or tracer provider
+// is configured, its stores are instrumented copies of the ones registered
+// (see persistence.Instrument): they share the provider, and closing either
+// closes it.
 func (h *Host) Providers() *persistence.Registry { return h.reg }
 
 // Shutdown refuses new messages, deactivates every actor (OnDeactivate, then

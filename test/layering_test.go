@@ -21,7 +21,8 @@ type rule struct {
 var rules = []rule{
 	{"persistence/driver", []string{module + "/", "!std"}, "the provider SPI is standard library only"},
 	{"persistence", []string{module + "/activation", module + "/runtime", module + "/providers/", module + "/internal/",
-		module + "/eventsourcing", module + "/supervision", "github.com/asynkron/"}, "the portable layer knows no runtime, provider or engine"},
+		module + "/eventsourcing", module + "/supervision", "github.com/asynkron/", "go.opentelemetry.io/"},
+		"the portable layer knows no runtime, provider, engine or telemetry library (it reports through persistence.Observer)"},
 	{"persistence/storetest", []string{module + "/providers/", module + "/runtime", module + "/activation"}, "the conformance suite imports no provider"},
 	{"activation", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/protoengine",
 		"github.com/asynkron/"}, "activation knows no runtime or provider, and sees protoactor only through its Engine interface"},
