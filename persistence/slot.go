@@ -150,10 +150,12 @@ func (s *Slots) Flush(ctx context.Context) error {
 		if g.store.AtomicBatch() && len(g.writes) > 1 {
 			versions, err := g.store.SaveBatch(ctx, g.writes)
 			for i, sl := range g.slots {
-				if err != nil {
-					fail(sl.slotName(), err)
-				} else {
+				switch {
+				case err == nil:
 					sl.saved(versions[i], &g.writes[i])
+				case errors.Is(err, ErrConflict) && sl.reconcile(ctx, &g.writes[i]):
+				default:
+					fail(sl.slotName(), err)
 				}
 			}
 			continue
@@ -162,7 +164,9 @@ func (s *Slots) Flush(ctx context.Context) error {
 			w := &g.writes[i]
 			v, err := g.store.Save(ctx, w.Key, w.Record, w.Expected)
 			if err != nil {
-				fail(sl.slotName(), err)
+				if !errors.Is(err, ErrConflict) || !sl.reconcile(ctx, w) {
+					fail(sl.slotName(), err)
+				}
 				continue
 			}
 			sl.saved(v, w)
@@ -236,6 +240,7 @@ type slot interface {
 	pendingWrite() (w driver.Write, dirty bool, err error)
 	saved(version int64, w *driver.Write)
 	saveFailed(err error)
+	reconcile(ctx context.Context, w *driver.Write) bool
 }
 
 // SlotOption configures a slot at declaration.
@@ -559,6 +564,21 @@ func (s *Slot[T]) saved(version int64, w *driver.Write) {
 		s.persisted = w.Record.Data
 	}
 	s.dirty = false
+}
+
+// reconcile is called when a flush write conflicts. If the store already
+// holds exactly this write at the version it would have produced, an earlier
+// attempt whose outcome was unknown (the store was "unavailable" after it
+// had applied the write) did save it: the slot is up to date, and reconcile
+// records it and reports true.
+func (s *Slot[T]) reconcile(ctx context.Context, w *driver.Write) bool {
+	rec, err := s.store.Load(ctx, w.Key)
+	if err != nil || rec.Version != w.Expected+1 || rec.Codec != w.Record.Codec || rec.Schema != w.Record.Schema ||
+		rec.Compressed != w.Record.Compressed || !bytes.Equal(rec.Data, w.Record.Data) {
+		return false
+	}
+	s.saved(rec.Version, w)
+	return true
 }
 
 // saveFailed rolls the state back to the last persisted copy and marks the

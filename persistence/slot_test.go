@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -363,5 +364,49 @@ func TestCodeOf(t *testing.T) {
 	e := &persistence.Error{Code: persistence.Unavailable, Op: "save", Err: errors.New("dial tcp: refused")}
 	if !errors.Is(e, persistence.ErrUnavailable) || errors.Is(e, persistence.ErrConflict) {
 		t.Error("Error does not match its sentinel alone")
+	}
+}
+
+// TestFlushRecognisesItsOwnEarlierWrite: the first flush attempt is applied
+// but reported unavailable (unknown outcome); the retry conflicts with that
+// very write and must count it as saved, not as lost state.
+func TestFlushRecognisesItsOwnEarlierWrite(t *testing.T) {
+	ctx := context.Background()
+	var once atomic.Bool
+	inj := storetest.InjectorFunc(func(op storetest.Op, _ driver.Key) storetest.Fault {
+		if op == storetest.OpPut && once.CompareAndSwap(false, true) {
+			return storetest.Fault{Err: errors.New("timeout after commit"), AfterApply: true}
+		}
+		return storetest.Fault{}
+	})
+	st := persistence.NewStore(storetest.WithFaults(memory.New(nil).Driver(), inj), nil)
+	reg := registry(t, map[string]*persistence.Store{"mem": st}, "")
+	set := persistence.NewSlots(reg, "User", "u")
+	p := persistence.Declare[profile](set, "profile")
+	if err := set.LoadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.State().Name = "ada"
+	err := set.Flush(ctx)
+	var fe *persistence.FlushError
+	if !errors.As(err, &fe) || !fe.Retryable() {
+		t.Fatalf("first flush: %v, want a retryable FlushError", err)
+	}
+	if p.State().Name != "ada" {
+		t.Fatal("a failed flush dropped the unsaved state")
+	}
+	if err := set.Flush(ctx); err != nil {
+		t.Fatalf("retry: %v; the store already holds this write", err)
+	}
+	if p.Version() != 1 || p.Dirty() {
+		t.Fatalf("after the retry: v%d dirty=%v", p.Version(), p.Dirty())
+	}
+	// A real conflict (different data) is still a conflict.
+	if _, err := st.Save(ctx, p.Key(), driver.Record{Data: []byte(`{"name":"other"}`), Codec: "json"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.State().Name = "mine"
+	if err := set.Flush(ctx); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("a real conflict: %v", err)
 	}
 }

@@ -13,8 +13,10 @@ type Directive int
 // The directives.
 const (
 	// Restart drops the actor instance and builds a new one with every slot
-	// reloaded from the store: changes the failed message made in memory are
-	// discarded, and the actor carries on with what the store has.
+	// reloaded from the store: every change not yet saved is discarded —
+	// the failed message's, and those of earlier messages that relied on
+	// the flush at deactivation — and the actor carries on with what the
+	// store has. Save write-through what must not be lost this way.
 	Restart Directive = iota + 1
 	// Resume keeps the instance and its in-memory state as the failed
 	// message left them, and carries on with the next message.

@@ -46,8 +46,9 @@ type Fault struct {
 	Delay time.Duration
 	// AfterApply applies the call to the wrapped store first and then
 	// returns Err: a failure whose outcome the caller cannot know, like a
-	// timeout after the backend committed. Without it, Err is returned and
-	// the wrapped store is not called.
+	// timeout after the backend committed. If the call itself failed (a
+	// conflict, say), its own error is returned instead. Without AfterApply,
+	// Err is returned and the wrapped store is not called.
 	AfterApply bool
 }
 
@@ -132,7 +133,7 @@ func (f *faultStore) Get(ctx context.Context, key driver.Key) (driver.Record, bo
 		return driver.Record{}, false, injected(flt.Err)
 	}
 	rec, ok, err := f.s.Get(ctx, key)
-	if flt.Err != nil {
+	if flt.Err != nil && err == nil { // the call failed by itself: report its own error
 		return driver.Record{}, false, injected(flt.Err)
 	}
 	return rec, ok, err
@@ -147,7 +148,7 @@ func (f *faultStore) Put(ctx context.Context, key driver.Key, rec driver.Record,
 		return 0, injected(flt.Err)
 	}
 	v, err := f.s.Put(ctx, key, rec, expected)
-	if flt.Err != nil {
+	if flt.Err != nil && err == nil { // the call failed by itself: report its own error
 		return 0, injected(flt.Err)
 	}
 	return v, err
@@ -162,7 +163,7 @@ func (f *faultStore) Delete(ctx context.Context, key driver.Key, expected int64)
 		return injected(flt.Err)
 	}
 	err = f.s.Delete(ctx, key, expected)
-	if flt.Err != nil {
+	if flt.Err != nil && err == nil { // the call failed by itself: report its own error
 		return injected(flt.Err)
 	}
 	return err
@@ -197,7 +198,7 @@ func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]i
 		return nil, injected(flt.Err)
 	}
 	vs, err := f.b.PutBatch(ctx, writes)
-	if flt.Err != nil {
+	if flt.Err != nil && err == nil { // the call failed by itself: report its own error
 		return nil, injected(flt.Err)
 	}
 	return vs, err
