@@ -10,6 +10,7 @@ import (
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/supervision"
 )
 
 // AccountKind is the actor kind of bank accounts; the actor id is the
@@ -35,6 +36,10 @@ type (
 	Deposit  struct{ Amount int64 }
 	Withdraw struct{ Amount int64 }
 	Balance  struct{}
+	// Glitch simulates a bug: the handler corrupts the balance in memory,
+	// then panics. Only the -chaos demo sends it, to show the supervisor
+	// restarting the account with its state reloaded from the store.
+	Glitch struct{}
 )
 
 // Statement is the reply to Balance.
@@ -80,9 +85,28 @@ func newAccount(ctx *activation.Context) *account {
 }
 
 // register adds the BankAccount kind to h. An account with no message for a
-// few minutes leaves memory; the next message reloads it from the store.
-func register(h *runtime.Host) error {
-	return runtime.Register(h, AccountKind, newAccount, activation.IdleAfter(5*time.Minute))
+// few minutes leaves memory; the next message reloads it from the store. A
+// handler that panics is supervised by accountStrategy; quarantined messages
+// go to deadLetters (nil: they are only logged).
+func register(h *runtime.Host, deadLetters supervision.Sink) error {
+	return runtime.Register(h, AccountKind, newAccount, activation.IdleAfter(5*time.Minute),
+		activation.Supervise(accountStrategy(deadLetters)))
+}
+
+// accountStrategy is how a BankAccount whose handler panicked is supervised:
+// it is restarted with its state reloaded from the store, so a half-made
+// change to a balance never survives the panic; the message is delivered once
+// more to the restarted account, and quarantined in deadLetters if it fails
+// again. Restarts back off from 10 ms; more than 5 in a minute stop the
+// account until its next message.
+func accountStrategy(deadLetters supervision.Sink) supervision.Strategy {
+	return supervision.Strategy{
+		MaxRestarts:     5,
+		Window:          time.Minute,
+		Backoff:         supervision.Backoff{Initial: 10 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2},
+		QuarantineAfter: 2,
+		DeadLetters:     deadLetters,
+	}
 }
 
 func (a *account) Receive(ctx *activation.Context, msg any) (any, error) {
@@ -121,6 +145,9 @@ func (a *account) Receive(ctx *activation.Context, msg any) (any, error) {
 		return a.save(ctx)
 	case Balance:
 		return Statement{Owner: st.Owner, Balance: st.Balance, Version: a.slot.Version()}, nil
+	case Glitch:
+		st.Balance = 1_000_000_00 // the bug: a change that must never reach the store
+		panic("simulated bug")
 	}
 	return nil, activation.ErrUnknownMessage
 }

@@ -57,7 +57,7 @@ func newHost(t *testing.T, store *persistence.Store) *runtime.Host {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	if err := register(h); err != nil {
+	if err := register(h, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Start(testContext(t)); err != nil {
@@ -77,17 +77,23 @@ func runDemoOnce(t *testing.T, dir string) (string, map[string]demoBalance) {
 	if err := run(testContext(t), config{dataDir: dir, store: "embedded"}, &out); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
+	got := parseBalances(out.String())
+	if len(got) != 2 {
+		t.Fatalf("want the balances of alice and bob in the output:\n%s", out.String())
+	}
+	return out.String(), got
+}
+
+// parseBalances reads the balance lines at the end of a demo's output.
+func parseBalances(out string) map[string]demoBalance {
 	got := map[string]demoBalance{}
-	for _, m := range balanceLine.FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range balanceLine.FindAllStringSubmatch(out, -1) {
 		units, _ := strconv.ParseInt(m[2], 10, 64)
 		cents, _ := strconv.ParseInt(m[3], 10, 64)
 		version, _ := strconv.ParseInt(m[4], 10, 64)
 		got[m[1]] = demoBalance{units*100 + cents, version}
 	}
-	if len(got) != 2 {
-		t.Fatalf("want the balances of alice and bob in the output:\n%s", out.String())
-	}
-	return out.String(), got
+	return got
 }
 
 func TestDemoBalancesCarryOverBetweenRuns(t *testing.T) {
@@ -329,5 +335,46 @@ func TestHTTPAPI(t *testing.T) {
 		if !reflect.DeepEqual(body, want) {
 			t.Errorf("%s %s %s: body %v, want %v", tc.method, tc.path, tc.body, body, want)
 		}
+	}
+}
+
+func TestChaosDemo(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(testContext(t), config{store: "memory", chaos: true}, &out); err != nil {
+		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		// the panicking handler: restarted twice, then the message is quarantined
+		"alice panicked (simulated bug): supervisor decides restart #1",
+		"alice restarted with its state reloaded from the store",
+		"alice: Glitch quarantined after 2 failures in a row",
+		"alice: Glitch failed: activation: BankAccount/\"alice\": message quarantined after 2 failures in a row",
+		"alice: balance 100.00 (version 2): reloaded from the store, the bug's change is gone",
+		"dead letter: Glitch to alice",
+		// the outage: the deposit fails, changes nothing, and goes through later
+		"alice: deposit 20.00 failed, store unavailable: persistence: save \"BankAccount\"/\"alice\"/\"account\": Unavailable",
+		"alice restarted to reload its state: a save failed",
+		"alice: balance unavailable too",
+		"the store is back",
+		"alice: balance 100.00 (version 2): unchanged, the failed deposit left nothing behind",
+		"alice: deposit 20.00 -> balance 120.00",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	got := parseBalances(text)
+	want := map[string]demoBalance{
+		"alice": {chaosAliceDeposit + chaosOutageDeposit, 3}, // open, deposit, deposit after the outage
+		"bob":   {chaosBobDeposit, 2},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("final balances %+v, want %+v:\n%s", got, want, text)
+	}
+
+	if err := run(testContext(t), config{store: "memory", chaos: true, httpAddr: "localhost:0"}, &out); err == nil ||
+		!strings.Contains(err.Error(), "cannot be combined with -http") {
+		t.Errorf("-chaos with -http: %v", err)
 	}
 }

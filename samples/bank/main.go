@@ -8,10 +8,17 @@
 // embedded database file, so every run starts from the balances the previous
 // one left.
 //
+// With -chaos it runs another scripted demo instead: a supervised account
+// survives a handler that panics (it is restarted with its balance reloaded
+// from the store, and the message is quarantined) and a simulated store
+// outage (a deposit fails with an Unavailable error and changes nothing;
+// when the store is back, deposits go through again).
+//
 // Usage:
 //
 //	go run ./samples/bank                      # the demo, state in ./data/bank.db
 //	go run ./samples/bank -store memory        # the demo, state in memory only
+//	go run ./samples/bank -chaos               # the chaos demo
 //	go run ./samples/bank -http localhost:8080 # a JSON API instead of the demo
 //
 // Flags:
@@ -20,6 +27,7 @@
 //	-store NAME  state store: embedded (default) or memory, or a URL:
 //	             redis://127.0.0.1:6379/0, postgres://user:pass@host:5432/db,
 //	             embedded:path/to/file.db, memory:
+//	-chaos       run the chaos demo instead of the demo
 //	-http ADDR   serve the HTTP API on ADDR until SIGINT or SIGTERM
 package main
 
@@ -39,11 +47,13 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/storetest"
 	"github.com/quarkgo/quark/providers/embedded"
 	"github.com/quarkgo/quark/providers/memory"
 	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
 	_ "github.com/quarkgo/quark/providers/redis"    // redis:// URLs for -store
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/supervision"
 )
 
 // config is what the flags set.
@@ -51,6 +61,7 @@ type config struct {
 	dataDir  string // -data
 	store    string // -store
 	httpAddr string // -http; empty: run the demo
+	chaos    bool   // -chaos: run the chaos demo
 }
 
 // shutdownTimeout bounds the HTTP server's and the host's graceful shutdown.
@@ -62,6 +73,7 @@ func main() {
 	flag.StringVar(&cfg.store, "store", "embedded", "state store: "+strings.Join(knownStores, " or ")+
 		", or a `URL` (redis://host:6379/0, postgres://user:pass@host/db, embedded:path.db, memory:)")
 	flag.StringVar(&cfg.httpAddr, "http", "", "serve the HTTP API on `ADDR` (e.g. localhost:8080) instead of running the demo")
+	flag.BoolVar(&cfg.chaos, "chaos", false, "run the chaos demo: a panicking handler and a store outage")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -74,9 +86,12 @@ func main() {
 }
 
 // run opens the store, starts a host with the BankAccount kind, runs the
-// demo or the HTTP API until ctx ends, then shuts the host down and closes
-// the store, in that order.
+// demo, the chaos demo or the HTTP API until ctx ends, then shuts the host
+// down and closes the store, in that order.
 func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+	if cfg.chaos && cfg.httpAddr != "" {
+		return errors.New("-chaos runs a scripted demo and cannot be combined with -http")
+	}
 	store, err := openStore(ctx, cfg.store, cfg.dataDir)
 	if err != nil {
 		return err
@@ -85,7 +100,14 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	// its actors) before the store closes.
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	host, err := runtime.New(runtime.WithProvider("bank", store))
+	hostStore, outage := store, (*outageSwitch)(nil)
+	if cfg.chaos {
+		// The chaos demo needs a store it can take down: the same provider,
+		// behind a switch that makes every call fail while it is on.
+		outage = &outageSwitch{}
+		hostStore = persistence.NewStore(storetest.WithFaults(store.Driver(), outage), nil)
+	}
+	host, err := runtime.New(runtime.WithProvider("bank", hostStore))
 	if err != nil {
 		return err
 	}
@@ -94,15 +116,19 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		defer cancel()
 		err = errors.Join(err, host.Shutdown(sctx))
 	}()
-	if err := register(host); err != nil {
+	deadLetters := &supervision.MemorySink{Max: 100} // quarantined messages
+	if err := register(host, deadLetters); err != nil {
 		return err
 	}
 	if err := host.Start(ctx); err != nil {
 		return err
 	}
 
-	if cfg.httpAddr != "" {
+	switch {
+	case cfg.httpAddr != "":
 		return serve(ctx, cfg.httpAddr, newHandler(host), out)
+	case cfg.chaos:
+		return runChaosDemo(ctx, host, outage, deadLetters, out)
 	}
 	return runDemo(ctx, host, out)
 }
