@@ -208,7 +208,7 @@ func TestMetrics(t *testing.T) {
 	ms := collect(t, reader)
 	wantOps := map[string]int64{
 		"code=NotFound,op=load,provider=mem":    3, // f, a, b: first activations
-		"code=OK,op=load,provider=mem":          2, // a: two reloads
+		"code=OK,op=load,provider=mem":          3, // a: two reloads, and the conflicting flush reading the record back
 		"code=OK,op=save,provider=mem":          2, // a, b
 		"code=Conflict,op=save,provider=mem":    2, // a: Save after bump, flush after bump
 		"code=Unavailable,op=save,provider=mem": 1,
