@@ -219,7 +219,9 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 		x.ctx.turn = ctx // deliver the message again to the rebuilt actor
 		v, pe, err = x.invoke(msg)
 	}
-	x.consecutive = 0
+	if x.consecutive != 0 { // written only when it changes: senders read this struct
+		x.consecutive = 0
+	}
 	if !posted {
 		x.ctx.turn = context.Background()
 	}
