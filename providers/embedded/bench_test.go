@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -51,25 +52,29 @@ func runWriters(b *testing.B, write func(w int, ops int64) error) {
 // BenchmarkDurableSave64 measures this provider: 64 actors, each
 // conditionally saving its own 100-byte record through persistence.Store,
 // every save fsync'd before it is acknowledged.
-func BenchmarkDurableSave64(b *testing.B) {
+func BenchmarkDurableSave64(b *testing.B) { runWriters(b, providerWriter(b)) }
+
+// providerWriter opens this provider and returns the write of
+// BenchmarkDurableSave64: writer w's ops-th conditional save.
+func providerWriter(b *testing.B) func(w int, ops int64) error {
 	ctx := context.Background()
 	s, err := Open(filepath.Join(b.TempDir(), "quark.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	keys := make([]driver.Key, benchWriters)
 	for w := range keys {
 		keys[w] = driver.Key{Kind: "Bench", ID: fmt.Sprint("actor-", w), Slot: "state"}
 	}
 	rec := driver.Record{Data: benchData, Codec: "json", Schema: 1}
-	runWriters(b, func(w int, ops int64) error {
+	return func(w int, ops int64) error {
 		v, err := s.Save(ctx, keys[w], rec, ops)
 		if err == nil && v != ops+1 {
 			err = fmt.Errorf("Save returned version %d, want %d", v, ops+1)
 		}
 		return err
-	})
+	}
 }
 
 // BenchmarkEngineBatchedWrite64 is the baseline for BenchmarkDurableSave64:
@@ -85,12 +90,16 @@ func BenchmarkDurableSave64(b *testing.B) {
 // number of writers: the batch commits the moment every writer has joined,
 // the best this engine's own batching can do for this workload, and a
 // setting only a benchmark that knows its concurrency can choose.
-func BenchmarkEngineBatchedWrite64(b *testing.B) {
+func BenchmarkEngineBatchedWrite64(b *testing.B) { runWriters(b, engineWriter(b)) }
+
+// engineWriter opens a raw bbolt file and returns the write of
+// BenchmarkEngineBatchedWrite64.
+func engineWriter(b *testing.B) func(w int, ops int64) error {
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	db.MaxBatchSize = benchWriters
 	bucket := []byte("bench")
 	if err := db.Update(func(tx *bolt.Tx) error {
@@ -104,7 +113,7 @@ func BenchmarkEngineBatchedWrite64(b *testing.B) {
 		keys[w] = []byte(driver.EncodeKey(driver.Key{Kind: "Bench", ID: fmt.Sprint("actor-", w), Slot: "state"}))
 	}
 	errStale := errors.New("stale version")
-	runWriters(b, func(w int, ops int64) error {
+	return func(w int, ops int64) error {
 		value := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(benchData)), uint64(ops+1))
 		value = append(value, benchData...)
 		return db.Batch(func(tx *bolt.Tx) error {
@@ -118,8 +127,57 @@ func BenchmarkEngineBatchedWrite64(b *testing.B) {
 			}
 			return bk.Put(keys[w], value)
 		})
-	})
+	}
 }
+
+// BenchmarkInterleaved64 compares the two writers above fairly on a disk
+// whose fsync latency drifts: each iteration runs one round of each (64
+// writers, interleavedPerWriter writes each), alternating which goes first,
+// and the time of every round is added to its side. It reports both rates
+// and their ratio (provider / engine), the figure docs/benchmarks.md quotes.
+func BenchmarkInterleaved64(b *testing.B) {
+	sides := [2]struct {
+		write func(w int, ops int64) error
+		ops   []int64
+		took  time.Duration
+	}{{write: providerWriter(b)}, {write: engineWriter(b)}}
+	for i := range sides {
+		sides[i].ops = make([]int64, benchWriters)
+	}
+	round := func(i int) {
+		side := &sides[i]
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range benchWriters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range interleavedPerWriter {
+					if err := side.write(w, side.ops[w]); err != nil {
+						b.Error(err)
+						return
+					}
+					side.ops[w]++
+				}
+			}()
+		}
+		wg.Wait()
+		side.took += time.Since(start)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		round(i % 2)
+		round(1 - i%2)
+	}
+	writes := float64(b.N * benchWriters * interleavedPerWriter)
+	b.ReportMetric(writes/sides[0].took.Seconds(), "quark-writes/s")
+	b.ReportMetric(writes/sides[1].took.Seconds(), "bbolt-writes/s")
+	b.ReportMetric(sides[1].took.Seconds()/sides[0].took.Seconds(), "ratio")
+}
+
+// interleavedPerWriter is how many writes each of the 64 writers makes per
+// round of BenchmarkInterleaved64.
+const interleavedPerWriter = 100
 
 // BenchmarkStoretest runs the benchmarks shared by every provider.
 func BenchmarkStoretest(b *testing.B) {
