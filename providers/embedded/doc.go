@@ -95,8 +95,8 @@
 // Because this disk's fsync latency drifts by 2x between runs, the figure to
 // trust is BenchmarkInterleaved64, which alternates rounds of both sides
 // within one benchmark (go test -run '^$' -bench Interleaved64 -benchtime 12x):
-// the provider reaches about 0.7 of the baseline (67,000-83,000 against
-// 101,000-118,000 writes/s). Both commit about 64 writes per fsync; the gap
+// the provider reaches 0.64 to 0.82 of the baseline over 12 runs, median
+// about 0.73 (67,000-105,000 against 101,000-128,000 writes/s). Both commit about 64 writes per fsync; the gap
 // is per-write CPU (key validation, time stamps, the envelope, the hand-off
 // to the committer, the check of the stored envelope before overwriting).
 // Whole-run comparisons earlier gave 0.74-1.01, flattered by the drift.
