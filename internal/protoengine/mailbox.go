@@ -91,10 +91,16 @@ func (m *batchMailbox) schedule() {
 func (m *batchMailbox) process() {
 	for {
 		m.run()
+		// Read what only the running goroutine owns before going idle: once
+		// idle, a poster may start a new run on another goroutine, which then
+		// owns suspended, batch and next.
+		suspended := m.suspended
 		m.status.Store(mailboxIdle)
 		// A post that found the mailbox running before the store above has
-		// its message queued; pick it up rather than leave it stranded.
-		if m.nsys.Load() == 0 && (m.suspended || !m.hasUser()) {
+		// its message queued; pick it up rather than leave it stranded. (A
+		// batch left unfinished by a suspension resumes with the
+		// ResumeMailbox system message, which schedules a run.)
+		if m.nsys.Load() == 0 && (suspended || !m.hasUser()) {
 			return
 		}
 		if !m.status.CompareAndSwap(mailboxIdle, mailboxRunning) {
@@ -158,10 +164,12 @@ func (m *batchMailbox) takeSystem() []any {
 	return out
 }
 
+// hasUser reports whether user messages are queued. It reads only the
+// shared queue, so it is safe to call after the mailbox went idle.
 func (m *batchMailbox) hasUser() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.user) > 0 || m.next < len(m.batch)
+	return len(m.user) > 0
 }
 
 // takeUser makes the pending user messages the current batch, recycling the

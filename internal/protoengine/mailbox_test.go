@@ -108,26 +108,20 @@ func TestBatchMailboxOrderAndEscalation(t *testing.T) {
 type lifecycle struct {
 	mu     sync.Mutex
 	events []string
-	self   activation.Mailbox
 	done   chan struct{}
 }
 
-func (l *lifecycle) Started(mb activation.Mailbox) {
+func (l *lifecycle) Started(activation.Mailbox) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.self = mb
 	l.events = append(l.events, "started")
 }
 
 func (l *lifecycle) Receive(msg any, r activation.Replier) {
 	l.mu.Lock()
 	l.events = append(l.events, msg.(string))
-	self := l.self
 	l.mu.Unlock()
 	r.Reply("re:" + msg.(string))
-	if msg == "stop" {
-		self.Stop()
-	}
 }
 
 func (l *lifecycle) Stopping() {
@@ -150,13 +144,14 @@ func TestEngineLifecycleAndRequests(t *testing.T) {
 	if err != nil || v != "re:b" {
 		t.Fatalf("request: %v, %v", v, err)
 	}
-	mb.Post("stop")
-	mb.Post("after-stop-but-queued-before-it-ran")
+	mb.Post("c")
+	mb.Post("queued-before-the-stop")
+	mb.Stop() // after the messages already queued
 	<-l.done
 	l.mu.Lock()
 	got := l.events
 	l.mu.Unlock()
-	want := []string{"started", "a", "b", "stop", "after-stop-but-queued-before-it-ran", "stopping"}
+	want := []string{"started", "a", "b", "c", "queued-before-the-stop", "stopping"}
 	if len(got) != len(want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
