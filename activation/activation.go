@@ -422,12 +422,17 @@ var flushBackoff = supervision.Backoff{Initial: 20 * time.Millisecond, Max: 2 * 
 // unavailable, until ctx ends. Other failures (a conflict: the store has
 // newer state, which must not be overwritten) are not retried.
 func (x *activation) flush(ctx context.Context) error {
+	var last error // the failure being retried
 	for attempt := 1; ; attempt++ {
 		err := x.protect("flush", func() error { return x.slots.Flush(ctx) })
+		if err != nil && last != nil && ctx.Err() != nil {
+			return last // the deadline cut the retries: report why we were retrying
+		}
 		var fe *persistence.FlushError
 		if err == nil || !errors.As(err, &fe) || !fe.Retryable() {
 			return err
 		}
+		last = err
 		d := flushBackoff.Delay(attempt, nil)
 		x.k.log.Warn("flush failed, store unavailable; retrying", zap.String("id", x.id),
 			zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
