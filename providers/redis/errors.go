@@ -23,33 +23,6 @@ var (
 	errInvalidWrite = errors.New("redis: invalid write")
 )
 
-// clientTimeoutError is a timeout of the client itself (DialTimeout,
-// ReadTimeout, WriteTimeout, PoolTimeout) while the caller's context is
-// still live. Go's net package makes a dial timeout match
-// context.DeadlineExceeded, and so would a go-redis error wrapping one; left
-// as it is, the persistence layer would take it for the caller's own
-// deadline and return it as a context error. This type therefore does not
-// unwrap: it is an Unavailable error that only quotes its cause.
-type clientTimeoutError struct{ err error }
-
-func (e *clientTimeoutError) Error() string { return "redis: client timeout: " + e.err.Error() }
-
-// Timeout reports true, as net.Error does for timeouts.
-func (e *clientTimeoutError) Timeout() bool { return true }
-
-// fail is what an operation returns for err, an error of the client: the
-// context's error if ctx has ended, a *clientTimeoutError for a
-// context-like error while ctx is live, otherwise err as it is.
-func (s *store) fail(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	if driver.IsContextError(err) {
-		return &clientTimeoutError{err: err}
-	}
-	return err
-}
-
 // errorCode classifies the errors of this provider, of go-redis and of the
 // Redis server. It is the one place where native errors are mapped:
 //
@@ -61,13 +34,17 @@ func (s *store) fail(ctx context.Context, err error) error {
 //     OOM) are Unavailable: retrying later may succeed;
 //   - the store's own closed state is Closed, writes it refuses are
 //     InvalidArgument;
-//   - context errors keep their codes;
+//   - a context.DeadlineExceeded is the client's own timeout (DialTimeout,
+//     ReadTimeout, WriteTimeout, PoolTimeout; Go's net package makes a dial
+//     timeout match it): the persistence layer consults ErrorCode only
+//     while the caller's context is live, and returns the caller's own
+//     context errors itself. It is Unavailable; context.Canceled keeps its
+//     code;
 //   - anything else (another server error, an unexpected reply) is Internal.
 //
 // NOSCRIPT never shows here: go-redis' Script.Run answers it by sending the
 // script with EVAL.
 func errorCode(err error) driver.ErrorCode {
-	var timeout *clientTimeoutError
 	var netErr net.Error
 	var serverErr goredis.Error
 	switch {
@@ -77,8 +54,8 @@ func errorCode(err error) driver.ErrorCode {
 		return driver.Closed
 	case errors.Is(err, errInvalidWrite), errors.Is(err, errInvalidOption):
 		return driver.InvalidArgument
-	case errors.As(err, &timeout):
-		return driver.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return driver.Unavailable // the client's own timeout, not the caller's deadline
 	case errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout), errors.Is(err, goredis.ErrPoolExhausted):
 		return driver.Unavailable
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
@@ -88,8 +65,6 @@ func errorCode(err error) driver.ErrorCode {
 		return driver.Unavailable
 	case errors.Is(err, context.Canceled):
 		return driver.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.DeadlineExceeded
 	case errors.As(err, &serverErr):
 		if serverUnavailable(err) {
 			return driver.Unavailable

@@ -70,7 +70,7 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 		if goredis.HasErrorPrefix(err, "WRONGTYPE") {
 			return driver.Record{}, false, driver.NewCorrupt(errors.New("the key does not hold a hash"))
 		}
-		return driver.Record{}, false, s.fail(ctx, err)
+		return driver.Record{}, false, err
 	}
 	vals, _ := res.([]any)
 	rec, ok, err := decode(vals)
@@ -159,7 +159,7 @@ func (s *store) put(ctx context.Context, writes []driver.Write) error {
 	}
 	res, err := putScript.Run(ctx, s.client, keys, args...).Result()
 	if err != nil {
-		return s.fail(ctx, err)
+		return err
 	}
 	return scriptResult(res)
 }
@@ -206,7 +206,7 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 	res, err := deleteScript.Run(ctx, s.client, []string{redisKey(s.prefix, key)},
 		timeToken(s.now()), strconv.FormatInt(expected, 10)).Result()
 	if err != nil {
-		return s.fail(ctx, err)
+		return err
 	}
 	return scriptResult(res)
 }

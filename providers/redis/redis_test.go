@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -572,7 +573,7 @@ func TestErrorCode(t *testing.T) {
 		{"pool timeout", goredis.ErrPoolTimeout, driver.Unavailable},
 		{"EOF", io.EOF, driver.Unavailable},
 		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, driver.Unavailable},
-		{"client timeout", &clientTimeoutError{err: context.DeadlineExceeded}, driver.Unavailable},
+		{"client timeout", fmt.Errorf("dial tcp: i/o timeout: %w", context.DeadlineExceeded), driver.Unavailable},
 		{"store closed", errClosed, driver.Closed},
 		{"bad reply", errBadReply, driver.Internal},
 		{"canceled", context.Canceled, driver.Canceled},
