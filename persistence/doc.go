@@ -30,8 +30,9 @@
 //
 // Every error is a [*ConcurrencyError], a [*DecodeError] (a stored record that
 // cannot be decoded; it is never overwritten), an [*Error] with a [Code] from
-// a closed set, or a context error passed through as it is. Each code has a
-// sentinel for errors.Is ([ErrNotFound], [ErrUnavailable], ...).
+// a closed set, or the caller's own context error passed through as it is.
+// Each code has a sentinel for errors.Is ([ErrNotFound], [ErrUnavailable],
+// ...).
 //
 // # Providers
 //

@@ -23,7 +23,8 @@
 //     whether or not the backend has physically removed it yet.
 //   - Other failures are returned as the backend's native errors;
 //     [Store.ErrorCode] classifies them into the closed set of [ErrorCode]s.
-//     Context errors are returned as they are.
+//     When the caller's context has ended, the persistence layer returns
+//     the context's error itself, whatever the provider returned.
 //   - The persistence layer has already validated keys and sizes and checked
 //     the context before a method is called; a provider need not repeat it.
 //

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -83,8 +82,10 @@ type Store interface {
 	Delete(ctx context.Context, key Key, expected int64) error
 
 	// ErrorCode classifies an error returned by this store's methods. It is
-	// called only with non-nil errors that are not context errors and not
-	// made by NewConflict or NewCorrupt.
+	// called only with non-nil errors not made by NewConflict or NewCorrupt,
+	// and only while the caller's context is live: an error matching
+	// context.DeadlineExceeded it sees is the client's own timeout (a dial
+	// timeout matches it), typically Unavailable.
 	ErrorCode(err error) ErrorCode
 
 	// Close releases what the provider itself opened. Clients injected by the
@@ -177,8 +178,3 @@ func NewCorrupt(err error) error { return &CorruptError{Err: err} }
 
 // NewBatchCorrupt is NewCorrupt for the write at index in a PutBatch call.
 func NewBatchCorrupt(index int, err error) error { return &CorruptError{Err: err, Index: index} }
-
-// IsContextError reports whether err is, or wraps, a context error.
-func IsContextError(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
