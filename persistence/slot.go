@@ -22,11 +22,12 @@ type SlotOwner interface {
 // on deactivation. Its methods are called from the actor's own goroutine
 // only, one at a time; it is not safe for concurrent use.
 type Slots struct {
-	reg  *Registry
-	kind string
-	id   string
-	list []slot
-	err  error // the first declaration error
+	reg    *Registry
+	kind   string
+	id     string
+	list   []slot
+	err    error // the first declaration error
+	nstale int   // how many slots are stale
 }
 
 // NewSlots returns an empty slot set for the actor (kind, id), resolving
@@ -59,14 +60,7 @@ func (s *Slots) Names() []string {
 // whose outcome is unknown). The slot's state was rolled back to its last
 // persisted copy; the activation layer deactivates the actor after the
 // current message so that the next message reloads every slot.
-func (s *Slots) Stale() bool {
-	for _, sl := range s.list {
-		if sl.isStale() {
-			return true
-		}
-	}
-	return false
-}
+func (s *Slots) Stale() bool { return s.nstale > 0 }
 
 // LoadAll loads every slot not declared Lazy, concurrently when there are
 // several. It returns the first error, after every load has finished.
@@ -234,7 +228,6 @@ func (s *Slots) fail(err error) {
 type slot interface {
 	slotName() string
 	isLazy() bool
-	isStale() bool
 	storeOf() *Store
 	load(ctx context.Context) error
 	pendingWrite() (w driver.Write, dirty bool, err error)
@@ -442,8 +435,20 @@ func (s *Slot[T]) Delete(ctx context.Context) error {
 
 func (s *Slot[T]) slotName() string { return s.name }
 func (s *Slot[T]) isLazy() bool     { return s.cfg.lazy }
-func (s *Slot[T]) isStale() bool    { return s.stale }
-func (s *Slot[T]) storeOf() *Store  { return s.store }
+
+// setStale marks the slot stale or not, keeping the set's count.
+func (s *Slot[T]) setStale(stale bool) {
+	if s.stale == stale {
+		return
+	}
+	s.stale = stale
+	if stale {
+		s.owner.nstale++
+	} else {
+		s.owner.nstale--
+	}
+}
+func (s *Slot[T]) storeOf() *Store { return s.store }
 
 func (s *Slot[T]) load(ctx context.Context) error {
 	if s.store == nil {
@@ -478,7 +483,8 @@ func (s *Slot[T]) load(ctx context.Context) error {
 	if err != nil {
 		return &Error{Code: InvalidArgument, Op: "encode", Key: key, Err: err}
 	}
-	s.loaded, s.dirty, s.stale = true, false, false
+	s.loaded, s.dirty = true, false
+	s.setStale(false)
 	return nil
 }
 
@@ -589,7 +595,7 @@ func (s *Slot[T]) saveFailed(err error) {
 	case TooLarge, InvalidArgument, Closed:
 		return // rejected before any I/O: the store is unchanged
 	}
-	s.stale = true
+	s.setStale(true)
 }
 
 func (s *Slot[T]) rollback() {
