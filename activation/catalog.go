@@ -234,10 +234,15 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 }
 
 func validID(id string) error {
-	if err := persistence.ValidateKey(driver.Key{Kind: "k", ID: id, Slot: "s"}); err != nil {
-		return fmt.Errorf("%w %q: %v", ErrInvalidID, truncate(id), errors.Unwrap(err.(*persistence.Error).Err))
+	err := persistence.ValidateKey(driver.Key{Kind: "k", ID: id, Slot: "s"})
+	if err == nil {
+		return nil
 	}
-	return nil
+	var pe *persistence.Error
+	if errors.As(err, &pe) && pe.Err != nil {
+		err = pe.Err // the reason alone, e.g. "id contains a NUL byte"
+	}
+	return fmt.Errorf("%w %q: %v", ErrInvalidID, truncate(id), err)
 }
 
 func truncate(s string) string {

@@ -301,9 +301,10 @@ func TestAskDeadlineAndErrors(t *testing.T) {
 	if _, err := ask[int64](f, "x", "what"); !errors.Is(err, activation.ErrUnknownMessage) {
 		t.Fatalf("err = %v, want ErrUnknownMessage", err)
 	}
-	for _, id := range []string{"", "a\x00b", string([]byte{0xff, 0xfe}), strings.Repeat("x", 1025)} {
-		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) {
-			t.Fatalf("id %q: %v, want ErrInvalidID", id, err)
+	for id, reason := range map[string]string{"": "empty id", "a\x00b": "NUL byte",
+		string([]byte{0xff, 0xfe}): "not valid UTF-8", strings.Repeat("x", 1025): "limit 1024"} {
+		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {
+			t.Fatalf("id %q: %v, want ErrInvalidID saying %q", id, err, reason)
 		}
 	}
 	if err := f.host.Ref("Nope", "a").Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
