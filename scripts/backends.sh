@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the loopback test servers the provider tests use.
 #
-#   bash scripts/backends.sh start  [redis postgres]   # default: all of them
-#   bash scripts/backends.sh stop   [redis postgres]
-#   bash scripts/backends.sh status [redis postgres]
+#   bash scripts/backends.sh start  [NAME...]   # default: all of them
+#   bash scripts/backends.sh stop   [NAME...]
+#   bash scripts/backends.sh status [NAME...]
 #
 # Idempotent: `start` leaves a server that is already up alone, installs what
 # is missing (Debian packages), and waits until each port answers. Runtime
@@ -18,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 state=$PWD/.backends
 mkdir -p "$state"
-all=(redis postgres)
+order=(redis postgres mongodb dynamodb cassandra sqlserver)
+all=()
 
 log() { printf '[backends] %s\n' "$*" >&2; }
 
@@ -60,50 +61,15 @@ kill_pidfile() { # name
   rm -f "$f"
 }
 
-# --- Redis -----------------------------------------------------------------
-redis_start() {
-  need_packages redis-server redis-tools
-  if listening 6379; then log "redis: already up"; return 0; fi
-  mkdir -p "$state/redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir "$state/redis" --pidfile "$state/redis.pid" --logfile "$state/redis.log"
-  wait_listening 6379 10 redis
-  log "redis: up on 127.0.0.1:6379"
-}
-redis_stop() { kill_pidfile redis; }
-redis_status() { listening 6379 && echo "redis: up (127.0.0.1:6379)" || echo "redis: down"; }
-
-# --- PostgreSQL --------------------------------------------------------------
-pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
-postgres_start() {
-  [ -n "$(pg_version)" ] && command -v pg_ctlcluster >/dev/null || need_packages postgresql
-  local v; v=$(pg_version)
-  pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$v main" || pg_createcluster "$v" main >/dev/null
-  if ! pg_ctlcluster --skip-systemctl-redirect "$v" main status >/dev/null 2>&1; then
-    pg_ctlcluster --skip-systemctl-redirect "$v" main start
-  fi
-  wait_listening 5432 30 postgres
-  # The test role and database, created once.
-  runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'actors') THEN
-    CREATE ROLE actors LOGIN PASSWORD 'actors';
-  END IF;
-END
-$$;
-SELECT 'CREATE DATABASE actors OWNER actors'
- WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'actors')\gexec
-SQL
-  log "postgres: up on 127.0.0.1:5432 (PostgreSQL $v)"
-}
-postgres_stop() {
-  local v; v=$(pg_version)
-  [ -n "$v" ] || return 0
-  pg_ctlcluster --skip-systemctl-redirect "$v" main status >/dev/null 2>&1 || return 0
-  pg_ctlcluster --skip-systemctl-redirect "$v" main stop
-}
-postgres_status() { listening 5432 && echo "postgres: up (127.0.0.1:5432)" || echo "postgres: down"; }
+# Each server is defined by scripts/backends.d/NAME.sh (NAME_start, NAME_stop,
+# NAME_status), in the order below.
+for n in "${order[@]}"; do
+  f=scripts/backends.d/$n.sh
+  [ -f "$f" ] || continue
+  # shellcheck source=/dev/null
+  source "$f"
+  all+=("$n")
+done
 
 # --- main --------------------------------------------------------------------
 cmd=${1:-}
