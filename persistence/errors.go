@@ -88,9 +88,13 @@ type Error struct {
 // Error implements the error interface.
 func (e *Error) Error() string {
 	var s string
-	if e.Key != (Key{}) {
+	switch {
+	case e.Key.Slot == "" && (e.Key.Kind != "" || e.Key.ID != ""):
+		// A journal's error: the key names a stream.
+		s = fmt.Sprintf("persistence: %s stream %s: %s", e.Op, Stream{Kind: e.Key.Kind, ID: e.Key.ID}, e.Code)
+	case e.Key != (Key{}):
 		s = fmt.Sprintf("persistence: %s %s: %s", e.Op, e.Key, e.Code)
-	} else {
+	default:
 		s = fmt.Sprintf("persistence: %s: %s", e.Op, e.Code)
 	}
 	if e.Err != nil {

@@ -164,7 +164,8 @@ func NewBatchConflict(index int, actual int64) error {
 // the key.
 type CorruptError struct {
 	Err   error
-	Index int // the position of the write in a PutBatch call, else 0
+	Index int   // the position of the write in a PutBatch call, else 0
+	Seq   int64 // the position of the event in its stream (journals), else 0
 }
 
 // Error implements the error interface.

@@ -120,3 +120,70 @@ func fromUnixNanos(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// Event envelope format: journals that store an event as one opaque value
+// (the embedded engine, Redis) use MarshalEvent and UnmarshalEvent. The
+// position is not part of it: it is where the value is stored.
+//
+//	byte 0     magic 'E'
+//	byte 1     format version (1)
+//	uvarint    len(type), then type bytes
+//	uvarint    schema
+//	uvarint    len(codec), then codec bytes
+//	varint     time, Unix nanoseconds (0: unset)
+//	rest       data
+const eventMagic = 'E'
+
+// MarshalEvent encodes e, without its position, in the event envelope
+// format.
+func MarshalEvent(e *Event) []byte {
+	return AppendEvent(make([]byte, 0, 2+2*binary.MaxVarintLen64+len(e.Type)+len(e.Codec)+binary.MaxVarintLen64+len(e.Data)), e)
+}
+
+// AppendEvent appends the event envelope encoding of e to dst.
+func AppendEvent(dst []byte, e *Event) []byte {
+	dst = append(dst, eventMagic, envelopeVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Type)))
+	dst = append(dst, e.Type...)
+	dst = binary.AppendUvarint(dst, uint64(e.Schema))
+	dst = binary.AppendUvarint(dst, uint64(len(e.Codec)))
+	dst = append(dst, e.Codec...)
+	dst = binary.AppendVarint(dst, unixNanos(e.Time))
+	return append(dst, e.Data...)
+}
+
+// UnmarshalEvent decodes an envelope produced by MarshalEvent into e, whose
+// Seq it leaves alone. e.Data aliases b. A malformed envelope gives an error
+// made by NewCorruptEvent with e.Seq.
+func UnmarshalEvent(b []byte, e *Event) error {
+	bad := func(what string) error { return NewCorruptEvent(e.Seq, errors.New(what)) }
+	if len(b) < 2 || b[0] != eventMagic {
+		return bad("not an event envelope")
+	}
+	if b[1] != envelopeVersion {
+		return NewCorruptEvent(e.Seq, fmt.Errorf("unknown event envelope format %d", b[1]))
+	}
+	b = b[2:]
+	n, b, ok := uvarint(b)
+	if !ok || n == 0 || n > MaxEventTypeLen || n > uint64(len(b)) {
+		return bad("bad event type length")
+	}
+	e.Type, b = string(b[:n]), b[n:]
+	schema, b, ok := uvarint(b)
+	if !ok || schema > 1<<32-1 {
+		return bad("bad schema version")
+	}
+	e.Schema = uint32(schema)
+	n, b, ok = uvarint(b)
+	if !ok || n > MaxCodecLen || n > uint64(len(b)) {
+		return bad("bad codec length")
+	}
+	e.Codec, b = string(b[:n]), b[n:]
+	t, b, ok := varint(b)
+	if !ok {
+		return bad("bad time")
+	}
+	e.Time = fromUnixNanos(t)
+	e.Data = b
+	return nil
+}

@@ -1,0 +1,160 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// JournalOptions configures a memory journal. The zero value (or nil) gives
+// the defaults.
+type JournalOptions struct {
+	// Now is the clock that stamps events; nil means time.Now.
+	Now func() time.Time
+	// MaxEventBytes caps len(Event.Data); 0 means
+	// persistence.DefaultMaxEventBytes.
+	MaxEventBytes int
+}
+
+// NewJournal returns an empty in-memory event journal. Like the memory
+// store it keeps nothing across restarts: it is for tests and for
+// development.
+func NewJournal(opts *JournalOptions) *persistence.Journal {
+	if opts == nil {
+		opts = &JournalOptions{}
+	}
+	j := &journal{seed: maphash.MakeSeed()}
+	for i := range j.shards {
+		j.shards[i].m = make(map[driver.Stream]*stream)
+	}
+	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: opts.MaxEventBytes, Now: opts.Now})
+}
+
+var _ driver.StreamLister = (*journal)(nil)
+
+// journal is the driver.Journal of the memory provider: per stream, a slice
+// of events whose Data the journal owns. Readers see a prefix of the slice
+// taken under the shard lock, so they run without holding it while fn runs:
+// appends only ever add past that prefix.
+type journal struct {
+	seed   maphash.Seed
+	shards [numShards]journalShard
+}
+
+type journalShard struct {
+	mu sync.RWMutex
+	m  map[driver.Stream]*stream
+	_  [32]byte
+}
+
+type stream struct {
+	events []driver.Event // events[i].Seq == i+1
+}
+
+func (j *journal) shard(s driver.Stream) *journalShard {
+	return &j.shards[maphash.String(j.seed, s.ID)&(numShards-1)]
+}
+
+func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.Event, expected int64) (int64, error) {
+	// Copy outside the lock: the journal must not retain the caller's Data.
+	copies := make([]driver.Event, len(events))
+	size := 0
+	for i := range events {
+		size += len(events[i].Data)
+	}
+	buf := make([]byte, 0, size)
+	for i, e := range events {
+		start := len(buf)
+		buf = append(buf, e.Data...)
+		e.Data = buf[start:len(buf):len(buf)]
+		e.Seq = expected + int64(i) + 1
+		copies[i] = e
+	}
+	sh := j.shard(s)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.m[s]
+	var last int64
+	if st != nil {
+		last = int64(len(st.events))
+	}
+	if last != expected {
+		return 0, driver.NewConflict(last)
+	}
+	if st == nil {
+		st = &stream{}
+		sh.m[s] = st
+	}
+	st.events = append(st.events, copies...)
+	return int64(len(st.events)), nil
+}
+
+func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn func(*driver.Event) error) error {
+	sh := j.shard(s)
+	sh.mu.RLock()
+	var events []driver.Event
+	if st := sh.m[s]; st != nil {
+		events = st.events[:len(st.events):len(st.events)]
+	}
+	sh.mu.RUnlock()
+	if to <= 0 || to > int64(len(events)) {
+		to = int64(len(events))
+	}
+	var e driver.Event
+	for seq := from; seq <= to; seq++ {
+		if seq%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		e = events[seq-1] // a copy: fn cannot change the stored event
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
+	sh := j.shard(s)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if st := sh.m[s]; st != nil {
+		return int64(len(st.events)), nil
+	}
+	return 0, nil
+}
+
+func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) error) error {
+	for i := range j.shards {
+		sh := &j.shards[i]
+		sh.mu.RLock()
+		var ids []string
+		for s := range sh.m {
+			if s.Kind == kind {
+				ids = append(ids, s.ID)
+			}
+		}
+		sh.mu.RUnlock()
+		for _, id := range ids {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (j *journal) ErrorCode(err error) driver.ErrorCode {
+	if errors.Is(err, context.Canceled) {
+		return driver.Canceled
+	}
+	return driver.Internal
+}
+
+func (j *journal) Close() error { return nil }
