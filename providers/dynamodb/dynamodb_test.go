@@ -1,0 +1,865 @@
+package dynamodb
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/quarkgo/quark/internal/testenv"
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/persistence/storetest"
+)
+
+// testClientOptions returns the client options of the test server
+// (testenv.DynamoDBURL), with a short retry budget so that failures show
+// fast.
+func testClientOptions(t testing.TB) ClientOptions {
+	t.Helper()
+	u, err := url.Parse(testenv.DynamoDBURL)
+	if err != nil {
+		t.Fatalf("QUARK_TEST_DYNAMODB_URL: %v", err)
+	}
+	co, _, _, err := parseURL(u)
+	if err != nil {
+		t.Fatalf("QUARK_TEST_DYNAMODB_URL: %v", err)
+	}
+	co.MaxAttempts, co.BaseDelay, co.MaxBackoff = 3, 5*time.Millisecond, 20*time.Millisecond
+	return co
+}
+
+// reachable records, once per test binary, whether the test server
+// answers.
+var reachable struct {
+	once sync.Once
+	err  error
+}
+
+// connect returns a client of the test server; it ends the test through
+// testenv.Unreachable if the server does not answer.
+func connect(t testing.TB) *dynamodb.Client {
+	t.Helper()
+	co := testClientOptions(t)
+	reachable.once.Do(func() {
+		probe := co
+		probe.MaxAttempts = 1
+		client, err := NewClient(probe)
+		if err != nil {
+			reachable.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, reachable.err = client.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
+	})
+	if reachable.err != nil {
+		what := "DynamoDB"
+		if u, err := url.Parse(testenv.DynamoDBURL); err == nil {
+			what = "DynamoDB at " + redactURL(u)
+		}
+		testenv.Unreachable(t, what, reachable.err)
+	}
+	client, err := NewClient(co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// freshTable creates a table no other test uses, deleted when the test
+// ends, and returns its name.
+func freshTable(t testing.TB, client *dynamodb.Client) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	table := "quark_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := CreateTable(ctx, client, table); err != nil {
+		t.Fatalf("CreateTable(%s): %v", table, err)
+	}
+	t.Cleanup(func() {
+		if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}); err != nil {
+			t.Logf("deleting table %s: %v", table, err)
+		}
+	})
+	return table
+}
+
+type harness struct{ client *dynamodb.Client }
+
+func newHarness(_ context.Context, t testing.TB) (storetest.Harness, error) {
+	return &harness{client: connect(t)}, nil
+}
+
+func (h *harness) MakeStore(_ context.Context, t testing.TB) (driver.Store, error) {
+	s, err := New(h.client, &Options{Table: freshTable(t, h.client)})
+	if err != nil {
+		return nil, err
+	}
+	return s.Driver(), nil
+}
+
+func (h *harness) Capabilities() storetest.Capabilities {
+	return storetest.Capabilities{AtomicBatch: true, NativeTTL: true, MaxRecordBytes: MaxRecordBytesLimit}
+}
+
+func (h *harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	storetest.RunConformanceTests(t, newHarness)
+}
+
+// testStore returns a Store over a fresh table of the test server, and the
+// table's name.
+func testStore(t *testing.T, client *dynamodb.Client, opts *Options) (*persistence.Store, string) {
+	t.Helper()
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Table = freshTable(t, client)
+	s, err := New(client, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, o.Table
+}
+
+var testKey = driver.Key{Kind: "Account", ID: "acc/42:β{x}", Slot: "state"}
+
+func rec(data string) driver.Record {
+	return driver.Record{Data: []byte(data), Codec: "json", Schema: 1}
+}
+
+// rawItem reads the item under the partition key pk as it is stored.
+func rawItem(t *testing.T, client *dynamodb.Client, table, pk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: &table, Key: keyItem(pk), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+// putRaw writes an item by hand, as the AWS console or CLI would.
+func putRaw(t *testing.T, client *dynamodb.Client, table string, item map[string]types.AttributeValue) {
+	t.Helper()
+	if _, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadClient is a client of an endpoint where nothing listens, with no
+// retries: an operation that does any I/O through it fails as unavailable.
+func deadClient(t testing.TB) *dynamodb.Client {
+	t.Helper()
+	c, err := NewClient(ClientOptions{Endpoint: "http://127.0.0.1:1", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	client := deadClient(t)
+	hostile := []string{
+		"ab", "a", strings.Repeat("t", 256), "a b", "tab le", "a/b", "../etc", "a\\b", "a:b", "a;b", "a'b", `a"b`,
+		"a*b", "a?b", "{tbl}", "a\tb", "a\nb", "a\x00b", "a\x7fb", "таблица", "tablé", "a%2Fb", "a@b", "a#b", "a$b",
+	}
+	for _, name := range hostile {
+		s, err := New(client, &Options{Table: name})
+		if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
+			t.Errorf("New(Table %q) = %v, %v; want an error matching ErrInvalidArgument", name, s, err)
+		}
+		if err := CreateTable(context.Background(), client, name); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("CreateTable(%q) = %v, want ErrInvalidArgument (and no I/O: the client is dead)", name, err)
+		}
+	}
+	for _, o := range []*Options{{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1}} {
+		if _, err := New(client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", *o, err)
+		}
+	}
+	if _, err := New(nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("New(nil client) = %v, want ErrInvalidArgument", err)
+	}
+	for _, name := range []string{"abc", "quark_state", "A.b-C_9", "my.app-state_v2", strings.Repeat("t", 255), "___", "..."} {
+		s, err := New(client, &Options{Table: name, MaxRecordBytes: MaxRecordBytesLimit})
+		if err != nil {
+			t.Errorf("New(Table %q): %v", name, err)
+			continue
+		}
+		if got := aws.ToString(s.Driver().(*store).table); got != name {
+			t.Errorf("New(Table %q) uses table %q", name, got)
+		}
+	}
+	s, err := New(client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.Driver().(*store)
+	if got := aws.ToString(d.table); got != DefaultTable {
+		t.Errorf("New(nil options) uses table %q, want %q", got, DefaultTable)
+	}
+	if got := s.MaxRecordBytes(); got != MaxRecordBytesLimit {
+		t.Errorf("New(nil options) accepts %d bytes, want %d", got, MaxRecordBytesLimit)
+	}
+	if !aws.ToBool(d.consistent) {
+		t.Error("New(nil options) reads eventually consistently, want strongly consistent reads")
+	}
+}
+
+// TestTooLargeBeforeIO: over a client whose endpoint is dead, an oversized
+// record fails as too large, not as unavailable: nothing was sent.
+func TestTooLargeBeforeIO(t *testing.T) {
+	ctx := context.Background()
+	for _, limit := range []int{0, 1000} {
+		s, err := New(deadClient(t), &Options{MaxRecordBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		max := s.MaxRecordBytes()
+		big := driver.Record{Data: make([]byte, max+1), Codec: "raw"}
+		_, err = s.Save(ctx, testKey, big, 0)
+		if !errors.Is(err, persistence.ErrTooLarge) {
+			t.Errorf("limit %d: Save of %d bytes = %v, want ErrTooLarge", limit, max+1, err)
+		}
+		other := driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "other"}
+		_, err = s.SaveBatch(ctx, []driver.Write{{Key: other, Record: rec("{}")}, {Key: testKey, Record: big}})
+		if !errors.Is(err, persistence.ErrTooLarge) {
+			t.Errorf("limit %d: SaveBatch with %d bytes = %v, want ErrTooLarge", limit, max+1, err)
+		}
+		// The same store does I/O for a record within the limit: the dead
+		// endpoint answers Unavailable.
+		_, err = s.Save(ctx, testKey, driver.Record{Data: make([]byte, max), Codec: "raw"}, 0)
+		if !errors.Is(err, persistence.ErrUnavailable) {
+			t.Errorf("limit %d: Save of %d bytes over a dead endpoint = %v, want ErrUnavailable", limit, max, err)
+		}
+	}
+	// A transaction over 4 MB is refused before I/O too, although each of
+	// its records is within the limit.
+	s, err := New(deadClient(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes []driver.Write
+	for i := range MaxTransactionBytes/MaxRecordBytesLimit + 1 {
+		writes = append(writes, driver.Write{Key: driver.Key{Kind: "K", ID: "id", Slot: fmt.Sprint("s", i)},
+			Record: driver.Record{Data: make([]byte, MaxRecordBytesLimit), Codec: "raw"}})
+	}
+	if _, err := s.SaveBatch(ctx, writes); !errors.Is(err, persistence.ErrTooLarge) {
+		t.Errorf("SaveBatch of %d records of %d bytes = %v, want ErrTooLarge", len(writes), MaxRecordBytesLimit, err)
+	}
+	// More than 100 writes is more than one transaction can take.
+	writes = writes[:0]
+	for i := range MaxBatchWrites + 1 {
+		writes = append(writes, driver.Write{Key: driver.Key{Kind: "K", ID: "id", Slot: fmt.Sprint("s", i)}, Record: rec("{}")})
+	}
+	if _, err := s.SaveBatch(ctx, writes); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("SaveBatch of %d writes = %v, want ErrInvalidArgument", len(writes), err)
+	}
+	// One slot twice in a batch: DynamoDB refuses a transaction that names
+	// an item twice.
+	if _, err := s.SaveBatch(ctx, writes[:2:2]); !errors.Is(err, persistence.ErrUnavailable) {
+		t.Fatalf("SaveBatch of 2 slots over a dead endpoint = %v, want ErrUnavailable (it was sent)", err)
+	}
+	if _, err := s.SaveBatch(ctx, []driver.Write{writes[0], writes[1], writes[0]}); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("SaveBatch writing one slot twice = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestLargestItemFits writes the largest record the store accepts under
+// the key with the longest encoding, with the longest codec and every
+// optional attribute: DynamoDB must take it, which checks the store's
+// accounting of the 400 KB item limit against the server's.
+func TestLargestItemFits(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	worst := driver.Key{
+		Kind: strings.Repeat("/", driver.MaxKindLen),
+		ID:   strings.Repeat("%", driver.MaxIDLen),
+		Slot: strings.Repeat("{", driver.MaxSlotLen),
+	}
+	r := driver.Record{
+		Data:       bytes.Repeat([]byte{0xab}, MaxRecordBytesLimit),
+		Codec:      strings.Repeat("c", driver.MaxCodecLen),
+		Schema:     1<<32 - 1,
+		Compressed: true,
+		UpdatedAt:  driver.MinTime,
+		ExpiresAt:  driver.MaxTime,
+	}
+	pk, fullKey := partitionKey(worst)
+	if len(fullKey) != maxFullKeyBytes || !strings.HasPrefix(pk, hashedKeyPrefix) {
+		t.Fatalf("the worst key encodes to %d bytes (pk %q), want %d, hashed", len(fullKey), pk, maxFullKeyBytes)
+	}
+	if _, size := encodeItem(pk, fullKey, &r, 1<<62, make([]byte, writeIDLen)); size > MaxItemBytes {
+		t.Fatalf("the largest item is %d bytes by the store's count, over DynamoDB's %d", size, MaxItemBytes)
+	}
+	if _, err := s.Save(ctx, worst, r, 0); err != nil {
+		t.Fatalf("Save of the largest record under the longest key: %v", err)
+	}
+	got, err := s.Load(ctx, worst)
+	if err != nil || !bytes.Equal(got.Data, r.Data) || got.Codec != r.Codec || !got.ExpiresAt.Equal(r.ExpiresAt) {
+		t.Fatalf("Load = %d bytes, codec %q, %v", len(got.Data), got.Codec, err)
+	}
+	item := rawItem(t, client, table, pk)
+	if fk, _ := item[attrFullKey].(*types.AttributeValueMemberS); fk == nil || fk.Value != fullKey {
+		t.Errorf("the item of a hashed key holds full_key %v, want the encoded key", item[attrFullKey])
+	}
+	// One byte more, with a short key, is over the limit the store declares.
+	r.Data = append(r.Data, 0)
+	if _, err := s.Save(ctx, testKey, r, 0); !errors.Is(err, persistence.ErrTooLarge) {
+		t.Errorf("Save of %d bytes = %v, want ErrTooLarge", len(r.Data), err)
+	}
+}
+
+// TestLongKeys: keys whose encoding is longer than DynamoDB's 2048-byte
+// partition key limit are stored under a hash of it, and stay distinct.
+func TestLongKeys(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	long := strings.Repeat("/", 700) // escaped to 2100 bytes
+	keys := []driver.Key{
+		{Kind: "K", ID: long + "a", Slot: "s"},
+		{Kind: "K", ID: long + "b", Slot: "s"},
+		{Kind: "K", ID: long, Slot: "s"},
+		{Kind: "K", ID: strings.Repeat("/", 681) + "x", Slot: "s"}, // exactly 2048 bytes encoded: not hashed
+	}
+	for i, k := range keys {
+		if _, err := s.Save(ctx, k, rec(fmt.Sprint(i)), 0); err != nil {
+			t.Fatalf("Save(key %d): %v", i, err)
+		}
+	}
+	for i, k := range keys {
+		got, err := s.Load(ctx, k)
+		if err != nil || string(got.Data) != fmt.Sprint(i) {
+			t.Errorf("Load(key %d) = %q, %v; want %q", i, got.Data, err, fmt.Sprint(i))
+		}
+		pk, fullKey := partitionKey(k)
+		if hashed := strings.HasPrefix(pk, hashedKeyPrefix); hashed != (i < 3) || (fullKey != "") != hashed {
+			t.Errorf("key %d: pk %.20q..., full key %d bytes", i, pk, len(fullKey))
+		}
+		if rawItem(t, client, table, pk) == nil {
+			t.Errorf("key %d: no item under its partition key", i)
+		}
+	}
+	if _, err := s.Save(ctx, keys[0], rec("again"), 0); !errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("second create of a hashed key = %v, want a conflict", err)
+	}
+	if err := s.Delete(ctx, keys[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, keys[1]); err != nil {
+		t.Errorf("deleting one hashed key affected another: %v", err)
+	}
+}
+
+// TestStoredLayout checks the item a save leaves in DynamoDB, attribute by
+// attribute.
+func TestStoredLayout(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	updated := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.UTC)
+	r := driver.Record{Data: []byte{0, 1, 2, 0xff}, Codec: "proto", Schema: 7, Compressed: true, UpdatedAt: updated}
+	if _, err := s.Save(ctx, testKey, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Save(ctx, testKey, r, 1); err != nil {
+		t.Fatal(err)
+	}
+	pk := "Account/acc%2F42:β%7Bx%7D/state"
+	item := rawItem(t, client, table, pk)
+	wantAttrs := map[string]types.AttributeValue{
+		attrPK:         &types.AttributeValueMemberS{Value: pk},
+		attrVersion:    &types.AttributeValueMemberN{Value: "2"},
+		attrState:      &types.AttributeValueMemberB{Value: []byte{0, 1, 2, 0xff}},
+		attrCodec:      &types.AttributeValueMemberS{Value: "proto"},
+		attrSchema:     &types.AttributeValueMemberN{Value: "7"},
+		attrCompressed: &types.AttributeValueMemberBOOL{Value: true},
+		attrUpdatedAt:  &types.AttributeValueMemberN{Value: strconv.FormatInt(updated.UnixNano(), 10)},
+	}
+	for name, want := range wantAttrs {
+		if !reflect.DeepEqual(item[name], want) {
+			t.Errorf("attribute %s = %#v, want %#v", name, item[name], want)
+		}
+	}
+	if id, ok := item[attrWriteID].(*types.AttributeValueMemberB); !ok || len(id.Value) != writeIDLen {
+		t.Errorf("attribute %s = %#v, want %d random bytes", attrWriteID, item[attrWriteID], writeIDLen)
+	}
+	if len(item) != len(wantAttrs)+1 {
+		t.Errorf("the item has %d attributes, want %d (no expiry, no full key): %v", len(item), len(wantAttrs)+1, item)
+	}
+
+	// With an expiry: exact nanoseconds, and DynamoDB's TTL in seconds
+	// rounded up.
+	expires := time.Date(2031, 1, 2, 3, 4, 5, 600, time.UTC)
+	r.ExpiresAt = expires
+	if _, err := s.Save(ctx, testKey, r, 2); err != nil {
+		t.Fatal(err)
+	}
+	item = rawItem(t, client, table, pk)
+	for name, want := range map[string]string{
+		attrExpiresAt: strconv.FormatInt(expires.UnixNano(), 10),
+		attrTTL:       strconv.FormatInt(expires.Unix()+1, 10),
+	} {
+		if n, ok := item[name].(*types.AttributeValueMemberN); !ok || n.Value != want {
+			t.Errorf("attribute %s = %#v, want N %s", name, item[name], want)
+		}
+	}
+	// An empty state is an empty binary value.
+	if _, err := s.Save(ctx, testKey, driver.Record{Codec: "raw"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	item = rawItem(t, client, table, pk)
+	if b, ok := item[attrState].(*types.AttributeValueMemberB); !ok || len(b.Value) != 0 {
+		t.Errorf("attribute state of an empty record = %#v, want empty binary", item[attrState])
+	}
+	if _, ok := item[attrTTL]; ok {
+		t.Error("attribute ttl survives a save without expiry")
+	}
+}
+
+func TestTTLSeconds(t *testing.T) {
+	for _, tt := range []struct{ ns, want int64 }{
+		{0, 0}, {1, 1}, {999_999_999, 1}, {1e9, 1}, {1e9 + 1, 2}, {-1, 0}, {-1e9, -1}, {-1e9 - 1, -1},
+	} {
+		if got := ttlSeconds(tt.ns); got != tt.want {
+			t.Errorf("ttlSeconds(%d) = %d, want %d", tt.ns, got, tt.want)
+		}
+	}
+}
+
+func TestNumberSize(t *testing.T) {
+	// The sizes DynamoDB Local counts (measured against the item limit).
+	for _, tt := range []struct {
+		s    string
+		want int
+	}{{"1", 2}, {"12", 2}, {"123", 3}, {"1234567890123456789", 11}, {"-12345", 5}, {"0", 2}} {
+		if got := numberSize(tt.s); got < tt.want {
+			t.Errorf("numberSize(%q) = %d, less than DynamoDB's %d", tt.s, got, tt.want)
+		}
+	}
+}
+
+// TestCorruptItemIsReportedAndKept writes damaged items by hand: each is
+// reported as a *persistence.DecodeError naming the key, by Load, Save,
+// Delete and SaveBatch alike, and stays as it is.
+func TestCorruptItemIsReportedAndKept(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	n := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+	str := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	good := func(pk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{
+			attrPK: str(pk), attrVersion: n("1"), attrState: &types.AttributeValueMemberB{Value: []byte(`{}`)},
+			attrCodec: str("json"), attrSchema: n("1"), attrCompressed: &types.AttributeValueMemberBOOL{},
+			attrUpdatedAt: n("1700000000000000000"),
+		}
+	}
+	set := func(name string, v types.AttributeValue) func(map[string]types.AttributeValue) {
+		return func(m map[string]types.AttributeValue) {
+			if v == nil {
+				delete(m, name)
+			} else {
+				m[name] = v
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		damage func(map[string]types.AttributeValue)
+	}{
+		{"version missing", set(attrVersion, nil)},
+		{"version a string", set(attrVersion, str("1"))},
+		{"version zero", set(attrVersion, n("0"))},
+		{"version negative", set(attrVersion, n("-1"))},
+		{"version fraction", set(attrVersion, n("1.5"))},
+		{"version huge", set(attrVersion, n("1e30"))},
+		{"state missing", set(attrState, nil)},
+		{"state a string", set(attrState, str("{}"))},
+		{"state a number", set(attrState, n("7"))},
+		{"codec missing", set(attrCodec, nil)},
+		{"codec a number", set(attrCodec, n("1"))},
+		{"schema missing", set(attrSchema, nil)},
+		{"schema a string", set(attrSchema, str("1"))},
+		{"compressed missing", set(attrCompressed, nil)},
+		{"compressed a string", set(attrCompressed, str("false"))},
+		{"updated_at missing", set(attrUpdatedAt, nil)},
+		{"updated_at a string", set(attrUpdatedAt, str("2024-01-01T00:00:00Z"))},
+		{"expires_at a string", set(attrExpiresAt, str("tomorrow"))},
+		{"garbage envelope", func(m map[string]types.AttributeValue) {
+			m[attrState] = &types.AttributeValueMemberL{Value: []types.AttributeValue{str("x")}}
+			m[attrCodec] = &types.AttributeValueMemberBOOL{Value: true}
+			m[attrSchema] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"v": n("1")}}
+		}},
+	}
+	for i, tt := range tests {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("corrupt-", i), Slot: "state"}
+		pk, _ := partitionKey(key)
+		item := good(pk)
+		tt.damage(item)
+		putRaw(t, client, table, item)
+		before := rawItem(t, client, table, pk)
+		wantCorrupt := func(op string, err error) {
+			t.Helper()
+			var de *persistence.DecodeError
+			if !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) || de.Key != key {
+				t.Errorf("%s: %s = %v, want a *persistence.DecodeError for %s", tt.name, op, err, key)
+			}
+			if de != nil && !strings.Contains(de.Error(), key.ID) {
+				t.Errorf("%s: %s: the error %q does not name the key", tt.name, op, de)
+			}
+		}
+		_, err := s.Load(ctx, key)
+		wantCorrupt("Load", err)
+		for _, expected := range []int64{0, 1} {
+			_, err = s.Save(ctx, key, rec(`{"overwritten":true}`), expected)
+			wantCorrupt(fmt.Sprintf("Save(expected %d)", expected), err)
+			wantCorrupt(fmt.Sprintf("Delete(expected %d)", expected), s.Delete(ctx, key, expected))
+		}
+		other := driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}
+		_, err = s.SaveBatch(ctx, []driver.Write{{Key: other, Record: rec(`{}`)}, {Key: key, Record: rec(`{}`), Expected: 1}})
+		wantCorrupt("SaveBatch", err)
+		otherPK, _ := partitionKey(other)
+		if rawItem(t, client, table, otherPK) != nil {
+			t.Errorf("%s: SaveBatch over a corrupt item wrote its other slot", tt.name)
+		}
+		if after := rawItem(t, client, table, pk); !reflect.DeepEqual(after, before) {
+			t.Errorf("%s: the stored item changed:\nbefore %v\nafter  %v", tt.name, before, after)
+		}
+	}
+}
+
+// TestCorruptValueReportedByLoad: values of the right type but out of range
+// are reported by Load (what the conditions of writes cannot check is
+// documented).
+func TestCorruptValueReportedByLoad(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	for i, damage := range []map[string]types.AttributeValue{
+		{attrSchema: &types.AttributeValueMemberN{Value: "-1"}},
+		{attrSchema: &types.AttributeValueMemberN{Value: "4294967296"}},
+		{attrSchema: &types.AttributeValueMemberN{Value: "1.5"}},
+		{attrUpdatedAt: &types.AttributeValueMemberN{Value: "1.5"}},
+		{attrExpiresAt: &types.AttributeValueMemberN{Value: "0"}},
+		{attrCodec: &types.AttributeValueMemberS{Value: strings.Repeat("c", driver.MaxCodecLen+1)}},
+	} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("value-", i), Slot: "state"}
+		pk, _ := partitionKey(key)
+		item := map[string]types.AttributeValue{
+			attrPK: &types.AttributeValueMemberS{Value: pk}, attrVersion: &types.AttributeValueMemberN{Value: "1"},
+			attrState: &types.AttributeValueMemberB{Value: []byte(`{}`)}, attrCodec: &types.AttributeValueMemberS{Value: "json"},
+			attrSchema: &types.AttributeValueMemberN{Value: "1"}, attrCompressed: &types.AttributeValueMemberBOOL{},
+			attrUpdatedAt: &types.AttributeValueMemberN{Value: "1"},
+		}
+		for k, v := range damage {
+			item[k] = v
+		}
+		putRaw(t, client, table, item)
+		var de *persistence.DecodeError
+		if _, err := s.Load(ctx, key); !errors.As(err, &de) || de.Key != key {
+			t.Errorf("damage %v: Load = %v, want a *persistence.DecodeError for %s", damage, err, key)
+		}
+		if _, expiring := damage[attrExpiresAt]; expiring {
+			continue // an item expired at 0 is replaced by a create: its condition sees it expired
+		}
+		if _, err := s.Save(ctx, key, rec("{}"), 0); !errors.As(err, &de) {
+			t.Errorf("damage %v: Save(expected 0) = %v, want a *persistence.DecodeError", damage, err)
+		}
+	}
+}
+
+type account struct {
+	Balance int64 `json:"balance"`
+}
+
+// TestCorruptPayloadThroughSlot: a sound item whose JSON state is not valid
+// decodes at the driver level and fails at the slot level, naming the key;
+// the item stays as it was.
+func TestCorruptPayloadThroughSlot(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	key := driver.Key{Kind: "Account", ID: "acc-7", Slot: "balance"}
+	if _, err := s.Save(ctx, key, rec(`{"balance": not json`), 0); err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := partitionKey(key)
+	before := rawItem(t, client, table, pk)
+
+	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"ddb": s}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := persistence.NewSlots(reg, key.Kind, key.ID)
+	slot := persistence.Declare[account](set, key.Slot)
+	err = set.LoadAll(ctx)
+	var de *persistence.DecodeError
+	if !errors.Is(err, persistence.ErrCorrupt) || !errors.As(err, &de) || de.Key != key {
+		t.Fatalf("LoadAll = %v, want a *persistence.DecodeError for %s", err, key)
+	}
+	if slot.Loaded() {
+		t.Error("the slot counts as loaded after a decode error")
+	}
+	if err := slot.Save(ctx); err == nil {
+		t.Error("Save of a slot that failed to load succeeded")
+	}
+	if err := set.Flush(ctx); err != nil {
+		t.Errorf("Flush: %v", err)
+	}
+	if after := rawItem(t, client, table, pk); !reflect.DeepEqual(after, before) {
+		t.Errorf("the stored item changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// fakeClock is a settable clock for Options.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestExpiry runs the store on a fake clock: an item is absent for Load,
+// Save and Delete from its ExpiresAt on, although DynamoDB, whose TTL works
+// on its own clock and deletes lazily, still holds it.
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	clock := &fakeClock{now: time.Now()}
+	s, table := testStore(t, client, &Options{Now: clock.Now})
+	key := driver.Key{Kind: "Session", ID: "s1", Slot: "state"}
+	pk, _ := partitionKey(key)
+
+	expires := clock.Now().Add(90*time.Second + 123456789)
+	r := rec(`{"user":1}`)
+	r.ExpiresAt = expires
+	if _, err := s.Save(ctx, key, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	item := rawItem(t, client, table, pk)
+	if ttl, ok := item[attrTTL].(*types.AttributeValueMemberN); !ok || ttl.Value != strconv.FormatInt(ttlSeconds(expires.UnixNano()), 10) {
+		t.Errorf("ttl = %#v, want ExpiresAt in seconds rounded up", item[attrTTL])
+	}
+	got, err := s.Load(ctx, key)
+	if err != nil || !got.ExpiresAt.Equal(expires) {
+		t.Fatalf("Load = ExpiresAt %v, %v; want %v to the nanosecond", got.ExpiresAt, err, expires)
+	}
+
+	// One nanosecond before: still there. At ExpiresAt: gone for the store.
+	clock.Advance(expires.Sub(clock.Now()) - 1)
+	if _, err := s.Load(ctx, key); err != nil {
+		t.Errorf("Load 1ns before ExpiresAt: %v", err)
+	}
+	clock.Advance(1)
+	if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load at ExpiresAt = %v, want ErrNotFound", err)
+	}
+	if rawItem(t, client, table, pk) == nil {
+		t.Fatal("DynamoDB removed the item before its own clock passed the expiry")
+	}
+	if _, err := s.Save(ctx, key, rec("{}"), 1); !isConflict(err, 1, 0) {
+		t.Errorf("Save(expected 1) over the expired item = %v, want a conflict with stored version 0", err)
+	}
+	if err := s.Delete(ctx, key, 1); !isConflict(err, 1, 0) {
+		t.Errorf("Delete(expected 1) of the expired item = %v, want a conflict with stored version 0", err)
+	}
+	if _, err := s.SaveBatch(ctx, []driver.Write{
+		{Key: key, Record: rec("{}"), Expected: 1},
+		{Key: driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}, Record: rec("{}")},
+	}); !isConflict(err, 1, 0) {
+		t.Errorf("SaveBatch(expected 1) over the expired item = %v, want a conflict with stored version 0", err)
+	}
+
+	// Creating over the expired item replaces it, at version 1.
+	v, err := s.Save(ctx, key, rec(`{"user":2}`), 0)
+	if err != nil || v != 1 {
+		t.Fatalf("Save(expected 0) over the expired item = %d, %v; want 1", v, err)
+	}
+	if item := rawItem(t, client, table, pk); item[attrTTL] != nil || item[attrExpiresAt] != nil {
+		t.Errorf("the new record without expiry kept ttl %v, expires_at %v", item[attrTTL], item[attrExpiresAt])
+	}
+
+	// Deleting an expired item with expected 0 removes it from the table.
+	r.ExpiresAt = clock.Now().Add(time.Second)
+	if _, err := s.Save(ctx, key, r, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if err := s.Delete(ctx, key, 0); err != nil {
+		t.Fatalf("Delete(expected 0) of the expired item: %v", err)
+	}
+	if item := rawItem(t, client, table, pk); item != nil {
+		t.Errorf("the expired item is still stored after Delete: %v", item)
+	}
+
+	// A batch creating over an expired slot.
+	r.ExpiresAt = clock.Now().Add(time.Second)
+	if _, err := s.Save(ctx, key, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	vs, err := s.SaveBatch(ctx, []driver.Write{
+		{Key: key, Record: rec("b")},
+		{Key: driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}, Record: rec("b")},
+	})
+	if err != nil || vs[0] != 1 || vs[1] != 1 {
+		t.Errorf("SaveBatch(expected 0, 0) over an expired slot = %v, %v; want [1 1]", vs, err)
+	}
+
+	// The table's Time to Live is on, on the ttl attribute.
+	out, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out.TimeToLiveDescription; d == nil || d.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(d.AttributeName) != TTLAttribute {
+		t.Errorf("the table's Time to Live = %+v, want ENABLED on %q", d, TTLAttribute)
+	}
+}
+
+// isConflict reports whether err is a conflict with the given versions.
+func isConflict(err error, expected, actual int64) bool {
+	var ce *persistence.ConcurrencyError
+	return errors.As(err, &ce) && ce.Expected == expected && ce.Actual == actual
+}
+
+// TestEventuallyConsistentReads: the option reaches the request.
+func TestEventuallyConsistentReads(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	table := freshTable(t, client)
+	for _, eventual := range []bool{false, true} {
+		rc := &recordingClient{Client: client}
+		s, err := New(rc, &Options{Table: table, EventuallyConsistentReads: eventual})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(ctx, testKey); !errors.Is(err, persistence.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if got := aws.ToBool(rc.lastGet.ConsistentRead); got == eventual {
+			t.Errorf("EventuallyConsistentReads %v: GetItem ConsistentRead = %v", eventual, got)
+		}
+	}
+}
+
+// recordingClient remembers the last GetItem request.
+type recordingClient struct {
+	Client
+	lastGet *dynamodb.GetItemInput
+}
+
+func (c *recordingClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.lastGet = in
+	return c.Client.GetItem(ctx, in, optFns...)
+}
+
+func TestCloseLeavesInjectedClientOpen(t *testing.T) {
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: &table}); err != nil {
+		t.Errorf("the injected client after Store.Close: %v, want it still usable", err)
+	}
+	if err := s.Driver().Close(); err != nil {
+		t.Errorf("second driver Close: %v", err)
+	}
+}
+
+// TestNativeTTLRemovesItems: DynamoDB's own Time to Live, enabled by
+// CreateTable on the ttl attribute, deletes an item once its ttl has
+// passed. DynamoDB Local sweeps about every second; AWS takes up to days,
+// so against AWS this test waits up to its deadline and then only logs.
+func TestNativeTTLRemovesItems(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, table := testStore(t, client, nil)
+	r := rec(`{"gone":"soon"}`)
+	r.ExpiresAt = time.Now().Add(-time.Minute)
+	if _, err := s.Save(ctx, testKey, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := partitionKey(testKey)
+	deadline := time.Now().Add(30 * time.Second)
+	for rawItem(t, client, table, pk) != nil {
+		if time.Now().After(deadline) {
+			if strings.Contains(testenv.DynamoDBURL, "127.0.0.1:8000") {
+				t.Fatal("DynamoDB Local did not delete an item whose ttl had passed within 30 s")
+			}
+			t.Log("the server did not delete the expired item within 30 s (AWS takes up to days)")
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the server's sweeper runs on its own clock
+	}
+}
+
+// TestLargestBatch: a batch of MaxBatchWrites slots is one transaction;
+// a stale write in it is reported with its own index and stored version,
+// and nothing of the batch is applied.
+func TestLargestBatch(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, _ := testStore(t, client, nil)
+	writes := make([]driver.Write, MaxBatchWrites)
+	for i := range writes {
+		writes[i] = driver.Write{Key: driver.Key{Kind: "Big", ID: "actor", Slot: fmt.Sprint("s", i)}, Record: rec("v1")}
+	}
+	vs, err := s.SaveBatch(ctx, writes)
+	if err != nil || len(vs) != MaxBatchWrites {
+		t.Fatalf("SaveBatch of %d slots = %d versions, %v", MaxBatchWrites, len(vs), err)
+	}
+	if _, err := s.Save(ctx, writes[57].Key, rec("moved on"), 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range writes {
+		writes[i].Expected, writes[i].Record = 1, rec("v2")
+	}
+	_, err = s.SaveBatch(ctx, writes)
+	var ce *persistence.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Key != writes[57].Key || ce.Expected != 1 || ce.Actual != 2 {
+		t.Fatalf("SaveBatch with slot 57 stale = %v, want a conflict on slot s57, expected 1, stored 2", err)
+	}
+	for i, w := range writes {
+		got, err := s.Load(ctx, w.Key)
+		if err != nil || string(got.Data) == "v2" {
+			t.Fatalf("slot %d after the failed batch = %q, %v: the batch was partly applied", i, got.Data, err)
+		}
+	}
+}
