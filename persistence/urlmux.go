@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -65,7 +66,13 @@ func (m *URLMux) Schemes() []string {
 func (m *URLMux) OpenStore(ctx context.Context, urlstr string) (*Store, error) {
 	u, err := url.Parse(urlstr)
 	if err != nil {
-		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL: %w", err)}
+		// url.Error quotes the whole URL, password included: keep only the
+		// reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL does not parse: %w", err)}
 	}
 	if u.Scheme == "" {
 		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL %q has no scheme (known: %v)", Redact(u), m.Schemes())}

@@ -41,6 +41,14 @@ func TestURLMux(t *testing.T) {
 	mux.Register("mem", nil)
 }
 
+func TestUnparsableURLHidesPassword(t *testing.T) {
+	var mux persistence.URLMux
+	_, err := mux.OpenStore(context.Background(), "dynamodb://AKID:s3cr3t@host:port/t")
+	if !errors.Is(err, persistence.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("got %v; want an invalid-argument error without the password", err)
+	}
+}
+
 func TestRedactHidesPasswords(t *testing.T) {
 	u, _ := url.Parse("postgres://actors:s3cret@db:5432/x")
 	if r := persistence.Redact(u); strings.Contains(r, "s3cret") {
