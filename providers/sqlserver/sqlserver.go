@@ -1,0 +1,483 @@
+package sqlserver
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/sweeper"
+	"github.com/quarkgo/quark/providers/sqlserver/tsql"
+)
+
+// spExecuteSQL is the procedure every statement is called through, by
+// name, so that its parameter declarations are the statement's own (see
+// package tsql) rather than derived by go-mssqldb from each value's length.
+const spExecuteSQL = "sp_executesql"
+
+// store implements driver.Store on one table.
+type store struct {
+	retrier
+	db       *sql.DB
+	ownDB    bool // opened from a URL: Close closes it
+	st       *tsql.Statements
+	now      func() time.Time
+	maxBytes int
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	sweeper   *sweeper.Loop
+}
+
+var (
+	_ driver.Store   = (*store)(nil)
+	_ driver.Batcher = (*store)(nil)
+	_ driver.Limiter = (*store)(nil)
+)
+
+// New returns a Store over the state table in the database of db, which
+// must have been opened with go-mssqldb (driver name "sqlserver", or
+// sql.OpenDB of an mssql.Connector). The caller owns db: the Store's Close
+// leaves it open. Options are validated first (errors match
+// persistence.ErrInvalidArgument); then, with Options.CreateTable,
+// InitSchema runs. Otherwise New does no I/O.
+func New(ctx context.Context, db *sql.DB, opts *Options) (*persistence.Store, error) {
+	s, err := newStore(ctx, db, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+func newStore(ctx context.Context, db *sql.DB, opts *Options, ownDB bool) (*store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	invalid := func(err error) error {
+		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+	}
+	st, err := o.statements()
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if err := o.validate(); err != nil {
+		return nil, invalid(err)
+	}
+	if db == nil {
+		return nil, invalid(errNilDB)
+	}
+	if _, ok := db.Driver().(*mssql.Driver); !ok {
+		return nil, invalid(fmt.Errorf("%w (it uses %T)", errNotMSSQL, db.Driver()))
+	}
+	s := &store{
+		retrier:  retrier{policy: o.Retry},
+		db:       db,
+		ownDB:    ownDB,
+		st:       st,
+		now:      o.Now,
+		maxBytes: o.MaxRecordBytes,
+	}
+	if o.CreateTable {
+		if err := s.initSchema(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.sweeper = sweeper.Start(o.SweepInterval, s.sweep, o.sweptHook)
+	return s, nil
+}
+
+// maxRaceRetries bounds how often a write is run again when its answer
+// is ambiguous: not applied, yet the version read back equals the expected
+// one (the row changed between the check and the read), or a create that
+// lost to a concurrent one whose row was gone again when read. Then the
+// conflict is reported with the actual version unknown (-1).
+const maxRaceRetries = 3
+
+// request is one conditional write or delete with its bound arguments
+// (all but @now, which each attempt reads from the store's clock).
+type request struct {
+	st   *tsql.Statement
+	args []any
+}
+
+// sqlArgs returns the arguments of sp_executesql for r at time now.
+func (r *request) sqlArgs(now time.Time) []any {
+	out := make([]any, 0, len(r.args)+3)
+	out = append(out, r.st.Text, r.st.Params)
+	out = append(out, r.args...)
+	return append(out, sql.Named(tsql.ParamNow, now.UTC()))
+}
+
+func keyArgs(key driver.Key) []any {
+	return []any{
+		sql.Named(tsql.ParamKind, []byte(key.Kind)),
+		sql.Named(tsql.ParamID, []byte(key.ID)),
+		sql.Named(tsql.ParamSlot, []byte(key.Slot)),
+	}
+}
+
+// placeData decides where the data goes: JSON text (codec "json", not
+// compressed, valid UTF-8 and valid JSON) into the NVARCHAR(MAX) column
+// state, where SQL can query it and from which it comes back byte for byte
+// (UTF-8 to UTF-16 and back is exact for valid UTF-8); anything else into
+// the VARBINARY(MAX) column state_bytes, as it is. The other column is NULL.
+func placeData(rec *driver.Record) (state any, bytes []byte) {
+	if rec.Codec == "json" && !rec.Compressed && utf8.Valid(rec.Data) && json.Valid(rec.Data) {
+		return string(rec.Data), nil
+	}
+	if rec.Data == nil {
+		return sql.NullString{}, []byte{} // empty data: NULL is not empty
+	}
+	return sql.NullString{}, rec.Data
+}
+
+// newPut prepares a conditional write: create (expected 0) or update.
+func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *request {
+	state, bytes := placeData(rec)
+	updated := rec.UpdatedAt
+	if updated.IsZero() {
+		updated = s.now()
+	}
+	var expires any = sql.NullTime{}
+	if !rec.ExpiresAt.IsZero() {
+		expires = rec.ExpiresAt.UTC()
+	}
+	r := &request{st: &s.st.Create, args: append(keyArgs(key),
+		sql.Named(tsql.ParamState, state),
+		sql.Named(tsql.ParamBytes, bytes),
+		sql.Named(tsql.ParamCodec, rec.Codec),
+		sql.Named(tsql.ParamSchema, int64(rec.Schema)),
+		sql.Named(tsql.ParamCompressed, rec.Compressed),
+		sql.Named(tsql.ParamUpdated, updated.UTC()),
+		sql.Named(tsql.ParamExpires, expires),
+	)}
+	if expected > 0 {
+		r.st = &s.st.Update
+		r.args = append(r.args, sql.Named(tsql.ParamExpected, expected))
+	}
+	return r
+}
+
+func (s *store) newDelete(key driver.Key, expected int64) *request {
+	return &request{st: &s.st.Delete, args: append(keyArgs(key), sql.Named(tsql.ParamExpected, expected))}
+}
+
+// exec runs one conditional write (its own transaction, see package tsql)
+// under the retry policy and returns its answer.
+func (s *store) exec(ctx context.Context, r *request) (applied bool, actual int64, err error) {
+	err = s.do(ctx, true, func(ctx context.Context) (bool, error) {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return true, err // no connection: nothing was sent
+		}
+		defer conn.Close()
+		var n int64
+		var v sql.NullInt64
+		if err := conn.QueryRowContext(ctx, spExecuteSQL, r.sqlArgs(s.now())...).Scan(&n, &v); err != nil {
+			return false, err
+		}
+		applied, actual = n == 1, v.Int64
+		return false, nil
+	})
+	return applied, actual, err
+}
+
+// checkRecord refuses, before any I/O, a record the store cannot take.
+func (s *store) checkRecord(rec *driver.Record) error {
+	switch {
+	case len(rec.Data) > s.maxBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(rec.Data), s.maxBytes)
+	case !utf8.ValidString(rec.Codec):
+		return fmt.Errorf("%w: codec id %q is not valid UTF-8 text", errInvalid, rec.Codec)
+	}
+	return nil
+}
+
+// Get implements driver.Store: one SELECT, retried on transient failures.
+func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	if s.closed.Load() {
+		return driver.Record{}, false, errClosed
+	}
+	var rec driver.Record
+	var found bool
+	err := s.do(ctx, false, func(ctx context.Context) (bool, error) {
+		var err error
+		rec, found, err = s.get(ctx, key)
+		return false, err
+	})
+	return rec, found, err
+}
+
+func (s *store) get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	var (
+		rec     driver.Record
+		state   sql.NullString
+		raw     []byte
+		schema  int64
+		expires sql.NullTime
+	)
+	args := append([]any{s.st.Get.Text, s.st.Get.Params}, keyArgs(key)...)
+	args = append(args, sql.Named(tsql.ParamNow, s.now().UTC()))
+	err := s.db.QueryRowContext(ctx, spExecuteSQL, args...).
+		Scan(&state, &raw, &rec.Codec, &schema, &rec.Compressed, &rec.Version, &rec.UpdatedAt, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return driver.Record{}, false, nil
+	case err != nil && strings.HasPrefix(err.Error(), "sql: Scan error"):
+		// A column of an unexpected type or NULL where the provider
+		// writes none: a table changed by hand.
+		return driver.Record{}, false, driver.NewCorrupt(err)
+	case err != nil:
+		return driver.Record{}, false, err
+	}
+	switch {
+	case raw != nil && state.Valid:
+		return driver.Record{}, false, driver.NewCorrupt(errors.New("row has both state and state_bytes"))
+	case raw != nil:
+		rec.Data = raw
+	case state.Valid:
+		rec.Data = []byte(state.String)
+	default:
+		return driver.Record{}, false, driver.NewCorrupt(errors.New("row has neither state nor state_bytes"))
+	}
+	if rec.Version < 1 || schema < 0 || schema > 1<<32-1 || len(rec.Codec) > driver.MaxCodecLen {
+		return driver.Record{}, false, driver.NewCorrupt(fmt.Errorf(
+			"row has version %d, schema version %d, codec %q", rec.Version, schema, rec.Codec))
+	}
+	rec.Schema = uint32(schema)
+	rec.UpdatedAt = wallUTC(rec.UpdatedAt)
+	if expires.Valid {
+		rec.ExpiresAt = wallUTC(expires.Time)
+	}
+	return rec, true, nil
+}
+
+// wallUTC reads the wall clock of a datetime2 value as UTC, which is what
+// the provider stores. (go-mssqldb gives datetime2 values the location of
+// the connection's "timezone" parameter, UTC by default.)
+func wallUTC(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+}
+
+// liveVersion reads the version of the live record under key (0: none).
+func (s *store) liveVersion(ctx context.Context, key driver.Key) (int64, error) {
+	rec, ok, err := s.Get(ctx, key)
+	switch {
+	case err != nil:
+		var corrupt *driver.CorruptError
+		if errors.As(err, &corrupt) {
+			return -1, nil // a record is there; its version cannot be told
+		}
+		return 0, err
+	case !ok:
+		return 0, nil
+	}
+	return rec.Version, nil
+}
+
+// Put implements driver.Store: one conditional statement in its own
+// transaction (see package tsql), retried under the retry policy only when
+// it was certainly not applied.
+func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	if err := s.checkRecord(&rec); err != nil {
+		return 0, err
+	}
+	r := s.newPut(key, &rec, expected)
+	for attempt := 1; ; attempt++ {
+		applied, actual, err := s.exec(ctx, r)
+		switch {
+		case err != nil && isDuplicateKey(err):
+			// A concurrent creator inserted the row between the
+			// statement's check and its insert: read what it wrote.
+			if actual, err = s.liveVersion(ctx, key); err != nil {
+				return 0, err
+			}
+		case err != nil:
+			return 0, err
+		case applied:
+			return expected + 1, nil
+		}
+		if actual != expected {
+			return 0, driver.NewConflict(actual)
+		}
+		if attempt == maxRaceRetries {
+			return 0, driver.NewConflict(-1)
+		}
+	}
+}
+
+// Delete implements driver.Store, like Put.
+func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	r := s.newDelete(key, expected)
+	for attempt := 1; ; attempt++ {
+		applied, actual, err := s.exec(ctx, r)
+		switch {
+		case err != nil:
+			return err
+		case expected == 0:
+			// Deleting "absent": fine unless a live record is there.
+			if actual != 0 {
+				return driver.NewConflict(actual)
+			}
+			return nil
+		case applied:
+			return nil
+		case actual != expected:
+			return driver.NewConflict(actual)
+		case attempt == maxRaceRetries:
+			return driver.NewConflict(-1)
+		}
+	}
+}
+
+// duplicateError is a primary-key violation of the write at index in a
+// batch.
+type duplicateError struct {
+	index int
+	err   error
+}
+
+func (e *duplicateError) Error() string { return fmt.Sprintf("write %d: %v", e.index, e.err) }
+func (e *duplicateError) Unwrap() error { return e.err }
+
+// PutBatch implements driver.Batcher: the writes run in one transaction
+// (go-mssqldb's BEGIN and COMMIT transaction manager requests around one
+// statement per write) and are all committed, or none is. Writes are sent
+// in key order, so that transactions writing several rows lock them in the
+// same order and cannot deadlock each other; the order of writes to one
+// key is kept. Failures before the commit was sent leave nothing applied
+// and are retried under the retry policy; a connection lost during the
+// commit is not (its outcome is unknown).
+func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	reqs := make([]*request, len(writes))
+	for i := range writes {
+		w := &writes[i]
+		if err := s.checkRecord(&w.Record); err != nil {
+			return nil, fmt.Errorf("write %d: %w", i, err)
+		}
+		reqs[i] = s.newPut(w.Key, &w.Record, w.Expected)
+	}
+	order := make([]int, len(writes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
+
+	for attempt := 1; ; attempt++ {
+		idx, actual, err := s.putBatchOnce(ctx, reqs, order)
+		if err != nil {
+			var dup *duplicateError
+			if !errors.As(err, &dup) {
+				return nil, err
+			}
+			idx = dup.index
+			if actual, err = s.liveVersion(ctx, writes[idx].Key); err != nil {
+				return nil, err
+			}
+		}
+		switch {
+		case idx < 0:
+			out := make([]int64, len(writes))
+			for i := range writes {
+				out[i] = writes[i].Expected + 1
+			}
+			return out, nil
+		case actual == writes[idx].Expected && attempt < maxRaceRetries:
+			continue
+		case actual == writes[idx].Expected:
+			actual = -1
+		}
+		return nil, driver.NewBatchConflict(idx, actual)
+	}
+}
+
+// putBatchOnce runs the batch's transaction under the retry policy. It
+// returns -1 when it committed, or the index of the first write (in the
+// caller's order) that failed its check with the actual version it saw.
+func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) (failed int, actual int64, err error) {
+	err = s.do(ctx, true, func(ctx context.Context) (bool, error) {
+		failed, actual = -1, 0
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return true, err
+		}
+		defer conn.Close()
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return true, err
+		}
+		now := s.now()
+		for _, i := range order {
+			var n int64
+			var v sql.NullInt64
+			if err := tx.QueryRowContext(ctx, spExecuteSQL, reqs[i].sqlArgs(now)...).Scan(&n, &v); err != nil {
+				// The transaction never committed; the server rolls it back
+				// (XACT_ABORT, or the connection's end) if this does not.
+				_ = tx.Rollback()
+				if isDuplicateKey(err) {
+					return true, &duplicateError{index: i, err: err}
+				}
+				return true, err
+			}
+			if n == 0 && (failed < 0 || i < failed) {
+				failed, actual = i, v.Int64
+			}
+		}
+		if failed >= 0 {
+			// Nothing is committed whether or not the rollback is answered.
+			_ = tx.Rollback()
+			return false, nil
+		}
+		return false, tx.Commit()
+	})
+	return failed, actual, err
+}
+
+// compareKeys orders keys by kind, id and slot, byte by byte, as the
+// table's VARBINARY primary key does.
+func compareKeys(a, b driver.Key) int {
+	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID), strings.Compare(a.Slot, b.Slot))
+}
+
+// MaxRecordBytes implements driver.Limiter.
+func (s *store) MaxRecordBytes() int { return s.maxBytes }
+
+// ErrorCode implements driver.Store.
+func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
+
+// Close implements driver.Store: it stops the sweeper and closes the
+// *sql.DB if the store opened it (from a URL). An injected one stays open.
+// Later calls return nil.
+func (s *store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.sweeper.Stop()
+		if s.ownDB {
+			err = s.db.Close()
+		}
+	})
+	return err
+}

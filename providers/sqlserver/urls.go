@@ -1,0 +1,194 @@
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/quarkgo/quark/persistence"
+)
+
+// Scheme is the URL scheme this package registers on
+// persistence.DefaultURLMux. The URL is a go-mssqldb connection URL; query
+// parameters starting with "quark_" configure the store and are removed
+// before the rest goes to go-mssqldb (which takes its own, such as
+// database, encrypt or dial timeout):
+//
+//	sqlserver://app:secret@db.example.com:1433?database=app&quark_table=app_state
+//
+//	quark_schema=NAME            Options.Schema
+//	quark_table=NAME             Options.Table
+//	quark_init=false             do not run InitSchema (default: run it)
+//	quark_max_record_bytes=N     Options.MaxRecordBytes
+//	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
+//	quark_max_attempts=N         Options.Retry.MaxAttempts
+//	quark_retry_base_delay=D     Options.Retry.BaseDelay
+//	quark_retry_max_delay=D      Options.Retry.MaxDelay
+//	quark_max_conns=N            the pool's maximum open connections (sql.DB.SetMaxOpenConns)
+//
+// The store opens its own *sql.DB and closes it on Close.
+const Scheme = "sqlserver"
+
+func init() {
+	persistence.DefaultURLMux().Register(Scheme, persistence.URLOpenerFunc(openURL))
+}
+
+// quarkParam is the prefix of the query parameters meant for the store.
+const quarkParam = "quark_"
+
+func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	secrets := urlSecrets(u)
+	fail := func(code persistence.Code, err error) error {
+		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+	}
+	opts := Options{CreateTable: true}
+	maxConns := 0
+	dsn := *u
+	q := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !strings.HasPrefix(name, quarkParam) {
+			continue
+		}
+		v := q[name][len(q[name])-1] // given twice, the last one wins
+		delete(q, name)
+		var err error
+		if name == "quark_max_conns" {
+			maxConns, err = strconv.Atoi(v)
+			if err != nil || maxConns < 0 {
+				err = fmt.Errorf("%s: %q is not a count", name, v)
+			}
+		} else {
+			err = opts.setParam(name, v)
+		}
+		if err != nil {
+			return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+		}
+	}
+	dsn.RawQuery = q.Encode()
+
+	connector, err := mssql.NewConnector(dsn.String())
+	if err != nil {
+		return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(max(maxConns, 8))
+	s, err := newStore(ctx, db, &opts, true)
+	if err != nil {
+		db.Close()
+		var pe *persistence.Error
+		if errors.As(err, &pe) && pe.Err != nil {
+			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			return nil, pe
+		}
+		return nil, fail(errorCode(err), err)
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+// setParam applies one quark_ URL parameter.
+func (o *Options) setParam(name, v string) error {
+	atoi := func() (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not an integer", name, v)
+		}
+		return n, nil
+	}
+	duration := func() (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a duration", name, v)
+		}
+		return d, nil
+	}
+	var err error
+	switch name {
+	case "quark_schema":
+		o.Schema = v
+	case "quark_table":
+		o.Table = v
+	case "quark_init":
+		o.CreateTable, err = strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", name, v)
+		}
+	case "quark_max_record_bytes":
+		o.MaxRecordBytes, err = atoi()
+	case "quark_max_attempts":
+		o.Retry.MaxAttempts, err = atoi()
+	case "quark_retry_base_delay":
+		o.Retry.BaseDelay, err = duration()
+	case "quark_retry_max_delay":
+		o.Retry.MaxDelay, err = duration()
+	case "quark_sweep_interval":
+		if v == "off" {
+			o.SweepInterval = -1
+			return nil
+		}
+		o.SweepInterval, err = duration()
+	default:
+		return fmt.Errorf("unknown parameter %q (known: quark_schema, quark_table, quark_init, quark_max_record_bytes, "+
+			"quark_sweep_interval, quark_max_attempts, quark_retry_base_delay, quark_retry_max_delay, quark_max_conns)", name)
+	}
+	return err
+}
+
+// urlSecrets returns the passwords in u: the user-info one and a
+// "password" query parameter.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p)
+	}
+	for _, p := range u.Query()["password"] {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// redact returns u for messages, without its passwords.
+func redact(u *url.URL) string {
+	c := *u
+	q := c.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		c.RawQuery = q.Encode()
+	}
+	return persistence.Redact(&c)
+}
+
+// scrubbedError hides the passwords of a store URL from an error's text,
+// whatever produced the text. errors.Is and errors.As still see the
+// wrapped error.
+type scrubbedError struct {
+	err     error
+	secrets []string
+}
+
+func (e *scrubbedError) Error() string {
+	msg := e.err.Error()
+	for _, s := range e.secrets {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		if esc := url.QueryEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+		if esc := url.PathEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+func (e *scrubbedError) Unwrap() error { return e.err }
