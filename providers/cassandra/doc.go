@@ -1,0 +1,150 @@
+// Package cassandra is Quark's Apache Cassandra provider: every state slot
+// is one row, written by lightweight transactions (compare-and-set through
+// Paxos), with gocql (github.com/gocql/gocql).
+//
+//	cluster := gocql.NewCluster("cass1", "cass2", "cass3")
+//	session, err := cluster.CreateSession()             // the caller owns the session
+//	if err != nil { ... }
+//	defer session.Close()
+//	opts := &cassandra.Options{Keyspace: "bank",
+//	    Replication: cassandra.NetworkTopologyStrategy(map[string]int{"dc1": 3})}
+//	if err := cassandra.CreateSchema(ctx, session, opts); err != nil { ... }
+//	store, err := cassandra.New(session, opts)
+//	if err != nil { ... }
+//	defer store.Close()                                   // leaves the session open
+//
+// Importing the package also registers the URL scheme "cassandra" on
+// persistence.DefaultURLMux ([Scheme]), for
+// persistence.OpenStore(ctx, "cassandra://cass1,cass2/bank?quark_replication=NetworkTopologyStrategy:dc1=3");
+// a store opened by URL owns its session.
+//
+// # Table layout
+//
+// One table (Options.Keyspace.Options.Table, "quark"."actor_state" by
+// default; the DDL is package cql's):
+//
+//	kind text, actor_id text, state_name text   PRIMARY KEY ((kind, actor_id), state_name)
+//	version bigint       1, 2, ...
+//	data blob            the record envelope of driver.MarshalRecord (codec, schema,
+//	                     compressed flag, version, updated-at and expires-at in
+//	                     nanoseconds, then the encoded state, byte for byte)
+//	write_id uuid        random per write: which write produced the row
+//	updated_at timestamp when it was written, in milliseconds, for operators
+//	expires_at bigint    the expiry in Unix nanoseconds; cql.NeverExpires if none
+//
+// (kind, actor_id) is the partition key: the slots of one actor live in one
+// partition, on the same replicas, which is what makes an actor's batch one
+// Paxos round. Kind, id and slot are stored as they are, in separate
+// columns, so distinct keys never share a row. Keyspace and table names are
+// validated (a-z, 0-9, '_', starting with a letter, at most 48; not
+// "system...") and quoted; every value is a bind marker.
+//
+// # Consistency
+//
+// Every write is a lightweight transaction: Save with expected version n is
+// UPDATE ... IF version = n AND expires_at > now, with expected 0 INSERT ...
+// IF NOT EXISTS (two concurrent creators: one wins). Delete reads the row
+// at the serial consistency, then runs DELETE ... IF version = v AND
+// write_id = w, so that it removes the very record it checked. The Paxos
+// phase runs at Options.SerialConsistency (LOCAL_SERIAL by default, SERIAL
+// across data centers), the commit at Options.WriteConsistency
+// (LOCAL_QUORUM); loads read at Options.ReadConsistency (LOCAL_QUORUM: they
+// see every acknowledged write; LOCAL_SERIAL makes them linearizable, at
+// the price of a Paxos round). A transaction that is not applied answers
+// with the row's current columns, and their version is the Actual of the
+// *persistence.ConcurrencyError: never parsed from an error.
+//
+// SaveBatch ([driver.Batcher]) is one conditional BATCH of the same
+// statements. The rows share a partition, so Cassandra applies it as one
+// Paxos round: all the writes or none; when not applied, its answer has the
+// rows the conditions read, and the first write whose condition failed is
+// reported with its index.
+//
+// # Unknown outcomes
+//
+// A lightweight transaction can fail without telling whether it was
+// applied: a write timeout of type CAS (the Paxos round did not complete in
+// time), an Unavailable or a timeout in the commit phase, a connection lost
+// after sending, gocql's own timeout. The store never guesses. It reads the
+// row at the serial consistency (which completes, or makes impossible, any
+// proposal still in flight) and decides from the write id:
+//
+//   - the row holds the write's id: it was applied, success;
+//   - the row still satisfies the write's condition: it was not applied, and
+//     the transaction is sent again (the same write, the same id), up to four
+//     times in all; then Unavailable, saying it was not applied;
+//   - the row holds version expected+1 from another write: that writer won
+//     this compare-and-set, a conflict;
+//   - anything else, or a failed read: Unavailable, saying the outcome is
+//     unknown; the slot is marked stale and the actor reloads.
+//
+// Errors that prove nothing was applied (no connection, a request the
+// server refused as invalid) are returned without a read; gocql's retry
+// policy is turned off for the transactions (a retry of an applied
+// transaction would report a conflict with itself). A delete's outcome is
+// settled the same way by its record's write id: gone means deleted (by this
+// transaction, or another with the same condition). The inference from
+// versions is sound unless, within the timeout, other writers delete and
+// recreate the slot and bring it back to the very version the write
+// expected: several writes to one actor's slot by others, which its single
+// activation makes all but impossible.
+//
+// # Expiry
+//
+// A record with an ExpiresAt is written USING TTL: the time left, rounded up
+// to the second, plus one second, because Cassandra counts a TTL from the
+// current second; Cassandra removes the row between the expiry and two
+// seconds after it, never before ([driver.NativeTTL]). (An expiry more than
+// 20 years away gets no TTL.) A record is absent for Load, Save and Delete
+// as soon as ExpiresAt has passed by the store's clock (Options.Now), before
+// Cassandra removes it: loads skip it, updates find the condition
+// expires_at > now false, and creating over it replaces the expired row
+// (UPDATE ... IF write_id = the one seen). Deleting it with expected
+// version 0 removes it. A row created without TTL whose columns later expire
+// by the TTL of an update stays in Cassandra with NULL columns (its primary
+// key liveness has no TTL); the store treats such a row as absent too, and
+// writes over or deletes it the same way. Clocks of clients and nodes must
+// agree within a second or so.
+//
+// # Corrupt records
+//
+// A row the store cannot have written (NULL or non-positive version, NULL
+// columns, an envelope that does not decode, a version or expiry that
+// disagrees with the envelope) is persistence.ErrCorrupt naming the key, for
+// Load, Delete and a create (Save with expected 0, alone or in a batch),
+// and stays as it is. An update conditions on version and expires_at only:
+// a row whose condition columns are damaged fails it the same way, but one
+// whose data alone is damaged is replaced by a Save that names its version.
+// The slot layer never does that: a slot whose record fails to decode
+// cannot load, and so cannot save.
+//
+// # Errors
+//
+// gocql's and Cassandra's errors are classified in one place: connection
+// failures (no hosts available, no response within the timeout, connection
+// closed, network errors), the server's coordination failures (Unavailable,
+// Overloaded, Bootstrapping, read and write timeouts and failures, CAS write
+// unknown) and unsettled outcomes are Unavailable; syntax, invalid requests
+// (an unknown table), authorization and server errors are Internal; a
+// client timeout while the caller's context is live is Unavailable; the
+// caller's own context errors pass through.
+//
+// # Limits
+//
+// Records are limited to Options.MaxRecordBytes, 1 MiB by default (the
+// practical ceiling of one Cassandra cell), at most 15 MiB (a mutation must
+// fit in half a 32 MiB commit log segment); a batch's records together are
+// limited to 15 MiB too. Both are refused with persistence.ErrTooLarge before
+// any I/O.
+//
+// # What it was tested against
+//
+// No Cassandra can be installed where this project is built and tested, so
+// the provider is tested, with gocql over the real native protocol (v4),
+// against the project's CQL stand-in (tools/cqlstub): a protocol-level
+// server that executes exactly the statements of package cql in memory, with
+// linearizable lightweight transactions, Cassandra 3.x's answer shapes and
+// TTL rules, and injectable write timeouts. It is not Cassandra (one node,
+// no replication, no Paxos). Setting QUARK_TEST_CASSANDRA_HOSTS runs the same
+// tests against a real cluster; see docs/providers/cassandra.md.
+package cassandra
