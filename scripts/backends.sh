@@ -6,7 +6,7 @@
 #   bash scripts/backends.sh status [NAME...]
 #
 # Idempotent: `start` leaves a server that is already up alone, installs what
-# is missing (Debian packages), and waits until each port answers. Runtime
+# is missing (Debian packages, Go builds, an npm download), and waits until each port answers. Runtime
 # state (data, pid files, logs) lives in .backends/ at the repository root,
 # which git ignores. Servers listen on 127.0.0.1 only.
 #
@@ -14,6 +14,15 @@
 #             URL: redis://127.0.0.1:6379/0
 #   postgres  Debian PostgreSQL cluster "main", 127.0.0.1:5432, role/db actors
 #             URL: postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable
+#   mongodb   FerretDB v1.24.0 (MongoDB wire protocol, SQLite backend), built
+#             from tools/ferretdb, 127.0.0.1:27017; URL: mongodb://127.0.0.1:27017/
+#   dynamodb  DynamoDB Local 1.25.1 (AWS's jar from npm amplify-dynamodb-simulator
+#             @2.9.30) on Java 17, 127.0.0.1:8000, in memory, -sharedDb
+#             URL: dynamodb://127.0.0.1:8000/TABLE?region=us-east-1
+#   cassandra tools/cqlstub, the project's CQL stand-in (NOT Cassandra),
+#             127.0.0.1:9042, admin API 127.0.0.1:9043
+#   sqlserver tools/tdsstub, the project's TDS stand-in (NOT SQL Server),
+#             127.0.0.1:1433, login quark/quark
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=$PWD/.backends

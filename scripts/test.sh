@@ -5,9 +5,10 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh ./runtime/ # only the given packages (the checks still run)
 #
-# Test servers: the provider tests need Redis and PostgreSQL on loopback;
-# this script starts them (installing the Debian packages if needed) through
-# scripts/backends.sh, and sets QUARK_REQUIRE_BACKENDS=1 so that a test that
+# Test servers: the provider tests need Redis, PostgreSQL, FerretDB (MongoDB
+# wire protocol), DynamoDB Local and the project's CQL and TDS stand-ins on
+# loopback; this script starts them (installing or building what is missing)
+# through scripts/backends.sh, and sets QUARK_REQUIRE_BACKENDS=1 so that a test that
 # cannot reach its server fails instead of skipping. The servers keep running
 # afterwards; stop them with `bash scripts/backends.sh stop`.
 set -euo pipefail
@@ -40,6 +41,12 @@ fi
 
 step "go test -race ${pkgs[*]}"
 go test -race -count=1 -timeout 15m "${pkgs[@]}"
+
+# The stand-in servers are modules of their own, outside ./...
+for m in tools/cqlstub tools/tdsstub; do
+  step "$m (own module): vet, staticcheck, go test -race"
+  (cd "$m" && go vet ./... && "$gobin/staticcheck" ./... && go test -race -count=1 ./...)
+done
 
 step "bank sample, twice on a fresh data directory"
 data=$(mktemp -d)
