@@ -1,0 +1,93 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/quarkgo/quark/persistence"
+)
+
+// indexRetries bounds how often EnsureIndexes runs createIndexes again
+// after an error that a concurrent creation of the same collection or index
+// can cause.
+const indexRetries = 5
+
+// raceCodes are the server error codes concurrent createIndexes commands on
+// one new collection can give each other; the command is run again.
+var raceCodes = map[int]bool{
+	48:    true, // NamespaceExists: another creator made the collection first
+	112:   true, // WriteConflict
+	276:   true, // IndexBuildAborted
+	11000: true, // DuplicateKey in the server's catalog (FerretDB)
+}
+
+// EnsureIndexes creates, if they do not exist, the collection of the store
+// that opts describes and its indexes:
+//
+//   - TTLIndexName, {expiresAt: 1} with expireAfterSeconds 0, so that
+//     MongoDB's TTL monitor deletes a document once its expiresAt has
+//     passed (unless Options.NoTTLIndex);
+//   - KindIndexName, {kind: 1, slot: 1}, for queries over the actors of
+//     one kind.
+//
+// It is one createIndexes command, a no-op when the indexes exist, so it is
+// safe to call repeatedly and from several processes at once (errors that
+// concurrent creators can cause each other are retried). An index of the
+// same name with other options fails with an error, as does a server
+// without TTL indexes (FerretDB v1: set Options.NoTTLIndex). Invalid names
+// give an error matching persistence.ErrInvalidArgument.
+func EnsureIndexes(ctx context.Context, client *mongo.Client, opts *Options) error {
+	if client == nil {
+		return &persistence.Error{Code: persistence.InvalidArgument, Op: "ensure indexes",
+			Err: fmt.Errorf("%w: nil client", errInvalid)}
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return &persistence.Error{Code: persistence.InvalidArgument, Op: "ensure indexes", Err: err}
+	}
+	models := []mongo.IndexModel{{
+		Keys:    bson.D{{Key: fieldKind, Value: 1}, {Key: fieldSlot, Value: 1}},
+		Options: options.Index().SetName(KindIndexName),
+	}}
+	if !o.NoTTLIndex {
+		models = append(models, mongo.IndexModel{
+			Keys:    bson.D{{Key: fieldExpiresAt, Value: 1}},
+			Options: options.Index().SetName(TTLIndexName).SetExpireAfterSeconds(0),
+		})
+	}
+	indexes := client.Database(o.Database).Collection(o.Collection).Indexes()
+	for attempt := 1; ; attempt++ {
+		_, err = indexes.CreateMany(ctx, models)
+		var se mongo.ServerError
+		if err == nil || attempt == indexRetries || !errors.As(err, &se) || !anyCode(se, raceCodes) {
+			break
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var se mongo.ServerError
+	if !o.NoTTLIndex && errors.As(err, &se) && se.HasErrorCode(238) { // NotImplemented
+		err = fmt.Errorf("%w (the server has no TTL indexes: set Options.NoTTLIndex, or quark_ttl_index=false in a URL)", err)
+	}
+	return &persistence.Error{Code: errorCode(err), Op: "ensure indexes",
+		Err: fmt.Errorf("mongodb: creating the indexes of %s.%s: %w", o.Database, o.Collection, err)}
+}
+
+// anyCode reports whether se carries one of codes.
+func anyCode(se mongo.ServerError, codes map[int]bool) bool {
+	for _, c := range se.ErrorCodes() {
+		if codes[c] {
+			return true
+		}
+	}
+	return false
+}

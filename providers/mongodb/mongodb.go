@@ -1,0 +1,413 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// store implements driver.Store on one collection.
+type store struct {
+	client    *mongo.Client
+	owned     bool // opened from a URL: Close disconnects the client
+	coll      *mongo.Collection
+	now       func() time.Time
+	maxBytes  int
+	nativeTTL bool
+	closed    atomic.Bool
+}
+
+var (
+	_ driver.Store     = (*store)(nil)
+	_ driver.Limiter   = (*store)(nil)
+	_ driver.NativeTTL = (*store)(nil)
+)
+
+// New returns a Store over the collection Options.Collection of the
+// database Options.Database, through client. The caller owns client: the
+// Store's Close leaves it connected. Names and options are validated first
+// (errors match persistence.ErrInvalidArgument); then, with
+// Options.CreateIndexes, EnsureIndexes runs. Otherwise New does no I/O, and
+// an unreachable server shows at the first operation, as
+// persistence.ErrUnavailable.
+func New(ctx context.Context, client *mongo.Client, opts *Options) (*persistence.Store, error) {
+	s, err := newStore(ctx, client, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+func newStore(ctx context.Context, client *mongo.Client, opts *Options, owned bool) (*store, error) {
+	if client == nil {
+		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
+			Err: fmt.Errorf("%w: nil client", errInvalid)}
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+	}
+	if o.CreateIndexes {
+		if err := EnsureIndexes(ctx, client, &o); err != nil {
+			return nil, err
+		}
+	}
+	return &store{
+		client:    client,
+		owned:     owned,
+		coll:      collection(client, &o),
+		now:       o.Now,
+		maxBytes:  o.MaxRecordBytes,
+		nativeTTL: !o.NoTTLIndex,
+	}, nil
+}
+
+// collection returns the store's collection of client, with reads from the
+// primary and the configured read and write concerns.
+func collection(client *mongo.Client, o *Options) *mongo.Collection {
+	co := options.Collection().SetReadPreference(readpref.Primary())
+	if o.ReadConcern != nil {
+		co.SetReadConcern(o.ReadConcern)
+	}
+	if o.WriteConcern != nil {
+		co.SetWriteConcern(o.WriteConcern)
+	}
+	return client.Database(o.Database).Collection(o.Collection, co)
+}
+
+// maxRaceRetries bounds how often a conditional write runs again when it
+// did not apply although the document read afterwards has the expected
+// version (it changed between the two); then the conflict reports the
+// actual version as unknown (-1).
+const maxRaceRetries = 3
+
+// Get implements driver.Store with one FindOne by _id.
+func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
+	if s.closed.Load() {
+		return driver.Record{}, false, errClosed
+	}
+	return s.get(ctx, driver.EncodeKey(key), s.now())
+}
+
+// get reads and decodes the document id; a document that is not a valid
+// record is reported with driver.NewCorrupt.
+func (s *store) get(ctx context.Context, id string, now time.Time) (driver.Record, bool, error) {
+	buf := getBuf()
+	filter := idFilter((*buf)[:0], id)
+	*buf = filter
+	doc, err := s.coll.FindOne(ctx, bson.Raw(filter)).Raw()
+	putBuf(buf)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return driver.Record{}, false, nil
+	case err != nil:
+		return driver.Record{}, false, err
+	}
+	rec, ok, err := decodeDocument(doc, now)
+	if err != nil {
+		return driver.Record{}, false, driver.NewCorrupt(err)
+	}
+	return rec, ok, nil
+}
+
+// checkRecord refuses, before any I/O, a record the store cannot take.
+func (s *store) checkRecord(rec *driver.Record, expected int64) error {
+	switch {
+	case len(rec.Data) > s.maxBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(rec.Data), s.maxBytes)
+	case len(rec.Codec) > driver.MaxCodecLen || !utf8.ValidString(rec.Codec):
+		return fmt.Errorf("%w: codec id %q is not valid UTF-8 of at most %d bytes", errInvalid, rec.Codec, driver.MaxCodecLen)
+	case expected < 0 || expected == math.MaxInt64:
+		return fmt.Errorf("%w: expected version %d", errInvalid, expected)
+	}
+	return nil
+}
+
+// Put implements driver.Store. A create (expected 0) is an InsertOne; if
+// the _id exists, a ReplaceOne that matches only an expired document
+// follows. An update is a ReplaceOne whose filter matches only the live
+// document at the expected version (see updateFilter). When nothing
+// matched, the document is read to report the actual version.
+//
+// If the server refuses the document because of its BSON state (FerretDB
+// v1 refuses nested arrays, for one), the write runs once more with the
+// record as bytes only: the state is a copy for queries, the record must
+// not depend on it.
+func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	if err := s.checkRecord(&rec, expected); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	id := driver.EncodeKey(key)
+	buf := getBuf()
+	defer putBuf(buf)
+	doc, form := appendDocument((*buf)[:0], id, key, &rec, expected+1, now, true)
+	*buf = doc
+	err := s.put(ctx, id, doc, expected, now)
+	if form != formBytes && stateRefused(err) {
+		doc, _ = appendDocument((*buf)[:0], id, key, &rec, expected+1, now, false)
+		*buf = doc
+		err = s.put(ctx, id, doc, expected, now)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return expected + 1, nil
+}
+
+// put writes doc as a create or an update.
+func (s *store) put(ctx context.Context, id string, doc []byte, expected int64, now time.Time) error {
+	if expected == 0 {
+		return s.create(ctx, id, doc, now)
+	}
+	return s.update(ctx, id, doc, expected, now)
+}
+
+// stateRefused reports whether err is the server's refusal of a document
+// it cannot store: a malformed or oversized value, as opposed to a failure
+// of the write itself.
+func stateRefused(err error) bool {
+	var we mongo.WriteException
+	if !errors.As(err, &we) || len(we.WriteErrors) == 0 {
+		return false
+	}
+	for _, e := range we.WriteErrors {
+		if !invalidCodes[e.Code] && !tooLargeCodes[e.Code] {
+			return false
+		}
+	}
+	return true
+}
+
+// create inserts doc, or replaces an expired document under id with it.
+func (s *store) create(ctx context.Context, id string, doc []byte, now time.Time) error {
+	for attempt := 1; ; attempt++ {
+		res, err := s.coll.InsertOne(ctx, bson.Raw(doc))
+		switch {
+		case err == nil && !res.Acknowledged:
+			return errUnacknowledged
+		case err == nil:
+			return nil
+		case !mongo.IsDuplicateKeyError(err):
+			return err
+		}
+		filter := expiredFilter(nil, id, now)
+		rres, err := s.coll.ReplaceOne(ctx, bson.Raw(filter), bson.Raw(doc))
+		switch {
+		case err != nil:
+			return err
+		case !rres.Acknowledged:
+			return errUnacknowledged
+		case rres.MatchedCount == 1:
+			return nil
+		}
+		// A live (or damaged) document holds the _id.
+		rec, found, err := s.get(ctx, id, now)
+		switch {
+		case err != nil:
+			return err
+		case found:
+			return driver.NewConflict(rec.Version)
+		case attempt == maxRaceRetries:
+			return driver.NewConflict(-1)
+		}
+		// It was deleted, or expired, in between: try again.
+	}
+}
+
+// update replaces the live document id at version expected with doc.
+func (s *store) update(ctx context.Context, id string, doc []byte, expected int64, now time.Time) error {
+	buf := getBuf()
+	defer putBuf(buf)
+	filter := updateFilter((*buf)[:0], id, expected, now)
+	*buf = filter
+	for attempt := 1; ; attempt++ {
+		res, err := s.coll.ReplaceOne(ctx, bson.Raw(filter), bson.Raw(doc))
+		switch {
+		case err != nil:
+			return err
+		case !res.Acknowledged:
+			return errUnacknowledged
+		case res.MatchedCount == 1:
+			return nil
+		}
+		if err := s.mismatch(ctx, id, expected, now, attempt); err != errRace {
+			return err
+		}
+	}
+}
+
+// errRace is mismatch's answer when the document read has the expected
+// version: the write should run again.
+var errRace = errors.New("mongodb: the document changed between the write and the read")
+
+// mismatch explains a conditional write that matched no document: the
+// conflict with the actual version, the damaged document, or errRace.
+func (s *store) mismatch(ctx context.Context, id string, expected int64, now time.Time, attempt int) error {
+	rec, found, err := s.get(ctx, id, now)
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return driver.NewConflict(0)
+	case rec.Version != expected:
+		return driver.NewConflict(rec.Version)
+	case attempt == maxRaceRetries:
+		return driver.NewConflict(-1)
+	}
+	return errRace
+}
+
+// Delete implements driver.Store. Expecting 0, it reads the document: only
+// an absent or expired one succeeds (an expired document is left to the TTL
+// monitor). Otherwise it is a DeleteOne with the filter of an update.
+func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if expected < 0 {
+		return fmt.Errorf("%w: expected version %d", errInvalid, expected)
+	}
+	now := s.now()
+	id := driver.EncodeKey(key)
+	if expected == 0 {
+		rec, found, err := s.get(ctx, id, now)
+		switch {
+		case err != nil:
+			return err
+		case found:
+			return driver.NewConflict(rec.Version)
+		}
+		return nil
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	filter := updateFilter((*buf)[:0], id, expected, now)
+	*buf = filter
+	for attempt := 1; ; attempt++ {
+		res, err := s.coll.DeleteOne(ctx, bson.Raw(filter))
+		switch {
+		case err != nil:
+			return err
+		case !res.Acknowledged:
+			return errUnacknowledged
+		case res.DeletedCount == 1:
+			return nil
+		}
+		if err := s.mismatch(ctx, id, expected, now, attempt); err != errRace {
+			return err
+		}
+	}
+}
+
+// MaxRecordBytes implements driver.Limiter.
+func (s *store) MaxRecordBytes() int { return s.maxBytes }
+
+// HasNativeTTL implements driver.NativeTTL: MongoDB's TTL monitor removes
+// expired documents, unless Options.NoTTLIndex left the TTL index out.
+func (s *store) HasNativeTTL() bool { return s.nativeTTL }
+
+// ErrorCode implements driver.Store.
+func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
+
+// disconnectTimeout bounds how long Close waits for a client it owns to
+// finish its operations and disconnect.
+const disconnectTimeout = 10 * time.Second
+
+// Close implements driver.Store. It disconnects the client only if the
+// store opened it (from a URL); an injected client stays connected.
+func (s *store) Close() error {
+	if s.closed.Swap(true) || !s.owned {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)
+	defer cancel()
+	return s.client.Disconnect(ctx)
+}
+
+// idFilter appends the filter {_id: id}.
+func idFilter(b []byte, id string) []byte {
+	b, start := beginDoc(b)
+	b = appendString(b, fieldID, id)
+	return endDoc(b, start)
+}
+
+// expiredFilter appends a filter matching the document id only if it has
+// expired at now: {_id: id, expiresAtNs: {$lte: now}}.
+func expiredFilter(b []byte, id string, now time.Time) []byte {
+	b, start := beginDoc(b)
+	b = appendString(b, fieldID, id)
+	b, sub := beginSubdoc(b, fieldExpiresAtNs)
+	b = appendInt64(b, "$lte", now.UnixNano())
+	b = endDoc(b, sub)
+	return endDoc(b, start)
+}
+
+// updateFilter appends the filter of a conditional update or delete. It
+// matches the document id only if it is live at now, at version expected,
+// and has the fields a record needs with the right types, so that a write
+// never replaces a document a read would report as damaged:
+//
+//	{_id: id, version: expected, expiresAtNs: {$gt: now},
+//	 codec: {$type: "string"}, schema: {$gte: 0, $lte: 4294967295},
+//	 compressed: {$type: "bool"}, updatedAtNs: {$type: "number"},
+//	 $or: [{data: {$type: "binData"}}, {data: {$exists: false}, state: {$exists: true}}]}
+//
+// (Damage it cannot see, such as a state with no JSON form, is overwritten
+// only by a writer that read the expected version before the damage.)
+func updateFilter(b []byte, id string, expected int64, now time.Time) []byte {
+	b, start := beginDoc(b)
+	b = appendString(b, fieldID, id)
+	b = appendInt64(b, fieldVersion, expected)
+	b, sub := beginSubdoc(b, fieldExpiresAtNs)
+	b = appendInt64(b, "$gt", now.UnixNano())
+	b = endDoc(b, sub)
+	b = appendTypeCheck(b, fieldCodec, "string")
+	b, sub = beginSubdoc(b, fieldSchema)
+	b = appendInt64(b, "$gte", 0)
+	b = appendInt64(b, "$lte", math.MaxUint32)
+	b = endDoc(b, sub)
+	b = appendTypeCheck(b, fieldCompressed, "bool")
+	b = appendTypeCheck(b, fieldUpdatedAtNs, "number")
+	b = append(b, bsonArray)
+	b = append(b, "$or\x00"...)
+	b, arr := beginDoc(b)
+	b, alt := beginSubdoc(b, "0")
+	b = appendTypeCheck(b, fieldData, "binData")
+	b = endDoc(b, alt)
+	b, alt = beginSubdoc(b, "1")
+	b = appendExists(b, fieldData, false)
+	b = appendExists(b, fieldState, true)
+	b = endDoc(b, alt)
+	b = endDoc(b, arr)
+	return endDoc(b, start)
+}
+
+// appendTypeCheck appends name: {$type: alias}.
+func appendTypeCheck(b []byte, name, alias string) []byte {
+	b, sub := beginSubdoc(b, name)
+	b = appendString(b, "$type", alias)
+	return endDoc(b, sub)
+}
+
+// appendExists appends name: {$exists: exists}.
+func appendExists(b []byte, name string, exists bool) []byte {
+	b, sub := beginSubdoc(b, name)
+	b = appendBool(b, "$exists", exists)
+	return endDoc(b, sub)
+}

@@ -1,0 +1,207 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/quarkgo/quark/persistence"
+)
+
+// The URL schemes this package registers on persistence.DefaultURLMux. The
+// URL is a MongoDB connection string; query parameters starting with
+// "quark_" configure the store and are removed before the rest goes to the
+// driver (which takes its own, such as replicaSet, w, readConcernLevel,
+// journal, wtimeoutMS, serverSelectionTimeoutMS, timeoutMS or tls):
+//
+//	mongodb://user:pass@host:27017/app?w=majority&quark_collection=app_state
+//	mongodb+srv://user:pass@cluster.example.net/app?quark_database=app
+//
+//	quark_database=NAME          Options.Database (default: the database in
+//	                             the URL's path, else DefaultDatabase)
+//	quark_collection=NAME        Options.Collection
+//	quark_init=false             do not run EnsureIndexes (default: run it)
+//	quark_ttl_index=false        Options.NoTTLIndex (for FerretDB v1)
+//	quark_max_record_bytes=N     Options.MaxRecordBytes
+//
+// The read and write concerns are the URL's (readConcernLevel, w, journal,
+// wtimeoutMS); w=0 is refused. The store creates its own client and
+// disconnects it on Close. Errors never contain the password.
+const (
+	Scheme    = "mongodb"
+	SchemeSRV = "mongodb+srv"
+)
+
+func init() {
+	opener := persistence.URLOpenerFunc(openURL)
+	persistence.DefaultURLMux().Register(Scheme, opener)
+	persistence.DefaultURLMux().Register(SchemeSRV, opener)
+}
+
+// quarkParam is the prefix of the query parameters meant for the store.
+const quarkParam = "quark_"
+
+func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	secrets := urlSecrets(u)
+	fail := func(code persistence.Code, err error) error {
+		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+	}
+	invalid := func(err error) error {
+		return fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+	}
+	opts := Options{CreateIndexes: true, Database: strings.TrimPrefix(u.Path, "/")}
+	q := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !strings.HasPrefix(name, quarkParam) {
+			continue
+		}
+		v := q[name][len(q[name])-1] // given twice, the last one wins
+		delete(q, name)
+		if err := opts.setParam(name, v); err != nil {
+			return nil, invalid(err)
+		}
+	}
+	if _, err := opts.withDefaults(); err != nil {
+		return nil, invalid(err)
+	}
+	rest := *u
+	rest.RawQuery = q.Encode()
+	co := options.Client().ApplyURI(rest.String())
+	if err := co.Validate(); err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
+			// mongodb+srv: the SRV or TXT lookup failed, not the URL.
+			return nil, fail(persistence.Unavailable, fmt.Errorf("URL %s: %w", redact(u), err))
+		}
+		return nil, invalid(err)
+	}
+	if co.WriteConcern != nil && !co.WriteConcern.Acknowledged() {
+		return nil, invalid(errors.New("w=0 (unacknowledged writes) cannot report conflicts"))
+	}
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fail(errorCode(err), err)
+	}
+	s, err := newStore(ctx, client, &opts, true)
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		var pe *persistence.Error
+		if errors.As(err, &pe) && pe.Err != nil {
+			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			return nil, pe
+		}
+		return nil, fail(errorCode(err), err)
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+// setParam applies one quark_ URL parameter.
+func (o *Options) setParam(name, v string) error {
+	parseBool := func() (bool, error) {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("%s: %q is not true or false", name, v)
+		}
+		return b, nil
+	}
+	var err error
+	switch name {
+	case "quark_database":
+		o.Database = v
+	case "quark_collection":
+		o.Collection = v
+	case "quark_init":
+		o.CreateIndexes, err = parseBool()
+	case "quark_ttl_index":
+		var ttl bool
+		ttl, err = parseBool()
+		o.NoTTLIndex = !ttl
+	case "quark_max_record_bytes":
+		n, perr := strconv.Atoi(v)
+		if perr != nil {
+			return fmt.Errorf("%s: %q is not an integer", name, v)
+		}
+		o.MaxRecordBytes = n
+	default:
+		return fmt.Errorf("unknown parameter %q (known: quark_database, quark_collection, quark_init, "+
+			"quark_ttl_index, quark_max_record_bytes)", name)
+	}
+	return err
+}
+
+// urlSecrets returns the passwords in u: the user-info one and any
+// password-like query parameter a connection string may carry.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p)
+	}
+	for name, vs := range u.Query() {
+		if isSecretParam(name) {
+			for _, v := range vs {
+				if v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isSecretParam reports whether a connection string parameter carries a
+// secret (tlsCertificateKeyFilePassword, authMechanismProperties with AWS
+// session tokens, ...).
+func isSecretParam(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "password") || n == "authmechanismproperties"
+}
+
+// redact returns u for messages, without its secrets.
+func redact(u *url.URL) string {
+	c := *u
+	q := c.Query()
+	changed := false
+	for name := range q {
+		if isSecretParam(name) {
+			q.Set(name, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		c.RawQuery = q.Encode()
+	}
+	return persistence.Redact(&c)
+}
+
+// scrubbedError hides the secrets of a store URL from an error's text,
+// whatever produced the text. errors.Is and errors.As still see the wrapped
+// error.
+type scrubbedError struct {
+	err     error
+	secrets []string
+}
+
+func (e *scrubbedError) Error() string {
+	msg := e.err.Error()
+	for _, s := range e.secrets {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		if esc := url.QueryEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+		if esc := url.PathEscape(s); esc != s {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+func (e *scrubbedError) Unwrap() error { return e.err }
