@@ -26,6 +26,10 @@
 //	-data DIR    directory of the embedded store's file, DIR/bank.db (default ./data)
 //	-store NAME  state store: embedded (default) or memory, or a URL:
 //	             redis://127.0.0.1:6379/0, postgres://user:pass@host:5432/db,
+//	             mongodb://host:27017/?quark_database=bank,
+//	             dynamodb://127.0.0.1:8000/Bank?region=us-east-1,
+//	             cassandra://host:9042/bank,
+//	             sqlserver://user:pass@host:1433?database=bank,
 //	             embedded:path/to/file.db, memory:
 //	-chaos       run the chaos demo instead of the demo
 //	-http ADDR   serve the HTTP API on ADDR until SIGINT or SIGTERM
@@ -48,10 +52,14 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/storetest"
+	_ "github.com/quarkgo/quark/providers/cassandra" // cassandra:// URLs
+	_ "github.com/quarkgo/quark/providers/dynamodb"  // dynamodb:// URLs
 	"github.com/quarkgo/quark/providers/embedded"
 	"github.com/quarkgo/quark/providers/memory"
-	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
-	_ "github.com/quarkgo/quark/providers/redis"    // redis:// URLs for -store
+	_ "github.com/quarkgo/quark/providers/mongodb"   // mongodb:// and mongodb+srv:// URLs
+	_ "github.com/quarkgo/quark/providers/postgres"  // postgres:// URLs
+	_ "github.com/quarkgo/quark/providers/redis"     // redis:// URLs for -store
+	_ "github.com/quarkgo/quark/providers/sqlserver" // sqlserver:// URLs
 	"github.com/quarkgo/quark/runtime"
 	"github.com/quarkgo/quark/supervision"
 )

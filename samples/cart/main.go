@@ -39,10 +39,14 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
+	_ "github.com/quarkgo/quark/providers/cassandra" // cassandra:// URLs
+	_ "github.com/quarkgo/quark/providers/dynamodb"  // dynamodb:// URLs
 	"github.com/quarkgo/quark/providers/embedded"
-	_ "github.com/quarkgo/quark/providers/memory"   // memory: URLs
-	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
-	_ "github.com/quarkgo/quark/providers/redis"    // redis:// and rediss:// URLs
+	_ "github.com/quarkgo/quark/providers/memory"    // memory: URLs
+	_ "github.com/quarkgo/quark/providers/mongodb"   // mongodb:// and mongodb+srv:// URLs
+	_ "github.com/quarkgo/quark/providers/postgres"  // postgres:// URLs
+	_ "github.com/quarkgo/quark/providers/redis"     // redis:// and rediss:// URLs
+	_ "github.com/quarkgo/quark/providers/sqlserver" // sqlserver:// URLs
 )
 
 type config struct {
