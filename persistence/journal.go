@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -86,6 +88,14 @@ func (j *Journal) CanListStreams() bool { return j.lister != nil }
 // stream's last position is not expected it stores nothing and returns a
 // *StreamConflictError. Append sets Event.Time when it is zero; Event.Seq is
 // ignored.
+//
+// Before any I/O, Append refuses with ErrInvalidArgument a negative
+// expected position, fewer than 1 or more than MaxAppendEvents events, an
+// event Type that is not 1 to driver.MaxEventTypeLen bytes of UTF-8 without
+// NUL, a Codec that is longer than driver.MaxCodecLen bytes or not UTF-8
+// without NUL, and a Time outside driver.MinTime..driver.MaxTime; and with
+// ErrTooLarge an event whose Data exceeds MaxEventBytes. Such an append
+// stores none of its events.
 func (j *Journal) Append(ctx context.Context, s Stream, events []Event, expected int64) (int64, error) {
 	if err := j.check(ctx, "append", s); err != nil {
 		return 0, err
@@ -95,6 +105,9 @@ func (j *Journal) Append(ctx context.Context, s Stream, events []Event, expected
 	}
 	if len(events) == 0 || len(events) > MaxAppendEvents {
 		return 0, streamErrorf(InvalidArgument, "append", s, "%d events; an append takes 1 to %d", len(events), MaxAppendEvents)
+	}
+	if expected > math.MaxInt64-int64(len(events)) {
+		return 0, streamErrorf(InvalidArgument, "append", s, "expected position %d leaves no room for %d events", expected, len(events))
 	}
 	stamped := false
 	for i := range events {
@@ -130,10 +143,12 @@ func (j *Journal) checkEvent(s Stream, e *Event, seq int64) error {
 	switch {
 	case len(e.Data) > j.maxBytes:
 		return streamErrorf(TooLarge, "append", s, "event %d is %d bytes, limit %d", seq, len(e.Data), j.maxBytes)
-	case e.Type == "" || len(e.Type) > driver.MaxEventTypeLen || !utf8.ValidString(e.Type):
-		return bad("event type %q must be 1 to %d bytes of UTF-8", e.Type, driver.MaxEventTypeLen)
+	case e.Type == "" || len(e.Type) > driver.MaxEventTypeLen || !utf8.ValidString(e.Type) || strings.IndexByte(e.Type, 0) >= 0:
+		return bad("event type %q must be 1 to %d bytes of UTF-8 without NUL", e.Type, driver.MaxEventTypeLen)
 	case len(e.Codec) > driver.MaxCodecLen:
 		return bad("codec id is %d bytes, limit %d", len(e.Codec), driver.MaxCodecLen)
+	case !utf8.ValidString(e.Codec) || strings.IndexByte(e.Codec, 0) >= 0:
+		return bad("codec id %q must be UTF-8 without NUL", e.Codec)
 	case !e.Time.IsZero() && (e.Time.Before(driver.MinTime) || e.Time.After(driver.MaxTime)):
 		return bad("time %v is outside %v..%v", e.Time, driver.MinTime, driver.MaxTime)
 	}
@@ -143,8 +158,10 @@ func (j *Journal) checkEvent(s Stream, e *Event, seq int64) error {
 // Read calls fn with the events of s at positions from ... to (inclusive;
 // to <= 0: up to the end), in order. It stops at the first error fn returns
 // and returns that error unchanged. The event passed to fn, its Data
-// included, is valid only until fn returns. An event the provider cannot
-// decode gives an *EventDecodeError naming the stream and the position.
+// included, is valid only until fn returns (fn may modify it: the stored
+// event is not affected). An event the provider cannot decode gives an
+// *EventDecodeError naming the stream and the position, after the events
+// before it. Canceling ctx ends the read with ctx's error.
 func (j *Journal) Read(ctx context.Context, s Stream, from, to int64, fn func(*Event) error) error {
 	if err := j.check(ctx, "read", s); err != nil {
 		return err

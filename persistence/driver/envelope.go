@@ -154,7 +154,9 @@ func AppendEvent(dst []byte, e *Event) []byte {
 
 // UnmarshalEvent decodes an envelope produced by MarshalEvent into e, whose
 // Seq it leaves alone. e.Data aliases b. A malformed envelope gives an error
-// made by NewCorruptEvent with e.Seq.
+// made by NewCorruptEvent with e.Seq. When e already holds the decoded Type
+// or Codec (e is reused from one event of a stream to the next), the string
+// is kept rather than allocated again.
 func UnmarshalEvent(b []byte, e *Event) error {
 	bad := func(what string) error { return NewCorruptEvent(e.Seq, errors.New(what)) }
 	if len(b) < 2 || b[0] != eventMagic {
@@ -168,7 +170,10 @@ func UnmarshalEvent(b []byte, e *Event) error {
 	if !ok || n == 0 || n > MaxEventTypeLen || n > uint64(len(b)) {
 		return bad("bad event type length")
 	}
-	e.Type, b = string(b[:n]), b[n:]
+	if string(b[:n]) != e.Type {
+		e.Type = string(b[:n])
+	}
+	b = b[n:]
 	schema, b, ok := uvarint(b)
 	if !ok || schema > 1<<32-1 {
 		return bad("bad schema version")
@@ -178,7 +183,10 @@ func UnmarshalEvent(b []byte, e *Event) error {
 	if !ok || n > MaxCodecLen || n > uint64(len(b)) {
 		return bad("bad codec length")
 	}
-	e.Codec, b = string(b[:n]), b[n:]
+	if string(b[:n]) != e.Codec {
+		e.Codec = string(b[:n])
+	}
+	b = b[n:]
 	t, b, ok := varint(b)
 	if !ok {
 		return bad("bad time")

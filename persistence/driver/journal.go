@@ -55,7 +55,9 @@ type Journal interface {
 	// Read calls fn with the events of stream at positions from ... to
 	// (inclusive; to <= 0: up to the end), in order, and stops at the first
 	// error fn returns, returning it unchanged. from is at least 1. The
-	// event passed to fn, its Data included, is valid only until fn returns.
+	// event passed to fn, its Data included, is valid only until fn returns;
+	// fn may modify it, which must not change what is stored. A read checks
+	// ctx now and then, so that canceling it ends a long read.
 	// A stored event that cannot be decoded gives an error made by
 	// NewCorruptEvent with its position, after the events before it.
 	Read(ctx context.Context, stream Stream, from, to int64, fn func(*Event) error) error

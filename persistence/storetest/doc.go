@@ -31,5 +31,13 @@
 // as [RandomFaults]. Injected errors match [ErrInjected] and are classified
 // as Unavailable.
 //
+// # Journals
+//
+// [RunJournalTests] and [RunJournalBenchmarks] do the same for event
+// journals (driver.Journal) through a [JournalHarness], whose CorruptEvent
+// damages a stored event by hand. After every case [JournalHistory.Check]
+// proves the stored events are a chain of whole appends containing every
+// acknowledged one. [WithJournalFaults] injects failures into a journal.
+//
 // The package imports no provider.
 package storetest

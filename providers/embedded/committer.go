@@ -21,6 +21,7 @@ const (
 	opDelete           // one conditional delete
 	opBatch            // several conditional writes, all or none
 	opSweep            // remove the listed keys if their records are expired
+	opAppend           // a journal append: see applyAppend
 )
 
 // pendingWrite is one write (or delete, or sweep candidate) of a request,
@@ -347,6 +348,9 @@ func apply(b *bolt.Bucket, r *request, now time.Time) (result, writeErr error) {
 			r.swept++
 		}
 		return nil, nil
+
+	case opAppend:
+		return applyAppend(b.Tx(), r)
 	}
 	return errors.New("embedded: unknown request"), nil
 }

@@ -66,6 +66,18 @@
 // removes such records to reclaim space, in short steps that go through the
 // committer like any write. It never removes a record it cannot decode.
 //
+// # Journal
+//
+// [NewJournal] keeps event streams (a *persistence.Journal) in the file of
+// an embedded store, and [OpenJournal] in a file of its own. Events are in
+// the bucket "quark.events.v1" under the stream's prefix (length-prefixed
+// kind and id) followed by the position, 8 bytes big-endian, so that a
+// range is one seek and a walk; each stream's last position is in
+// "quark.streams.v1". Appends are requests of the store's committer,
+// checked and written in the transaction that commits everything waiting,
+// with one fsync; reads copy events out of read-only transactions a page at
+// a time and call back outside them.
+//
 // # Why bbolt
 //
 // The engine was chosen by measuring the workload that matters here: 64

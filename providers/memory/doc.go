@@ -27,6 +27,15 @@
 // and a batch takes a single lock. Data is copied on the way in and on the
 // way out: neither the caller's nor the store's slices are ever shared.
 //
+// # Journal
+//
+// [NewJournal] returns an in-memory event journal (a *persistence.Journal)
+// for event-sourced actors: per stream, a slice of events under the same
+// 64 shards, appended all or nothing under the shard lock, read from a
+// snapshot of the slice without the lock, each event's data copied into a
+// buffer reused from one event to the next. It lists streams
+// (driver.StreamLister).
+//
 // # Durability
 //
 // None: the data lives as long as the process and the Store. Close discards

@@ -54,6 +54,30 @@ type journalShard struct {
 
 type stream struct {
 	events []driver.Event // events[i].Seq == i+1
+	// damaged maps positions to the error reading them gives; only tests
+	// set it (see damage). It is replaced, never changed in place, so that
+	// readers may keep the map they saw under the lock.
+	damaged map[int64]error
+}
+
+// damage makes reading position seq of stream s fail as a corrupt event
+// would, standing in for the damaged bytes of a durable journal in the
+// conformance suite. It reports false if there is no such event.
+func (j *journal) damage(s driver.Stream, seq int64, why error) bool {
+	sh := j.shard(s)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.m[s]
+	if st == nil || seq < 1 || seq > int64(len(st.events)) {
+		return false
+	}
+	m := make(map[int64]error, len(st.damaged)+1)
+	for k, v := range st.damaged {
+		m[k] = v
+	}
+	m[seq] = why
+	st.damaged = m
+	return true
 }
 
 func (j *journal) shard(s driver.Stream) *journalShard {
@@ -94,25 +118,39 @@ func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.E
 	return int64(len(st.events)), nil
 }
 
+// Read implements driver.Journal. It passes fn a copy of each event whose
+// Data is copied into a buffer reused from one event to the next: fn may
+// scribble on it without reaching the stored events, and a replay allocates
+// nothing per event.
 func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn func(*driver.Event) error) error {
 	sh := j.shard(s)
 	sh.mu.RLock()
 	var events []driver.Event
+	var damaged map[int64]error
 	if st := sh.m[s]; st != nil {
 		events = st.events[:len(st.events):len(st.events)]
+		damaged = st.damaged
 	}
 	sh.mu.RUnlock()
 	if to <= 0 || to > int64(len(events)) {
 		to = int64(len(events))
 	}
 	var e driver.Event
+	var buf []byte
 	for seq := from; seq <= to; seq++ {
 		if seq%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		if damaged != nil && damaged[seq] != nil {
+			return driver.NewCorruptEvent(seq, damaged[seq])
+		}
 		e = events[seq-1] // a copy: fn cannot change the stored event
+		buf = append(buf[:0], e.Data...)
+		if e.Data != nil {
+			e.Data = buf
+		}
 		if err := fn(&e); err != nil {
 			return err
 		}
@@ -151,8 +189,11 @@ func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) e
 }
 
 func (j *journal) ErrorCode(err error) driver.ErrorCode {
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return driver.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return driver.DeadlineExceeded
 	}
 	return driver.Internal
 }

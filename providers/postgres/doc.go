@@ -151,6 +151,21 @@
 // the pool needs more connections than Pipelines (for loads and SaveBatch).
 // Loads do not queue: each is one SELECT on a pooled connection.
 //
+// # Journal
+//
+// [NewJournal] (or [OpenJournal] by URL) keeps event streams (a
+// *persistence.Journal) in two tables: one row per event, keyed by (kind,
+// actor_id, seq), with the data byte for byte in event_bytes (and, with
+// JournalOptions.JSONB, a queryable JSONB copy of JSON events), and one row
+// per stream with its last position. An append is one statement: it moves
+// the stream's row only if it holds the expected position (UPDATE ... WHERE
+// last_seq = expected, or INSERT ... ON CONFLICT DO NOTHING for a new
+// stream) and inserts the events of the appends whose row moved. Appends
+// to many streams are group-committed, one statement and one transaction
+// per batch, on the store's terms: a conflict fails only its own append,
+// and a statement error reruns the batch's appends one by one. Reads are
+// pages of ordered primary-key scans passed to the caller as rows arrive.
+//
 // # Expiry
 //
 // A record whose ExpiresAt has passed is absent for Load, Save and Delete at

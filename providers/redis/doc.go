@@ -75,6 +75,16 @@
 // lost, the retry reports a conflict (the stored version is the new one), as
 // the slot layer reports any conflict: the actor reloads.
 //
+// # Journal
+//
+// [NewJournal] keeps event streams (a *persistence.Journal) in Redis: each
+// stream is a list, <prefix>:j:{<kind>/<id>}, of event envelopes
+// (driver.MarshalEvent), the event at position seq at index seq-1, with
+// the actor's hash tag. An append is one Lua script: LLEN must equal the
+// expected position, then one RPUSH of every event. Reads are LRANGE pages.
+// Each kind's stream ids are in a sorted set, <prefix>:j:streams:{<kind>},
+// for listing.
+//
 // # Expiry
 //
 // A record with an ExpiresAt gets a PEXPIREAT of that instant, rounded down
