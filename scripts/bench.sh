@@ -4,6 +4,9 @@
 #
 #   bash scripts/bench.sh              # COUNT=5 runs of each, medians
 #   COUNT=3 bash scripts/bench.sh
+#   PROVIDERS=0 bash scripts/bench.sh  # without the provider benchmarks
+#
+# The provider benchmarks start their test servers (scripts/backends.sh).
 #
 # Raw `go test -bench` output is kept in bench-results/ (gitignored).
 set -euo pipefail
@@ -24,9 +27,10 @@ run ./providers/memory/ 'BenchmarkStore/SaveLoad100B' 2000000x memory.txt
 run ./providers/embedded/ 'BenchmarkInterleaved64$' 12x embedded.txt
 COUNT=1 run ./runtime/ 'BenchmarkIdleActorMemory$' 1x idle.txt
 
-# median of the metric named $2 over the lines of benchmark $1
+# median of the metric named $2 over the lines of benchmark $1, in the result
+# file $3 (default: all of them; provider benchmarks share names)
 median() {
-  cat "$out"/*.txt | awk -v name="$1" -v unit="$2" '
+  cat "$out"/${3:-*.txt} | awk -v name="$1" -v unit="$2" '
     { n = $1; sub(/-[0-9]+$/, "", n) }
     n == name { for (i = 2; i < NF; i++) if ($(i+1) == unit) v[c++] = $i }
     END {
@@ -54,3 +58,52 @@ printf '%-58s %14.0f %14.0f %7s  %s\n' "activate+deactivate ns vs protoactor spa
 printf '%-58s %14.0f %14s %7s  %s\n' "memory provider Save+Load pairs/s (one goroutine)" "$pairs" "-" "-" "$(verdict "$(ratio "$pairs" 1000000)" '>=' 1)"
 printf '%-58s %14.0f %14.0f %7s  %s\n' "embedded durable saves/s, 64 actors vs bbolt (interleaved)" "$dur_q" "$dur_p" "$r5" "$(verdict "$r5" '>=' 0.8)"
 printf '%-58s %14.0f %14s %7s  %s\n' "bytes per idle actor (100,000 actors, one slot)" "$mem" "-" "-" "$(verdict "$(ratio "$mem" 2048)" '<=' 1)"
+
+# --- providers on their loopback test servers: quark vs the raw driver doing
+# the same operation, interleaved call by call in one benchmark (the VM's load
+# drifts too much between separate runs). Cassandra and SQL Server run
+# against the project's stand-ins: client-side figures, not server figures.
+if [ "${PROVIDERS:-1}" = 1 ]; then
+  bash scripts/backends.sh start mongodb dynamodb cassandra sqlserver >&2
+  : >"$out/mongodb.txt"; : >"$out/dynamodb.txt"; : >"$out/cassandra.txt"; : >"$out/sqlserver.txt"
+  run ./providers/mongodb/ 'BenchmarkInterleaved' 1000x mongodb.txt
+  run ./providers/dynamodb/ 'BenchmarkInterleaved' 1000x dynamodb.txt
+  run ./providers/cassandra/ 'BenchmarkInterleaved$' 2000x cassandra.txt
+  run ./providers/sqlserver/ 'BenchmarkInterleaved$' 40x sqlserver.txt
+  printf '\n%-58s %7s  %s\n' "provider vs raw driver (median of $COUNT)" "ratio" "target"
+  for p in mongodb:ratio dynamodb:quark/raw cassandra:quark/raw; do
+    name=${p%%:*} unit=${p#*:}
+    for op in save load; do for a in 1 64; do
+      r=$(median "BenchmarkInterleaved/$op/actors=$a" "$unit" "$name.txt"); r=$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')
+      printf '%-58s %7s  %s\n' "$name $op, $a actor(s)" "$r" "$(verdict "$r" '>=' 0.9)"
+    done; done
+  done
+  for op in save load; do for a in 1 64; do
+    r=$(median "BenchmarkInterleaved/server=tdsstub/op=$op/actors=$a" ratio sqlserver.txt); r=$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')
+    printf '%-58s %7s  %s\n' "sqlserver (stand-in) $op, $a actor(s)" "$r" "$(verdict "$r" '>=' 0.9)"
+  done; done
+fi
+
+# --- journals: replay and append rates; group commit on vs off
+: >"$out/journal-memory.txt"; : >"$out/journal-embedded.txt"
+run ./providers/memory/ '^BenchmarkJournal$/^Replay$' 50x journal-memory.txt
+run ./providers/embedded/ '^BenchmarkJournal(Interleaved64|Replay)$' 6x journal-embedded.txt
+jm=$(median BenchmarkJournal/Replay events/s journal-memory.txt)
+je=$(median BenchmarkJournalInterleaved64 ratio journal-embedded.txt); je=$(awk -v r="$je" 'BEGIN { printf "%.2f", r }')
+printf '\n%-58s %14.0f %14s %7s  %s\n' "memory journal replay events/s (100,000 events)" "$jm" "-" "-" "$(verdict "$(ratio "$jm" 1000000)" '>=' 1)"
+printf '%-58s %14.0f %14.0f %7s  %s\n' "embedded journal appends/s, 64 streams vs bbolt" "$(median BenchmarkJournalInterleaved64 quark-appends/s journal-embedded.txt)" "$(median BenchmarkJournalInterleaved64 bbolt-appends/s journal-embedded.txt)" "$je" "(no target)"
+if [ "${PROVIDERS:-1}" = 1 ]; then
+  bash scripts/backends.sh start redis postgres >&2
+  : >"$out/journal-postgres.txt"; : >"$out/journal-redis.txt"
+  run ./providers/postgres/ '^BenchmarkJournal(Replay|Interleaved256)$' 4x journal-postgres.txt
+  run ./providers/redis/ '^BenchmarkJournalInterleaved$/^append' 3000x journal-redis.txt
+  run ./providers/redis/ '^BenchmarkJournalInterleaved$/^replay$' 10x journal-redis.txt
+  pr=$(median BenchmarkJournalReplay quark-events/s journal-postgres.txt); praw=$(median BenchmarkJournalReplay raw-events/s journal-postgres.txt)
+  gc=$(median BenchmarkJournalInterleaved256 ratio journal-postgres.txt); gc=$(awk -v r="$gc" 'BEGIN { printf "%.2f", r }')
+  printf '%-58s %14.0f %14.0f %7s  %s\n' "postgres journal replay events/s vs raw pgx" "$pr" "$praw" "$(ratio "$pr" "$praw")" "$(verdict "$(ratio "$pr" 150000)" '>=' 1) events/s x150k"
+  printf '%-58s %14.0f %14.0f %7s  %s\n' "postgres appends/s, 256 streams, group commit on vs off" "$(median BenchmarkJournalInterleaved256 on-appends/s journal-postgres.txt)" "$(median BenchmarkJournalInterleaved256 off-appends/s journal-postgres.txt)" "$gc" "$(verdict "$gc" '>=' 10)"
+  for a in 1 64; do
+    r=$(median "BenchmarkJournalInterleaved/append/streams=$a" quark/raw journal-redis.txt); r=$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')
+    printf '%-58s %7s  %s\n' "redis journal append, $a stream(s) vs raw go-redis" "$r" "$(verdict "$r" '>=' 0.9)"
+  done
+fi
