@@ -107,3 +107,13 @@ if [ "${PROVIDERS:-1}" = 1 ]; then
     printf '%-58s %7s  %s\n' "redis journal append, $a stream(s) vs raw go-redis" "$r" "$(verdict "$r" '>=' 0.9)"
   done
 fi
+
+# --- event-sourced actors: end-to-end replay (read + decode + apply) from the
+# memory journal, and activation with a snapshot vs a short stream
+: >"$out/eventsourcing.txt"
+run ./eventsourcing/ 'BenchmarkReplay$' 20x eventsourcing.txt
+run ./eventsourcing/ 'BenchmarkActivation$' 20x eventsourcing.txt
+es_q=$(median BenchmarkReplay/impl=quark/parallel=true events/s eventsourcing.txt); es_raw=$(median BenchmarkReplay/impl=raw events/s eventsourcing.txt)
+es_act=$(median BenchmarkActivation/ratio large/small eventsourcing.txt); es_act=$(awk -v r="$es_act" 'BEGIN { printf "%.2f", r }')
+printf '\n%-58s %14.0f %14.0f %7s  %s\n' "event-sourced replay events/s (100k) vs raw json loop" "$es_q" "$es_raw" "$(ratio "$es_q" "$es_raw")" "$(verdict "$(ratio "$es_q" 1000000)" '>=' 1) M/s"
+printf '%-58s %14s %14s %7s  %s\n' "activation 100k events + snapshot/1000 vs 1000 events" "-" "-" "$es_act" "$(verdict "$es_act" '<=' 2)"
