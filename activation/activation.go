@@ -48,6 +48,7 @@ type activation struct {
 	inst Actor
 
 	slots          *persistence.Slots
+	hosted         bool // driven by an outside mailbox (Catalog.Attach)
 	state          state
 	wantDeactivate bool
 	reason         Reason
@@ -235,6 +236,10 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 		r.Reply(v)
 	}
 	switch {
+	case x.slots.Stale() && x.hosted:
+		// In a cluster, a conflict usually means that another member owns
+		// the actor now: leave rather than reload here.
+		x.deactivate(ReasonStale)
 	case x.slots.Stale():
 		x.restart(nil)
 	case x.wantDeactivate:
@@ -383,6 +388,9 @@ func (x *activation) Stopping() {
 			return
 		}
 		x.reason = ReasonShutdown
+		if x.hosted {
+			x.reason = ReasonMoved // the cluster moved the identity away
+		}
 	}
 	x.endErr = x.finish(x.reason)
 	if x.endErr != nil && x.reason == ReasonShutdown {

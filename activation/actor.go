@@ -46,6 +46,12 @@ const (
 	// ReasonFailed: the activation failed or could not be restarted; there is
 	// nothing to flush.
 	ReasonFailed
+	// ReasonMoved: in cluster mode, the cluster stopped the activation
+	// because the actor's identity now belongs to another member (a member
+	// joined or left). OnDeactivate ran and dirty slots were flushed, as for
+	// any deactivation; the new owner may have activated meanwhile unless the
+	// cluster's activation lease is on (see docs/cluster.md).
+	ReasonMoved
 )
 
 // String returns the name.
@@ -63,6 +69,8 @@ func (r Reason) String() string {
 		return "stale"
 	case ReasonFailed:
 		return "failed"
+	case ReasonMoved:
+		return "moved"
 	}
 	return "unknown"
 }

@@ -32,6 +32,10 @@ type Config struct {
 	DeactivateTimeout time.Duration
 	// RequestTimeout bounds an Ask whose context has no deadline. 0: 30 s.
 	RequestTimeout time.Duration
+	// Router, if not nil, places actors on the members of a cluster: a
+	// message for an actor without an activation on this host goes to it
+	// instead of activating the actor here (see Router and Attach).
+	Router Router
 }
 
 const numShards = 64
@@ -194,14 +198,19 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 		return f, nil
 	}
 	k, sh, id := r.k, r.sh, r.id
-	sh.mu.RLock()
-	if x := sh.m[id]; x != nil {
-		f := x.post(msg, request)
+	if k != nil {
+		sh.mu.RLock()
+		if x := sh.m[id]; x != nil {
+			f := x.post(msg, request)
+			sh.mu.RUnlock()
+			r.cache.x.Store(x)
+			return f, nil
+		}
 		sh.mu.RUnlock()
-		r.cache.x.Store(x)
-		return f, nil
 	}
-	sh.mu.RUnlock()
+	if c.cfg.Router != nil {
+		return c.route(r, msg, request)
+	}
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

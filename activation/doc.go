@@ -15,6 +15,9 @@
 //   - [Engine], [Mailbox], [Process]: the mailbox runtime underneath. Package
 //     runtime provides one on protoactor-go; this package never imports
 //     protoactor.
+//   - [Router] and [Catalog.Attach]: cluster mode. A catalog with a Router
+//     routes messages for actors it does not host to the member that owns
+//     them, whose engine attaches the actor's activation to its catalog.
 //
 // # Guarantees
 //

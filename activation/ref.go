@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Ref addresses a virtual actor by kind and id. The zero Ref is invalid.
@@ -33,7 +34,7 @@ func (r Ref) check() error {
 	if r.c == nil {
 		return fmt.Errorf("%w: zero Ref", ErrUnknownKind)
 	}
-	if r.k == nil {
+	if r.k == nil && r.c.cfg.Router == nil {
 		return fmt.Errorf("%w %q", ErrUnknownKind, r.kind)
 	}
 	return nil
@@ -47,6 +48,11 @@ func (r Ref) Send(msg any) error {
 	if err := r.check(); err != nil {
 		return err
 	}
+	if rt := r.c.cfg.Router; rt != nil {
+		if err := rt.Check(msg); err != nil {
+			return err
+		}
+	}
 	_, err := r.c.deliver(&r, msg, false)
 	return err
 }
@@ -54,13 +60,15 @@ func (r Ref) Send(msg any) error {
 // Ask delivers msg and waits for the handler's reply, until ctx ends (or the
 // host's request timeout, if ctx has no deadline). The handler's error is
 // returned as it is; an activation failure as an *ActivationError; a handler
-// panic as a *PanicError.
+// panic as a *PanicError. In cluster mode a message that could not be
+// delivered because the actor was moving between members is delivered again
+// once the actor is reachable, until ctx ends.
 func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
 	if ac, ok := ctx.(*Context); ok {
-		if ac.x.k == r.k && ac.x.id == r.id {
+		if ac.x.k.name == r.kind && ac.x.id == r.id {
 			return nil, fmt.Errorf("activation: %s asked itself; this would deadlock", r)
 		}
 		// An actor asking another: hand over the context of its current
@@ -70,6 +78,12 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if rt := r.c.cfg.Router; rt != nil {
+		if err := rt.Check(msg); err != nil {
+			return nil, err
+		}
+		return r.askRouted(ctx, msg)
 	}
 	f, err := r.c.deliver(&r, &askMsg{ctx: ctx, msg: msg}, true)
 	if err != nil {
@@ -83,6 +97,52 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 		return nil, re.err
 	}
 	return v, nil
+}
+
+// askRouted is Ask in cluster mode: a message that was not delivered (the
+// activation it reached was leaving, or the member owning the actor went
+// away) is routed again, after a short pause, until ctx ends. A message that
+// was delivered is never sent twice.
+func (r Ref) askRouted(ctx context.Context, msg any) (any, error) {
+	// Without a deadline, the host's request timeout bounds the whole Ask,
+	// retries included; it is handed to Wait rather than made into a
+	// context, which would cost a timer per Ask.
+	var deadline time.Time
+	_, bounded := ctx.Deadline()
+	if !bounded {
+		deadline = time.Now().Add(r.c.cfg.RequestTimeout)
+	}
+	for attempt := 1; ; attempt++ {
+		fallback := r.c.cfg.RequestTimeout
+		if !bounded {
+			if fallback = time.Until(deadline); fallback <= 0 {
+				return nil, fmt.Errorf("%w: %w", ErrNoReply, context.DeadlineExceeded)
+			}
+		}
+		f, err := r.c.deliver(&r, &askMsg{ctx: ctx, msg: msg}, true)
+		if err != nil {
+			return nil, err
+		}
+		v, err := f.Wait(ctx, fallback)
+		if err == nil {
+			if re, ok := v.(*replyError); ok {
+				return nil, re.err
+			}
+			return v, nil
+		}
+		// Only the engine's own "not delivered" is retried, never a
+		// handler's error that happens to wrap ErrNoReply.
+		if err != ErrNoReply || ctx.Err() != nil {
+			return nil, err
+		}
+		t := time.NewTimer(routeBackoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (%w)", ErrNoReply, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // Ask is Ref.Ask with the reply converted to T. A reply that is not a T

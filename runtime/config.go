@@ -44,6 +44,9 @@ type Config struct {
 	// TracerProvider, if not nil, gets a span for every store operation.
 	// Default: nil, no spans and no cost.
 	TracerProvider trace.TracerProvider
+	// Cluster, if not nil, makes the host a cluster member (see
+	// WithCluster). Default: nil, a single host.
+	Cluster *ClusterConfig
 }
 
 // DefaultConfig returns the defaults: no providers, no logging, the system
@@ -90,6 +93,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("runtime: %s must be positive, got %v", d.name, d.v))
 		}
+	}
+	if c.Cluster != nil {
+		errs = append(errs, c.Cluster.validate())
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,16 @@
 //
 // # Cluster mode
 //
-// Not yet: see docs/architecture.md for how a Ref will be served by
-// protoactor's cluster.
+// [WithCluster] makes a host a member (or, with ClusterConfig.Client, a
+// client) of a cluster on protoactor-go's own cluster: remote between
+// members, disthash identity lookup, and a membership provider
+// ([AutomanagedProvider], [TestProvider] for one process, or any protoactor
+// provider through [ProtoactorProvider]: consul, etcd, Kubernetes). The same
+// kinds, actor code and Ref/Send/Ask reach an actor on whichever member owns
+// it. Messages are plain Go types registered once with [RegisterMessage]
+// (JSON; protobuf messages cross as they are). State follows the actor: the
+// member that gives an actor up deactivates it (flushing its slots), the new
+// owner loads it, and a duplicate activation during a membership change can
+// never overwrite newer state (its saves conflict and it deactivates
+// itself). [LeaseConfig] adds strict single activation. See docs/cluster.md.
 package runtime

@@ -3,9 +3,12 @@ package runtime
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/protocluster"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
 )
@@ -20,6 +23,9 @@ type Host struct {
 	engine *protoengine.Engine
 	cat    *activation.Catalog
 	stop   sync.Once // stops the engine
+
+	member  *protocluster.Member // nil unless cluster mode
+	started atomic.Bool
 }
 
 // New builds a host from DefaultConfig changed by opts.
@@ -43,25 +49,50 @@ func New(opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	engine := protoengine.New(nil)
-	cat, err := activation.NewCatalog(activation.Config{
+	var hook *protocluster.StartHook
+	var protoLog *slog.Logger
+	if cfg.Cluster != nil {
+		hook = protocluster.NewStartHook()
+		protoLog = slog.New(hook)
+	}
+	engine := protoengine.New(protoLog)
+	acfg := activation.Config{
 		Engine: engine, Registry: reg, Logger: cfg.Logger, Clock: cfg.Clock,
 		IdleSweep: cfg.IdleSweep, ActivateTimeout: cfg.ActivateTimeout,
 		DeactivateTimeout: cfg.DeactivateTimeout, RequestTimeout: cfg.RequestTimeout,
-	})
+	}
+	var member *protocluster.Member
+	if cfg.Cluster != nil {
+		if member, err = newMember(&cfg, engine, hook); err != nil {
+			engine.Shutdown()
+			return nil, err
+		}
+		acfg.Router = member
+	}
+	cat, err := activation.NewCatalog(acfg)
 	if err != nil {
 		engine.Shutdown()
 		return nil, err
 	}
+	if member != nil {
+		member.Bind(cat)
+	}
 	if tel != nil && tel.metrics {
 		cat.Subscribe(tel.onEvent) // for the host's lifetime: shutdown events count too
 	}
-	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat}, nil
+	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat, member: member}, nil
 }
 
 // Register adds an actor kind. The factory runs once now, to check the
 // kind's slots: an unknown provider name or an invalid slot fails here.
+// In cluster mode, kinds are registered before Start (protoactor fixes a
+// member's kinds when it joins), and a client registers none.
 func Register[A activation.Actor](h *Host, kind string, factory func(*activation.Context) A, opts ...activation.KindOption) error {
+	if h.member != nil {
+		if err := h.clusterRegister(kind); err != nil {
+			return err
+		}
+	}
 	return activation.Register(h.cat, kind, factory, opts...)
 }
 
@@ -71,6 +102,9 @@ func (h *Host) Start(ctx context.Context) error {
 		return err
 	}
 	h.cat.Start()
+	if h.member != nil && !h.started.Swap(true) {
+		return h.member.Start(ctx, h.reg)
+	}
 	return nil
 }
 
@@ -101,10 +135,21 @@ func (h *Host) Providers() *persistence.Registry { return h.reg }
 // the flush of dirty slots) and waits for them until ctx ends, then stops the
 // engine. It returns an *activation.ShutdownError naming what could not be
 // flushed. The providers stay open: close them afterwards.
+//
+// A cluster member deactivates its actors while it redirects what else
+// reaches it (telling senders that it is leaving, so that they route to the
+// new owners), waits until messages stop arriving, then leaves protoactor's
+// cluster, all within ctx.
 func (h *Host) Shutdown(ctx context.Context) error {
+	if h.member != nil {
+		h.member.PrepareLeave()
+	}
 	err := h.cat.Shutdown(ctx)
 	var serr *activation.ShutdownError
 	if err == nil || errors.As(err, &serr) && serr.Pending == 0 {
+		if h.member != nil {
+			err = errors.Join(err, h.member.Stop(ctx))
+		}
 		h.stop.Do(h.engine.Shutdown)
 	}
 	return err

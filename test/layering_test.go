@@ -25,7 +25,11 @@ var rules = []rule{
 		"the portable layer knows no runtime, provider, engine or telemetry library (it reports through persistence.Observer)"},
 	{"persistence/storetest", []string{module + "/providers/", module + "/runtime", module + "/activation"}, "the conformance suite imports no provider"},
 	{"activation", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/protoengine",
-		"github.com/asynkron/"}, "activation knows no runtime or provider, and sees protoactor only through its Engine interface"},
+		module + "/internal/protocluster", "github.com/asynkron/"},
+		"activation knows no runtime or provider, and sees protoactor only through its Engine and Router interfaces"},
+	{"internal/protocluster", []string{module + "/runtime", module + "/providers/", module + "/samples/", module + "/eventsourcing",
+		module + "/internal/protoengine"},
+		"the cluster glue sits under runtime, beside the engine: it knows activation and persistence, no provider"},
 	{"providers/", []string{module + "/runtime", module + "/activation", module + "/eventsourcing", module + "/internal/protoengine",
 		"github.com/asynkron/"}, "providers depend only on persistence, driver and their SDK"},
 	{"runtime", []string{module + "/providers/", module + "/samples/"}, "the host never imports a provider: the application injects them"},
@@ -124,19 +128,20 @@ func TestProvidersDoNotImportEachOther(t *testing.T) {
 	}
 }
 
-// TestProtoactorIsBehindTheEngine: only the engine adapter (and, later,
-// the runtime's cluster wiring) may import protoactor directly.
+// TestProtoactorIsBehindTheEngine: only the engine adapter, the cluster
+// glue (internal/protocluster) and runtime, which wires them, may import
+// protoactor directly.
 func TestProtoactorIsBehindTheEngine(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \",\"}}", module+"/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	allowed := map[string]bool{module + "/internal/protoengine": true, module + "/runtime": true}
+	allowed := map[string]bool{module + "/internal/protoengine": true, module + "/internal/protocluster": true, module + "/runtime": true}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		path, imports, _ := strings.Cut(line, "|")
 		for _, imp := range strings.Split(imports, ",") {
 			if strings.HasPrefix(imp, "github.com/asynkron/protoactor-go") && !allowed[path] {
-				t.Errorf("%s imports %s directly; go through activation.Engine", path, imp)
+				t.Errorf("%s imports %s directly; go through activation.Engine (or runtime.WithCluster)", path, imp)
 			}
 		}
 	}

@@ -19,6 +19,7 @@
 //	go run ./samples/bank                      # the demo, state in ./data/bank.db
 //	go run ./samples/bank -store memory        # the demo, state in memory only
 //	go run ./samples/bank -chaos               # the chaos demo
+//	go run ./samples/bank -eventsourced        # the event-sourced demo (eventsourced.go)
 //	go run ./samples/bank -http localhost:8080 # a JSON API instead of the demo
 //
 // Flags:
@@ -70,6 +71,9 @@ type config struct {
 	store    string // -store
 	httpAddr string // -http; empty: run the demo
 	chaos    bool   // -chaos: run the chaos demo
+	// eventsourced (-eventsourced) runs the event-sourced demo (eventsourced.go).
+	eventsourced bool
+	cluster      int // -cluster N: the cluster demo with N members (cluster.go)
 }
 
 // shutdownTimeout bounds the HTTP server's and the host's graceful shutdown.
@@ -82,6 +86,8 @@ func main() {
 		", or a `URL` (redis://host:6379/0, postgres://user:pass@host/db, embedded:path.db, memory:)")
 	flag.StringVar(&cfg.httpAddr, "http", "", "serve the HTTP API on `ADDR` (e.g. localhost:8080) instead of running the demo")
 	flag.BoolVar(&cfg.chaos, "chaos", false, "run the chaos demo: a panicking handler and a store outage")
+	flag.BoolVar(&cfg.eventsourced, "eventsourced", false, "run the event-sourced demo: journaled accounts, their history and time travel")
+	flag.IntVar(&cfg.cluster, "cluster", 0, "run the cluster demo with `N` members: accounts move when a member stops")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,6 +103,12 @@ func main() {
 // demo, the chaos demo or the HTTP API until ctx ends, then shuts the host
 // down and closes the store, in that order.
 func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+	if cfg.eventsourced {
+		return runEventSourced(ctx, cfg, out)
+	}
+	if cfg.cluster > 0 {
+		return runCluster(ctx, cfg, out)
+	}
 	if cfg.chaos && cfg.httpAddr != "" {
 		return errors.New("-chaos runs a scripted demo and cannot be combined with -http")
 	}
