@@ -34,6 +34,9 @@ var rules = []rule{
 		"github.com/asynkron/"}, "providers depend only on persistence, driver and their SDK"},
 	{"runtime", []string{module + "/providers/", module + "/samples/"}, "the host never imports a provider: the application injects them"},
 	{"supervision", []string{module + "/"}, "supervision strategies import no other package of ours"},
+	{"internal/workpool", []string{module + "/", "!std"}, "the dispatcher pool is standard library only"},
+	{"eventsourcing", []string{module + "/providers/", module + "/samples/"},
+		"event sourcing builds on activation, runtime and persistence, never on a provider"},
 }
 
 type pkg struct {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/persistence"
+
+	"github.com/quarkgo/quark/internal/workpool"
 )
 
 // Config configures a Member.
@@ -67,10 +69,10 @@ type Member struct {
 	cat  *activation.Catalog
 	cl   *cluster.Cluster
 
-	replyPrefix string // random, so that replies never cross incarnations
-	pool        *pool  // dispatcher of grains
-	syncer      syncer // see syncConnection
-	address     string // set by Start
+	replyPrefix string         // random, so that replies never cross incarnations
+	pool        *workpool.Pool // dispatcher of grains
+	syncer      syncer         // see syncConnection
+	address     string         // set by Start
 
 	view  atomic.Pointer[view]
 	pidMu sync.RWMutex
@@ -133,7 +135,7 @@ func New(cfg Config) (*Member, error) {
 		cfg: cfg, reg: cfg.Messages, log: cfg.Logger.Named("cluster"), sys: cfg.System, root: cfg.System.Root,
 		replyPrefix: "quark$" + hex.EncodeToString(nonce[:]) + "$", pids: map[pidKey]*actor.PID{},
 		excluded: map[string]bool{}, pending: map[string]map[*reply]struct{}{},
-		started: make(chan struct{}), quit: make(chan struct{}), pool: newPool(300, 10*time.Second),
+		started: make(chan struct{}), quit: make(chan struct{}), pool: workpool.New(300, 10*time.Second),
 	}
 	return m, nil
 }
@@ -435,7 +437,7 @@ func (m *Member) stop(ctx context.Context) error {
 			m.stopRemote()
 		}
 	}()
-	m.pool.close()
+	m.pool.Close()
 	bgDone := make(chan struct{})
 	go func() { m.bg.Wait(); close(bgDone) }()
 	for _, ch := range []chan struct{}{done, bgDone} {

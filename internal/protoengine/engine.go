@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/quarkgo/quark/activation"
+
+	"github.com/quarkgo/quark/internal/workpool"
 )
 
 // Engine hosts activations on a protoactor ActorSystem.
@@ -17,7 +19,7 @@ type Engine struct {
 	sys   *actor.ActorSystem
 	root  *actor.RootContext
 	props *actor.Props
-	pool  *pool
+	pool  *workpool.Pool
 }
 
 var _ activation.Engine = (*Engine)(nil)
@@ -31,7 +33,7 @@ func New(logger *slog.Logger) *Engine {
 	sys := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
 		actor.WithDeadLetterRequestLogging(false))
-	e := &Engine{sys: sys, root: sys.Root, pool: newPool(300, 10*time.Second)}
+	e := &Engine{sys: sys, root: sys.Root, pool: workpool.New(300, 10*time.Second)}
 	e.props = actor.PropsFromProducer(func() actor.Actor { return &shell{e: e} },
 		actor.WithDispatcher(e.pool), actor.WithMailbox(newBatchMailbox))
 	return e
@@ -57,7 +59,7 @@ func (e *Engine) Spawn(p activation.Process) (activation.Mailbox, error) {
 // Shutdown stops the actor system. Activations should have been retired
 // first (activation.Catalog.Shutdown).
 func (e *Engine) Shutdown() {
-	e.pool.close()
+	e.pool.Close()
 	e.sys.Shutdown()
 }
 

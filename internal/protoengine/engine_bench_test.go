@@ -8,6 +8,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/quarkgo/quark/activation"
+
+	"github.com/quarkgo/quark/internal/workpool"
 )
 
 type counting struct {
@@ -48,8 +50,8 @@ func BenchmarkEnginePost(b *testing.B) {
 				defer sys.Shutdown()
 				props := actor.PropsFromProducer(func() actor.Actor { return &rawCounting{c} })
 				if impl != "protoactor-default" {
-					p := newPool(300, 1e9)
-					defer p.close()
+					p := workpool.New(300, 1e9)
+					defer p.Close()
 					props = actor.PropsFromProducer(func() actor.Actor { return &rawCounting{c} }, actor.WithDispatcher(p), actor.WithMailbox(newBatchMailbox))
 				}
 				pid := sys.Root.Spawn(props)

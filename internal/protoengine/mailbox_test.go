@@ -12,6 +12,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quarkgo/quark/activation"
+
+	"github.com/quarkgo/quark/internal/workpool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -69,8 +71,8 @@ func TestBatchMailboxOrderAndEscalation(t *testing.T) {
 		got, bad := 0, 0
 		done := make(chan struct{})
 		last := map[int]int{}
-		p := newPool(300, time.Second)
-		defer p.close()
+		p := workpool.New(300, time.Second)
+		defer p.Close()
 		sys := quietSystem(t)
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &orderActor{mu: &mu, last: last, got: &got, bad: &bad, panicAt: panicAt, done: done, want: want}

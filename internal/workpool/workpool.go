@@ -1,18 +1,22 @@
-package protoengine
+// Package workpool is the goroutine-reusing dispatcher that the protoactor
+// adapters (internal/protoengine for local activations, internal/protocluster
+// for cluster grains) give their actors. It imports nothing of protoactor: a
+// *Pool satisfies protoactor's actor.Dispatcher by its method set.
+package workpool
 
 import (
 	"sync"
 	"time"
 )
 
-// pool is a protoactor dispatcher that reuses goroutines. protoactor's
+// Pool is a protoactor dispatcher that reuses goroutines. protoactor's
 // default dispatcher starts a goroutine for every mailbox run; activation
 // work (decoding state, flushing it) grows that goroutine's stack each time,
 // and the stack copying dominated the cost of an activation. A pool worker
 // keeps its grown stack. Schedule never waits: it hands the run to an idle
 // worker if there is one and starts a new worker otherwise, so a run that
 // blocks (on I/O, or on another activation) can never starve the others.
-type pool struct {
+type Pool struct {
 	work       chan func() // unbuffered: a send succeeds only if a worker is idle
 	idle       time.Duration
 	throughput int
@@ -20,12 +24,14 @@ type pool struct {
 	once       sync.Once
 }
 
-func newPool(throughput int, idle time.Duration) *pool {
-	return &pool{work: make(chan func()), idle: idle, throughput: throughput, quit: make(chan struct{})}
+// New returns a pool whose mailbox runs handle up to throughput messages and
+// whose workers exit after idle without work.
+func New(throughput int, idle time.Duration) *Pool {
+	return &Pool{work: make(chan func()), idle: idle, throughput: throughput, quit: make(chan struct{})}
 }
 
 // Schedule implements actor.Dispatcher.
-func (p *pool) Schedule(fn func()) {
+func (p *Pool) Schedule(fn func()) {
 	select {
 	case p.work <- fn:
 	default:
@@ -34,9 +40,9 @@ func (p *pool) Schedule(fn func()) {
 }
 
 // Throughput implements actor.Dispatcher: messages per mailbox run.
-func (p *pool) Throughput() int { return p.throughput }
+func (p *Pool) Throughput() int { return p.throughput }
 
-func (p *pool) worker(fn func()) {
+func (p *Pool) worker(fn func()) {
 	fn()
 	t := time.NewTimer(p.idle)
 	defer t.Stop()
@@ -53,5 +59,5 @@ func (p *pool) worker(fn func()) {
 	}
 }
 
-// close makes idle workers exit; busy ones exit after their current run.
-func (p *pool) close() { p.once.Do(func() { close(p.quit) }) }
+// Close makes idle workers exit; busy ones exit after their current run.
+func (p *Pool) Close() { p.once.Do(func() { close(p.quit) }) }
