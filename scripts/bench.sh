@@ -117,3 +117,16 @@ es_q=$(median BenchmarkReplay/impl=quark/parallel=true events/s eventsourcing.tx
 es_act=$(median BenchmarkActivation/ratio large/small eventsourcing.txt); es_act=$(awk -v r="$es_act" 'BEGIN { printf "%.2f", r }')
 printf '\n%-58s %14.0f %14.0f %7s  %s\n' "event-sourced replay events/s (100k) vs raw json loop" "$es_q" "$es_raw" "$(ratio "$es_q" "$es_raw")" "$(verdict "$(ratio "$es_q" 1000000)" '>=' 1) M/s"
 printf '%-58s %14s %14s %7s  %s\n' "activation 100k events + snapshot/1000 vs 1000 events" "-" "-" "$es_act" "$(verdict "$es_act" '<=' 2)"
+
+# --- cluster mode: Ask across members and locally vs protoactor cluster.Request
+# (interleaved), lease cost, failover time after kill -9
+: >"$out/cluster.txt"
+run ./test/ 'BenchmarkClusterAskInterleaved$' 5000x cluster.txt
+run ./test/ 'BenchmarkClusterActivation$' 2000x cluster.txt
+COUNT=1 run ./test/ 'BenchmarkClusterFailover$' 1x cluster.txt
+printf '\n'
+for w in remote local; do
+  r=$(median "BenchmarkClusterAskInterleaved/where=$w" quark/raw cluster.txt); r=$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')
+  printf '%-58s %7s  %s\n' "cluster Ask ($w member) vs protoactor cluster.Request" "$r" "$(verdict "$r" '>=' 0.9)"
+done
+printf '%-58s %7s s  %s\n' "identity serving again after its member is killed" "$(median BenchmarkClusterFailover s/failover cluster.txt)" "(reported)"

@@ -188,7 +188,7 @@ func money(cents int64) string {
 // deposit whose outcome is unknown (a timeout) may have happened, and then the
 // compensation credits the amount twice. Transfers that are exactly-once even
 // across retries and crashes need idempotent operations and a durable
-// transfer record; they come with the cluster work.
+// transfer record: package ledger has them, and the cluster demo uses it.
 func transfer(ctx context.Context, h *runtime.Host, from, to string, amount int64) error {
 	if from == to {
 		return fmt.Errorf("%w: %q", ErrSameAccount, from)

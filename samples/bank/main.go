@@ -20,6 +20,7 @@
 //	go run ./samples/bank -store memory        # the demo, state in memory only
 //	go run ./samples/bank -chaos               # the chaos demo
 //	go run ./samples/bank -eventsourced        # the event-sourced demo (eventsourced.go)
+//	go run ./samples/bank -cluster 3           # 3 cluster members and a client (cluster.go)
 //	go run ./samples/bank -http localhost:8080 # a JSON API instead of the demo
 //
 // Flags:
