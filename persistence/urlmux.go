@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -100,3 +102,99 @@ func OpenStore(ctx context.Context, urlstr string) (*Store, error) {
 // Redact returns u as a string with any password replaced by "xxxxx", for
 // error messages and logs.
 func Redact(u *url.URL) string { return u.Redacted() }
+
+// redacted replaces a secret in the strings RedactURL and HideSecrets return.
+const redacted = "xxxxx"
+
+// URLSecrets returns the secrets of a store URL, for HideSecrets: the
+// password of u's user info and every value of the query parameters named
+// by params (a provider's own list, such as "password"), leaving out empty
+// ones.
+func URLSecrets(u *url.URL, params ...string) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p)
+	}
+	if len(params) == 0 {
+		return out
+	}
+	q := u.Query()
+	for _, name := range params {
+		for _, v := range q[name] {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// RedactURL is Redact that also replaces the values of the query
+// parameters named by params with "xxxxx". The query is re-encoded (its
+// parameters sorted by name) only if it holds one of them.
+func RedactURL(u *url.URL, params ...string) string {
+	c := *u
+	q := c.Query()
+	changed := false
+	for _, name := range params {
+		if q.Has(name) {
+			q.Set(name, redacted)
+			changed = true
+		}
+	}
+	if changed {
+		c.RawQuery = q.Encode()
+	}
+	return Redact(&c)
+}
+
+// HideSecrets returns err with every secret replaced by "xxxxx" in its
+// text, whatever produced the text (drivers quote parts of connection
+// strings in some of their errors): the secret as it is, its
+// url.QueryEscape and url.PathEscape forms, and the form url.URL.String
+// gives a password. The error returned unwraps to err, so errors.Is and
+// errors.As see through it. HideSecrets returns nil for a nil err, and err
+// itself when no secret is given (empty strings are ignored). secrets
+// usually comes from URLSecrets.
+func HideSecrets(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	var forms []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		userinfo := strings.TrimPrefix(url.UserPassword("", s).String(), ":")
+		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s), userinfo)
+	}
+	if len(forms) == 0 {
+		return err
+	}
+	// The longest form first, so that a secret containing another is
+	// replaced whole.
+	slices.SortFunc(forms, func(a, b string) int {
+		if d := len(b) - len(a); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	forms = slices.Compact(forms)
+	return &secretsError{err: err, forms: forms}
+}
+
+// secretsError is an error whose text hides the secrets of a store URL.
+type secretsError struct {
+	err   error
+	forms []string // the secrets in each of their forms, longest first
+}
+
+func (e *secretsError) Error() string {
+	pairs := make([]string, 0, 2*len(e.forms))
+	for _, f := range e.forms {
+		pairs = append(pairs, f, redacted)
+	}
+	return strings.NewReplacer(pairs...).Replace(e.err.Error())
+}
+
+func (e *secretsError) Unwrap() error { return e.err }

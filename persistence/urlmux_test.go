@@ -3,7 +3,9 @@ package persistence_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,3 +57,102 @@ func TestRedactHidesPasswords(t *testing.T) {
 		t.Fatalf("Redact leaked the password: %s", r)
 	}
 }
+
+// secretPW escapes differently in a query ("p%40ss+w%2Frd"), in a path
+// ("p@ss%20w%2Frd") and in a URL's user info ("p%40ss%20w%2Frd").
+const secretPW = "p@ss w/rd"
+
+func secretURL() *url.URL {
+	return &url.URL{Scheme: "db", User: url.UserPassword("app", secretPW), Host: "h:1", Path: "/x",
+		RawQuery: "token=t0k%3Den&mode=fast&empty="}
+}
+
+func TestURLSecrets(t *testing.T) {
+	u := secretURL()
+	if got := persistence.URLSecrets(u); !slices.Equal(got, []string{secretPW}) {
+		t.Errorf("URLSecrets(u) = %q, want the password only", got)
+	}
+	got := persistence.URLSecrets(u, "token", "empty", "absent")
+	if !slices.Equal(got, []string{secretPW, "t0k=en"}) {
+		t.Errorf("URLSecrets(u, token, empty, absent) = %q, want the password and the token", got)
+	}
+	if got := persistence.URLSecrets(&url.URL{Scheme: "db", Host: "h"}, "token"); len(got) != 0 {
+		t.Errorf("URLSecrets of a URL without secrets = %q", got)
+	}
+	if got := persistence.URLSecrets(&url.URL{Scheme: "db", User: url.User("app"), Host: "h"}); len(got) != 0 {
+		t.Errorf("URLSecrets of a URL with a user but no password = %q", got)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	u := secretURL()
+	got := persistence.RedactURL(u, "token")
+	for _, leak := range []string{secretPW, url.QueryEscape(secretPW), url.PathEscape(secretPW), "p%40ss", "t0k"} {
+		if strings.Contains(got, leak) {
+			t.Errorf("RedactURL = %q, shows %q", got, leak)
+		}
+	}
+	if want := "db://app:xxxxx@h:1/x?empty=&mode=fast&token=xxxxx"; got != want {
+		t.Errorf("RedactURL = %q, want %q", got, want)
+	}
+	if u.String() != secretURL().String() {
+		t.Errorf("RedactURL changed its argument: %s", u)
+	}
+	// Without a secret parameter present, the query stays as it was.
+	plain := &url.URL{Scheme: "db", Host: "h", RawQuery: "b=2&a=1"}
+	if got, want := persistence.RedactURL(plain, "token"), "db://h?b=2&a=1"; got != want {
+		t.Errorf("RedactURL = %q, want %q", got, want)
+	}
+}
+
+func TestHideSecrets(t *testing.T) {
+	if err := persistence.HideSecrets(nil, []string{"x"}); err != nil {
+		t.Errorf("HideSecrets(nil) = %v, want nil", err)
+	}
+	inner := &persistence.Error{Code: persistence.Unavailable, Op: "open", Err: errors.New("refused")}
+	if err := persistence.HideSecrets(inner, nil); err != inner {
+		t.Errorf("HideSecrets(err, nil) = %v, want err itself", err)
+	}
+	if err := persistence.HideSecrets(inner, []string{""}); err != inner {
+		t.Errorf("HideSecrets(err, {\"\"}) = %v, want err itself", err)
+	}
+
+	u := secretURL()
+	secrets := persistence.URLSecrets(u, "token")
+	cause := errors.New("cannot connect")
+	text := fmt.Sprintf("dial %s (user app, password %s, query form %s, path form %s, token %s): %v",
+		u, secretPW, url.QueryEscape(secretPW), url.PathEscape(secretPW), "t0k=en", cause)
+	err := persistence.HideSecrets(&wrapped{text: text, err: cause}, secrets)
+	msg := err.Error()
+	for _, leak := range []string{secretPW, url.QueryEscape(secretPW), url.PathEscape(secretPW), "p%40ss%20w%2Frd",
+		"t0k=en", "t0k%3Den", "p@ss", "p%40ss", "w/rd", "w%2Frd"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("HideSecrets: %q shows %q", msg, leak)
+		}
+	}
+	if !strings.Contains(msg, "xxxxx") || !strings.Contains(msg, "cannot connect") {
+		t.Errorf("HideSecrets: %q, want the secrets masked and the rest kept", msg)
+	}
+	if !errors.Is(err, cause) {
+		t.Error("errors.Is does not see through HideSecrets")
+	}
+	var w *wrapped
+	if !errors.As(err, &w) || w.text != text {
+		t.Error("errors.As does not see through HideSecrets")
+	}
+
+	// A secret containing another is masked whole.
+	err = persistence.HideSecrets(errors.New("key abc-long here"), []string{"abc", "abc-long"})
+	if got, want := err.Error(), "key xxxxx here"; got != want {
+		t.Errorf("HideSecrets with nested secrets = %q, want %q", got, want)
+	}
+}
+
+// wrapped is an error with its own text that wraps another.
+type wrapped struct {
+	text string
+	err  error
+}
+
+func (w *wrapped) Error() string { return w.text }
+func (w *wrapped) Unwrap() error { return w.err }

@@ -79,6 +79,8 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 	if err != nil {
 		// gocql formats the cause into its message (%v), so it cannot be
 		// classified: a session that cannot be created is Unavailable.
+		// Whatever the message quotes, the password is hidden.
+		err = persistence.HideSecrets(err, persistence.URLSecrets(u))
 		return nil, &persistence.Error{Code: persistence.Unavailable, Op: "open",
 			Err: fmt.Errorf("cassandra URL %s: connecting: %w", persistence.Redact(u), err)}
 	}

@@ -61,9 +61,9 @@ func init() {
 
 // openURL opens a Store that owns a new client described by u.
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	secrets := urlSecrets(u)
+	secrets := persistence.URLSecrets(u, secretParams...)
 	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
 	}
 	co, opts, create, err := parseURL(u)
 	if err != nil {
@@ -82,7 +82,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 			httpClient.CloseIdleConnections()
 			var pe *persistence.Error
 			if errors.As(err, &pe) && pe.Err != nil {
-				pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+				pe.Err = persistence.HideSecrets(pe.Err, secrets)
 			}
 			return nil, err
 		}
@@ -199,52 +199,10 @@ func parseURL(u *url.URL) (ClientOptions, Options, bool, error) {
 	return co, o, create, nil
 }
 
-// urlSecrets returns the secrets in u: the secret access key and the
-// session token.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		out = append(out, p)
-	}
-	for _, t := range u.Query()["session_token"] {
-		if t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+// secretParams are the query parameters of a store URL that carry a
+// secret: the session token (the secret access key is the user info's
+// password).
+var secretParams = []string{"session_token"}
 
 // redactURL returns u for messages, without its secrets.
-func redactURL(u *url.URL) string {
-	c := *u
-	q := c.Query()
-	if q.Has("session_token") {
-		q.Set("session_token", "xxxxx")
-		c.RawQuery = q.Encode()
-	}
-	return persistence.Redact(&c)
-}
-
-// scrubbedError hides the secrets of a store URL from an error's text,
-// whatever produced the text. errors.Is and errors.As still see the wrapped
-// error.
-type scrubbedError struct {
-	err     error
-	secrets []string
-}
-
-func (e *scrubbedError) Error() string {
-	msg := e.err.Error()
-	for _, s := range e.secrets {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-		if esc := url.QueryEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-		if esc := url.PathEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-func (e *scrubbedError) Unwrap() error { return e.err }
+func redactURL(u *url.URL) string { return persistence.RedactURL(u, secretParams...) }

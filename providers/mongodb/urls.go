@@ -51,12 +51,14 @@ func init() {
 const quarkParam = "quark_"
 
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	secrets := urlSecrets(u)
+	params := secretParams(u)
+	secrets := persistence.URLSecrets(u, params...)
+	redacted := persistence.RedactURL(u, params...)
 	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
 	}
 	invalid := func(err error) error {
-		return fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+		return fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redacted, err))
 	}
 	opts := Options{CreateIndexes: true, Database: strings.TrimPrefix(u.Path, "/")}
 	q := u.Query()
@@ -80,7 +82,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
 			// mongodb+srv: the SRV or TXT lookup failed, not the URL.
-			return nil, fail(persistence.Unavailable, fmt.Errorf("URL %s: %w", redact(u), err))
+			return nil, fail(persistence.Unavailable, fmt.Errorf("URL %s: %w", redacted, err))
 		}
 		return nil, invalid(err)
 	}
@@ -96,7 +98,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 		_ = client.Disconnect(context.Background())
 		var pe *persistence.Error
 		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			pe.Err = persistence.HideSecrets(pe.Err, secrets)
 			return nil, pe
 		}
 		return nil, fail(errorCode(err), err)
@@ -138,22 +140,16 @@ func (o *Options) setParam(name, v string) error {
 	return err
 }
 
-// urlSecrets returns the passwords in u: the user-info one and any
-// password-like query parameter a connection string may carry.
-func urlSecrets(u *url.URL) []string {
+// secretParams returns the names of u's query parameters that carry a
+// secret (see isSecretParam), sorted.
+func secretParams(u *url.URL) []string {
 	var out []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		out = append(out, p)
-	}
-	for name, vs := range u.Query() {
+	for name := range u.Query() {
 		if isSecretParam(name) {
-			for _, v := range vs {
-				if v != "" {
-					out = append(out, v)
-				}
-			}
+			out = append(out, name)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -164,44 +160,3 @@ func isSecretParam(name string) bool {
 	n := strings.ToLower(name)
 	return strings.Contains(n, "password") || n == "authmechanismproperties"
 }
-
-// redact returns u for messages, without its secrets.
-func redact(u *url.URL) string {
-	c := *u
-	q := c.Query()
-	changed := false
-	for name := range q {
-		if isSecretParam(name) {
-			q.Set(name, "xxxxx")
-			changed = true
-		}
-	}
-	if changed {
-		c.RawQuery = q.Encode()
-	}
-	return persistence.Redact(&c)
-}
-
-// scrubbedError hides the secrets of a store URL from an error's text,
-// whatever produced the text. errors.Is and errors.As still see the wrapped
-// error.
-type scrubbedError struct {
-	err     error
-	secrets []string
-}
-
-func (e *scrubbedError) Error() string {
-	msg := e.err.Error()
-	for _, s := range e.secrets {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-		if esc := url.QueryEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-		if esc := url.PathEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-func (e *scrubbedError) Unwrap() error { return e.err }

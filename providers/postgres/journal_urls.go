@@ -42,9 +42,9 @@ func OpenJournal(ctx context.Context, urlstr string) (*persistence.Journal, erro
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
 			Err: fmt.Errorf("%w: journal URL %s: the scheme must be %s or %s", errInvalid, redact(u), Scheme, SchemeAlt)}
 	}
-	secrets := urlSecrets(u)
+	secrets := persistence.URLSecrets(u, secretParams...)
 	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
 	}
 	opts := JournalOptions{CreateTable: true}
 	pgURL := *u
@@ -73,7 +73,7 @@ func OpenJournal(ctx context.Context, urlstr string) (*persistence.Journal, erro
 		pool.Close()
 		var pe *persistence.Error
 		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			pe.Err = persistence.HideSecrets(pe.Err, secrets)
 			return nil, pe
 		}
 		return nil, fail(errorCode(err), err)

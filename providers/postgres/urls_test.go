@@ -137,9 +137,9 @@ func hostOf(t *testing.T) string {
 	return u.Host
 }
 
-func TestScrubbedError(t *testing.T) {
+func TestHiddenSecrets(t *testing.T) {
 	inner := errors.New("cannot parse `postgres://u:p%40ss@h/db`: p@ss is wrong")
-	err := &scrubbedError{err: inner, secrets: []string{"p@ss"}}
+	err := persistence.HideSecrets(inner, []string{"p@ss"})
 	if got := err.Error(); strings.Contains(got, "p@ss") || strings.Contains(got, "p%40ss") {
 		t.Errorf("scrubbed error = %q, still shows the password", got)
 	}

@@ -2,11 +2,9 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -78,15 +76,8 @@ func openURL(_ context.Context, u *url.URL) (*persistence.Store, error) {
 }
 
 // redactError returns err with the URL's password, if any, masked. Errors
-// of url.Parse quote the whole URL; the others may quote parts of it.
+// of url.Parse quote the whole URL, and are cut to their reason; the others
+// may quote parts of it. go-redis takes no secret from the query.
 func redactError(err error, u *url.URL) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	pw, ok := u.User.Password()
-	if !ok || pw == "" || !strings.Contains(err.Error(), pw) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+	return persistence.HideSecrets(redactParseError(err), persistence.URLSecrets(u))
 }

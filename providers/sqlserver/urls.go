@@ -46,9 +46,9 @@ func init() {
 const quarkParam = "quark_"
 
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	secrets := urlSecrets(u)
+	secrets := persistence.URLSecrets(u, secretParams...)
 	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: &scrubbedError{err: err, secrets: secrets}}
+		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
 	}
 	opts := Options{CreateTable: true}
 	maxConns := 0
@@ -87,7 +87,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 		db.Close()
 		var pe *persistence.Error
 		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = &scrubbedError{err: pe.Err, secrets: secrets}
+			pe.Err = persistence.HideSecrets(pe.Err, secrets)
 			return nil, pe
 		}
 		return nil, fail(errorCode(err), err)
@@ -143,52 +143,9 @@ func (o *Options) setParam(name, v string) error {
 	return err
 }
 
-// urlSecrets returns the passwords in u: the user-info one and a
-// "password" query parameter.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		out = append(out, p)
-	}
-	for _, p := range u.Query()["password"] {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+// secretParams are the query parameters of a store URL that carry a
+// secret (go-mssqldb takes the password from one).
+var secretParams = []string{"password"}
 
 // redact returns u for messages, without its passwords.
-func redact(u *url.URL) string {
-	c := *u
-	q := c.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		c.RawQuery = q.Encode()
-	}
-	return persistence.Redact(&c)
-}
-
-// scrubbedError hides the passwords of a store URL from an error's text,
-// whatever produced the text. errors.Is and errors.As still see the
-// wrapped error.
-type scrubbedError struct {
-	err     error
-	secrets []string
-}
-
-func (e *scrubbedError) Error() string {
-	msg := e.err.Error()
-	for _, s := range e.secrets {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-		if esc := url.QueryEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-		if esc := url.PathEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-func (e *scrubbedError) Unwrap() error { return e.err }
+func redact(u *url.URL) string { return persistence.RedactURL(u, secretParams...) }
