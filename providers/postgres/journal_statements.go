@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/quarkgo/quark/persistence/driver"
@@ -100,12 +99,7 @@ type appendRequest struct {
 	events   []pgEvent
 	size     int // data bytes
 
-	// Group commit: see journalCommitter.
-	state       atomic.Int32
-	err         error
-	done        chan struct{}
-	dl          time.Time // the caller's deadline, if hasDeadline
-	hasDeadline bool
+	pending // group commit
 }
 
 // newAppend prepares the request of a conditional append: the columns of
@@ -131,7 +125,6 @@ func newAppend(s driver.Stream, events []driver.Event, expected int64, json bool
 }
 
 // deadline returns the deadline of the caller's context.
-func (r *appendRequest) deadline() (time.Time, bool) { return r.dl, r.hasDeadline }
 
 // appendArgs returns the arguments of appendSet for reqs, which name
 // distinct streams; the ordinal of reqs[i] is i+1.
@@ -177,3 +170,5 @@ func (r *appendRequest) outcome(applied bool, actual *int64) error {
 	}
 	return driver.NewConflict(v)
 }
+
+func (r *appendRequest) batchBytes() int { return r.size }

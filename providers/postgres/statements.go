@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/quarkgo/quark/persistence/driver"
@@ -176,12 +175,7 @@ type request struct {
 	updated    time.Time
 	expires    *time.Time
 
-	// Group commit: see committer.
-	state       atomic.Int32
-	err         error
-	done        chan struct{}
-	dl          time.Time // the caller's deadline, if hasDeadline
-	hasDeadline bool
+	pending // group commit
 }
 
 // newPut prepares the request of a conditional write: where the data goes
@@ -222,7 +216,6 @@ func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *requ
 }
 
 // deadline returns the deadline of the caller's context.
-func (r *request) deadline() (time.Time, bool) { return r.dl, r.hasDeadline }
 
 // size is the number of data bytes r sends.
 func (r *request) size() int { return len(r.jsonText) + len(r.raw) }
@@ -324,3 +317,5 @@ func (r *request) outcome(applied bool, actual *int64) error {
 	}
 	return driver.NewConflict(v)
 }
+
+func (r *request) batchBytes() int { return r.size() }
