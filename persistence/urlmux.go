@@ -66,14 +66,8 @@ func (m *URLMux) Schemes() []string {
 // an error matching ErrUnknownProvider that lists the known schemes (a
 // provider's scheme is registered when its package is imported).
 func (m *URLMux) OpenStore(ctx context.Context, urlstr string) (*Store, error) {
-	u, err := url.Parse(urlstr)
+	u, err := ParseURL(urlstr)
 	if err != nil {
-		// url.Error quotes the whole URL, password included: keep only the
-		// reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL does not parse: %w", err)}
 	}
 	if u.Scheme == "" {
@@ -146,6 +140,30 @@ func RedactURL(u *url.URL, params ...string) string {
 		c.RawQuery = q.Encode()
 	}
 	return Redact(&c)
+}
+
+// ParseURL is url.Parse for store and journal URLs, whose errors must not
+// show a password: url.Parse's error quotes the whole URL, and its reason
+// can quote a part of it (a password taken for a port). ParseURL's error
+// keeps only the reason, with the user-info password, as far as it can be
+// found in the unparsable text, replaced by "xxxxx".
+func ParseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err == nil {
+		return u, nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		if at := strings.LastIndex(rawURL, "@"); at > i {
+			if _, pw, ok := strings.Cut(rawURL[i+3:at], ":"); ok && pw != "" {
+				err = HideSecrets(err, []string{pw})
+			}
+		}
+	}
+	return nil, err
 }
 
 // HideSecrets returns err with every secret replaced by "xxxxx" in its

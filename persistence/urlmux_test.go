@@ -156,3 +156,20 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.text }
 func (w *wrapped) Unwrap() error { return w.err }
+
+func TestParseURLHidesPassword(t *testing.T) {
+	u, err := persistence.ParseURL("postgres://u:pw@h:5432/db")
+	if err != nil || u.User.Username() != "u" {
+		t.Fatalf("ParseURL of a good URL: %v, %v", u, err)
+	}
+	for _, raw := range []string{
+		"postgres://u:s3cr3t@h:port/db", // a bad port
+		"redis://s3cr3t:s3cr3t@[::1/0",  // a bad host
+		"postgres://u:s3cr3t@h/%zz",     // a bad escape
+	} {
+		_, err := persistence.ParseURL(raw)
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("ParseURL(%q): error %v; want one without the password", raw, err)
+		}
+	}
+}

@@ -2,15 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"net/url"
-	"slices"
 	"strconv"
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarkgo/quark/persistence"
 )
@@ -33,72 +26,26 @@ import (
 // The journal opens its own pgxpool.Pool and closes it on Close. Errors
 // never contain the URL's password.
 func OpenJournal(ctx context.Context, urlstr string) (*persistence.Journal, error) {
-	u, err := url.Parse(urlstr)
+	u, err := persistence.ParseURL(urlstr)
 	if err != nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: journal URL: %v", errInvalid, redactParseError(err, urlstr))}
+			Err: fmt.Errorf("%w: journal URL: %w", errInvalid, err)}
 	}
 	if u.Scheme != Scheme && u.Scheme != SchemeAlt {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
 			Err: fmt.Errorf("%w: journal URL %s: the scheme must be %s or %s", errInvalid, redact(u), Scheme, SchemeAlt)}
 	}
-	secrets := persistence.URLSecrets(u, secretParams...)
-	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
-	}
 	opts := JournalOptions{CreateTable: true}
-	pgURL := *u
-	q := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(q)) {
-		if !strings.HasPrefix(name, quarkParam) {
-			continue
-		}
-		v := q[name][len(q[name])-1]
-		delete(q, name)
-		if err := opts.setParam(name, v); err != nil {
-			return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
-		}
-	}
-	pgURL.RawQuery = q.Encode()
-	cfg, err := pgxpool.ParseConfig(pgURL.String())
+	pool, secrets, err := openPool(ctx, u, opts.setParam)
 	if err != nil {
-		return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fail(errorCode(err), err)
+		return nil, err
 	}
 	j, err := newJournal(ctx, pool, &opts, true)
 	if err != nil {
 		pool.Close()
-		var pe *persistence.Error
-		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = persistence.HideSecrets(pe.Err, secrets)
-			return nil, pe
-		}
-		return nil, fail(errorCode(err), err)
+		return nil, openFailed(err, secrets)
 	}
 	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: j.maxBytes, Now: j.now}), nil
-}
-
-// redactParseError hides the password of an unparsable URL, which
-// url.Parse's error quotes whole.
-func redactParseError(err error, urlstr string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if i := strings.Index(urlstr, "://"); i >= 0 {
-		if at := strings.LastIndex(urlstr, "@"); at > i {
-			if c := strings.Index(urlstr[i+3:at], ":"); c >= 0 {
-				pw := urlstr[i+3+c+1 : at]
-				if pw != "" {
-					return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
-				}
-			}
-		}
-	}
-	return err
 }
 
 // setParam applies one quark_ URL parameter of a journal URL.

@@ -48,44 +48,57 @@ func init() {
 const quarkParam = "quark_"
 
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	secrets := persistence.URLSecrets(u, secretParams...)
-	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
-	}
 	opts := Options{CreateTable: true}
+	pool, secrets, err := openPool(ctx, u, opts.setParam)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newStore(ctx, pool, &opts, true)
+	if err != nil {
+		pool.Close()
+		return nil, openFailed(err, secrets)
+	}
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+// openPool applies the quark_ parameters of u with set (given twice, the
+// last one wins) and opens a pool on the rest of u. It returns the URL's
+// secrets, for openFailed.
+func openPool(ctx context.Context, u *url.URL, set func(name, v string) error) (*pgxpool.Pool, []string, error) {
+	secrets := persistence.URLSecrets(u, secretParams...)
 	pgURL := *u
 	q := u.Query()
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !strings.HasPrefix(name, quarkParam) {
 			continue
 		}
-		v := q[name][len(q[name])-1] // given twice, the last one wins
+		v := q[name][len(q[name])-1]
 		delete(q, name)
-		if err := opts.setParam(name, v); err != nil {
-			return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+		if err := set(name, v); err != nil {
+			return nil, nil, openFailed(fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err), secrets)
 		}
 	}
 	pgURL.RawQuery = q.Encode()
-
 	cfg, err := pgxpool.ParseConfig(pgURL.String())
 	if err != nil {
-		return nil, fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err))
+		return nil, nil, openFailed(fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err), secrets)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fail(errorCode(err), err)
+		return nil, nil, openFailed(err, secrets)
 	}
-	s, err := newStore(ctx, pool, &opts, true)
-	if err != nil {
-		pool.Close()
-		var pe *persistence.Error
-		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = persistence.HideSecrets(pe.Err, secrets)
-			return nil, pe
-		}
-		return nil, fail(errorCode(err), err)
+	return pool, secrets, nil
+}
+
+// openFailed is the error of opening a store or journal by URL: err, with
+// the URL's secrets hidden, as a *persistence.Error with err's code.
+func openFailed(err error, secrets []string) error {
+	var pe *persistence.Error
+	if errors.As(err, &pe) && pe.Err != nil {
+		pe.Err = persistence.HideSecrets(pe.Err, secrets)
+		return pe
 	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+	return &persistence.Error{Code: errorCode(err), Op: "open", Err: persistence.HideSecrets(err, secrets)}
 }
 
 // setParam applies one quark_ URL parameter.

@@ -119,10 +119,10 @@ func (o *JournalOptions) withDefaults() (JournalOptions, error) {
 // parameter is go-redis'. The journal owns the client the URL describes and
 // closes it on Close. Errors never contain the password.
 func OpenJournal(urlstr string) (*persistence.Journal, error) {
-	u, err := url.Parse(urlstr)
+	u, err := persistence.ParseURL(urlstr)
 	if err != nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: redis URL: %v", errInvalidOption, redactParseError(err))}
+			Err: fmt.Errorf("%w: redis URL: %w", errInvalidOption, err)}
 	}
 	invalid := func(err error) error {
 		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
