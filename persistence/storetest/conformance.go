@@ -29,9 +29,12 @@ type tb interface {
 }
 
 // conformanceCase is one named case of the suite.
-type conformanceCase struct {
+type conformanceCase = suiteCase[*env]
+
+// suiteCase is one named case of a suite whose cases work with an E.
+type suiteCase[E any] struct {
 	name string
-	run  func(t tb, e *env)
+	run  func(t tb, e E)
 }
 
 func conformanceCases() []conformanceCase {
@@ -77,29 +80,35 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	}
 	defer h.Close()
 	caps := h.Capabilities()
-	cases := conformanceCases()
-	for name := range caps.KnownLimits {
-		if !slices.ContainsFunc(cases, func(c conformanceCase) bool { return c.name == name }) {
-			t.Errorf("storetest: Capabilities.KnownLimits names %q, which is not a conformance case", name)
+	runSuite(t, "Capabilities", caps.KnownLimits, conformanceCases(), func(t *testing.T, r tb) *env {
+		return newEnv(ctx, t, r, h, caps)
+	})
+}
+
+// runSuite runs each case as a subtest on a fresh env from newEnv: directly
+// on t, or, for a case named in knownLimits (a field of the type named by
+// capsType, for messages), through a limitRecorder. newEnv reports the
+// failures of its cleanup (the invariant check) to r.
+func runSuite[E any](t *testing.T, capsType string, knownLimits map[string]string, cases []suiteCase[E], newEnv func(t *testing.T, r tb) E) {
+	t.Helper()
+	for name := range knownLimits {
+		if !slices.ContainsFunc(cases, func(c suiteCase[E]) bool { return c.name == name }) {
+			t.Errorf("storetest: %s.KnownLimits names %q, which is not a case of the suite", capsType, name)
 		}
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { runCase(ctx, t, h, caps, c) })
+		t.Run(c.name, func(t *testing.T) {
+			reason, known := knownLimits[c.name]
+			if !known {
+				c.run(t, newEnv(t, t))
+				return
+			}
+			r := &limitRecorder{t: t, name: c.name, reason: reason}
+			t.Cleanup(r.report) // registered first, so it runs after the invariant check
+			e := newEnv(t, r)
+			r.run(func() { c.run(r, e) })
+		})
 	}
-}
-
-// runCase runs one case on a fresh store, directly on t or, for a known
-// limit, through a limitRecorder.
-func runCase(ctx context.Context, t *testing.T, h Harness, caps Capabilities, c conformanceCase) {
-	reason, known := caps.KnownLimits[c.name]
-	if !known {
-		c.run(t, newEnv(ctx, t, t, h, caps))
-		return
-	}
-	r := &limitRecorder{t: t, name: c.name, reason: reason}
-	t.Cleanup(r.report) // registered first, so it runs after the invariant check
-	e := newEnv(ctx, t, r, h, caps)
-	r.run(func() { c.run(r, e) })
 }
 
 // limitRecorder stands in for *testing.T in a case the test server is known

@@ -20,10 +20,7 @@ import (
 )
 
 // journalCase is one named case of the journal suite.
-type journalCase struct {
-	name string
-	run  func(t tb, e *jenv)
-}
+type journalCase = suiteCase[*jenv]
 
 func journalCases() []journalCase {
 	return []journalCase{
@@ -76,27 +73,9 @@ func RunJournalTests(t *testing.T, newHarness JournalHarnessMaker) {
 	}
 	defer h.Close()
 	caps := h.Capabilities()
-	cases := journalCases()
-	for name := range caps.KnownLimits {
-		if !slices.ContainsFunc(cases, func(c journalCase) bool { return c.name == name }) {
-			t.Errorf("storetest: JournalCapabilities.KnownLimits names %q, which is not a journal case", name)
-		}
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { runJournalCase(ctx, t, h, caps, c) })
-	}
-}
-
-func runJournalCase(ctx context.Context, t *testing.T, h JournalHarness, caps JournalCapabilities, c journalCase) {
-	reason, known := caps.KnownLimits[c.name]
-	if !known {
-		c.run(t, newJournalEnv(ctx, t, t, h, caps))
-		return
-	}
-	r := &limitRecorder{t: t, name: c.name, reason: reason}
-	t.Cleanup(r.report) // registered first, so it runs after the invariant check
-	e := newJournalEnv(ctx, t, r, h, caps)
-	r.run(func() { c.run(r, e) })
+	runSuite(t, "JournalCapabilities", caps.KnownLimits, journalCases(), func(t *testing.T, r tb) *jenv {
+		return newJournalEnv(ctx, t, r, h, caps)
+	})
 }
 
 // jenv is what a journal case works with: a fresh journal and its history.
