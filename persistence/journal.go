@@ -95,7 +95,9 @@ func (j *Journal) CanListStreams() bool { return j.lister != nil }
 // NUL, a Codec that is longer than driver.MaxCodecLen bytes or not UTF-8
 // without NUL, and a Time outside driver.MinTime..driver.MaxTime; and with
 // ErrTooLarge an event whose Data exceeds MaxEventBytes. Such an append
-// stores none of its events.
+// stores none of its events. Append keeps event times to the microsecond and
+// stores a checksum with every event; Read reports an event whose bytes no
+// longer match it as an *EventDecodeError.
 func (j *Journal) Append(ctx context.Context, s Stream, events []Event, expected int64) (int64, error) {
 	if err := j.check(ctx, "append", s); err != nil {
 		return 0, err
@@ -109,25 +111,25 @@ func (j *Journal) Append(ctx context.Context, s Stream, events []Event, expected
 	if expected > math.MaxInt64-int64(len(events)) {
 		return 0, streamErrorf(InvalidArgument, "append", s, "expected position %d leaves no room for %d events", expected, len(events))
 	}
-	stamped := false
 	for i := range events {
-		e := &events[i]
-		if err := j.checkEvent(s, e, expected+int64(i)+1); err != nil {
+		if err := j.checkEvent(s, &events[i], expected+int64(i)+1); err != nil {
 			return 0, err
 		}
-		if e.Time.IsZero() && !stamped {
-			// Stamp a copy: the caller's slice is left alone.
-			events = append([]Event(nil), events...)
-			stamped = true
-		}
 	}
-	if stamped {
-		now := j.now()
-		for i := range events {
-			if events[i].Time.IsZero() {
-				events[i].Time = now
+	// Stamp and checksum a copy: the caller's slice is left alone. Times are
+	// kept to the microsecond, the precision every journal stores.
+	events = append([]Event(nil), events...)
+	var now time.Time
+	for i := range events {
+		e := &events[i]
+		if e.Time.IsZero() {
+			if now.IsZero() {
+				now = j.now()
 			}
+			e.Time = now
 		}
+		e.Time = e.Time.Truncate(time.Microsecond)
+		e.Checksum = driver.EventChecksum(e)
 	}
 	last, err := j.drv.Append(ctx, s, events, expected)
 	if err != nil {
@@ -175,6 +177,9 @@ func (j *Journal) Read(ctx context.Context, s Stream, from, to int64, fn func(*E
 	// fnErr tells fn's own error apart from the provider's.
 	var fnErr error
 	err := j.drv.Read(ctx, s, from, to, func(e *Event) error {
+		if e.Checksum != driver.EventChecksum(e) {
+			return driver.NewCorruptEvent(e.Seq, errChecksum)
+		}
 		if err := fn(e); err != nil {
 			fnErr = err
 			return err

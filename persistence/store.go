@@ -97,12 +97,22 @@ func (s *Store) load(ctx context.Context, key Key) (driver.Record, error) {
 	if !ok || (!rec.ExpiresAt.IsZero() && rec.Expired(s.now())) {
 		return driver.Record{}, &Error{Code: NotFound, Op: "load", Key: key}
 	}
+	if rec.Checksum != driver.Checksum(&rec) {
+		return driver.Record{}, &DecodeError{Key: key, Err: errChecksum}
+	}
 	return rec, nil
 }
 
+// errChecksum is the cause of the DecodeError of a record or event whose
+// stored bytes do not match the checksum written with them.
+var errChecksum = errors.New("checksum mismatch: the stored bytes were changed after they were written")
+
 // Save writes rec under key if the stored version is expected (0: absent)
-// and returns the new version, expected+1. A mismatch returns a
-// *ConcurrencyError. Save sets rec.UpdatedAt when it is zero.
+// and returns the new version: expected+1 for an update; for a create, one
+// more than the last version the key had before it was deleted or expired
+// (versions are never reused, see driver.Store). A mismatch returns a
+// *ConcurrencyError. Save sets rec.UpdatedAt when it is zero, keeps both
+// times to the microsecond, and sets rec.Checksum.
 func (s *Store) Save(ctx context.Context, key Key, rec driver.Record, expected int64) (int64, error) {
 	if s.obs == nil {
 		return s.save(ctx, key, rec, expected)
@@ -128,7 +138,8 @@ func (s *Store) save(ctx context.Context, key Key, rec driver.Record, expected i
 }
 
 // Delete removes the record under key if the stored version is expected.
-// Deleting an absent key with expected 0 succeeds.
+// Deleting an absent key with expected 0 succeeds. The key keeps the deleted
+// version, so a later create continues from it.
 func (s *Store) Delete(ctx context.Context, key Key, expected int64) error {
 	if s.obs == nil {
 		return s.delete(ctx, key, expected)
@@ -153,8 +164,9 @@ func (s *Store) delete(ctx context.Context, key Key, expected int64) error {
 }
 
 // SaveBatch applies several conditional writes to the slots of one actor
-// (all writes share Kind and ID) and returns the new versions in order. On a
-// provider with AtomicBatch it is all or nothing; otherwise the writes are
+// (all writes share Kind and ID) and returns the new versions in order (0 for
+// a write with Delete set, which deletes its slot on the terms of Delete). On
+// a provider with AtomicBatch it is all or nothing; otherwise the writes are
 // applied in order and the first failure stops the batch, leaving the earlier
 // writes applied.
 func (s *Store) SaveBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
@@ -180,6 +192,13 @@ func (s *Store) saveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 		if w.Key.Kind != writes[0].Key.Kind || w.Key.ID != writes[0].Key.ID {
 			return nil, errorf(InvalidArgument, "save batch", w.Key, "a batch must target one actor")
 		}
+		if w.Delete {
+			if w.Expected < 0 {
+				return nil, errorf(InvalidArgument, "save batch", w.Key, "negative expected version %d", w.Expected)
+			}
+			w.Record = driver.Record{}
+			continue
+		}
 		if err := s.checkWrite("save batch", w.Key, &w.Record, w.Expected); err != nil {
 			return nil, err
 		}
@@ -187,7 +206,13 @@ func (s *Store) saveBatch(ctx context.Context, writes []driver.Write) ([]int64, 
 	if s.batcher == nil || len(writes) == 1 {
 		out := make([]int64, len(writes))
 		for i, w := range writes {
-			v, err := s.drv.Put(ctx, w.Key, w.Record, w.Expected)
+			var v int64
+			var err error
+			if w.Delete {
+				err = s.drv.Delete(ctx, w.Key, w.Expected)
+			} else {
+				v, err = s.drv.Put(ctx, w.Key, w.Record, w.Expected)
+			}
 			if err != nil {
 				return nil, s.wrap(ctx, "save batch", w.Key, w.Expected, err)
 			}
@@ -252,6 +277,11 @@ func (s *Store) checkWrite(op string, key Key, rec *driver.Record, expected int6
 			return errorf(InvalidArgument, op, key, "time %v is outside %v..%v", t, driver.MinTime, driver.MaxTime)
 		}
 	}
+	// Every provider keeps times to the microsecond; the checksum covers
+	// them at that precision.
+	rec.UpdatedAt = rec.UpdatedAt.Truncate(time.Microsecond)
+	rec.ExpiresAt = rec.ExpiresAt.Truncate(time.Microsecond)
+	rec.Checksum = driver.Checksum(rec)
 	return nil
 }
 

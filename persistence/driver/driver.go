@@ -56,6 +56,12 @@ type Record struct {
 	UpdatedAt time.Time
 	// ExpiresAt is when the record stops existing; zero means never.
 	ExpiresAt time.Time
+	// Checksum is the CRC-32C the persistence layer computed over the
+	// record's envelope and data ([Checksum]) before the record was written.
+	// Providers store it as it is and return it on Get; the persistence layer
+	// checks it on every load, so that damage to the stored bytes is reported
+	// as corruption instead of being decoded.
+	Checksum uint32
 }
 
 // Expired reports whether the record has expired at now.
@@ -65,20 +71,31 @@ func (r *Record) Expired(now time.Time) bool {
 
 // Store is the interface a provider implements. Methods may be called
 // concurrently. After Close returns, only ErrorCode is called.
+//
+// A version is never handed out twice for one key. Delete therefore leaves a
+// tombstone that keeps the deleted record's version, and an expired record
+// keeps its version too, until the provider purges them after its tombstone
+// retention ([DefaultTombstoneRetention] unless configured). A create over a
+// tombstone or an expired record continues the key's versions from there.
 type Store interface {
 	// Get returns the live record stored under key, with ok false if there is
 	// none (never written, deleted, or expired).
 	Get(ctx context.Context, key Key) (rec Record, ok bool, err error)
 
-	// Put stores rec under key if the stored version equals expected (0: no
-	// live record) and returns the new version, expected+1. On a mismatch it
-	// returns an error made by NewConflict with the stored version. It must not
-	// retain rec.Data after returning.
+	// Put stores rec under key if the stored live version equals expected
+	// and returns the new version. Updating (expected > 0) requires a live
+	// record at expected and stores expected+1. Creating (expected 0)
+	// requires that no live record exists and stores one more than the
+	// version of the tombstone or expired record the key still holds, or 1
+	// if it holds none. On a mismatch it returns an error made by
+	// NewConflict with the live version (0 if there is no live record). It
+	// must not retain rec.Data after returning.
 	Put(ctx context.Context, key Key, rec Record, expected int64) (version int64, err error)
 
-	// Delete removes the record under key if the stored version equals
-	// expected. Deleting an absent key with expected 0 succeeds. On a mismatch
-	// it returns an error made by NewConflict.
+	// Delete replaces the live record under key by a tombstone keeping its
+	// version, if the live version equals expected. Deleting an absent key
+	// with expected 0 succeeds and changes nothing. On a mismatch it returns
+	// an error made by NewConflict with the live version.
 	Delete(ctx context.Context, key Key, expected int64) error
 
 	// ErrorCode classifies an error returned by this store's methods. It is
@@ -93,12 +110,21 @@ type Store interface {
 	Close() error
 }
 
-// Write is one conditional write in a batch.
+// Write is one conditional write in a batch: a Put of Record, or a Delete
+// when Delete is set (Record is then ignored).
 type Write struct {
 	Key      Key
 	Record   Record
 	Expected int64
+	Delete   bool
 }
+
+// DefaultTombstoneRetention is how long a provider keeps the tombstone of a
+// deleted record, and an expired record past its expiry, unless configured
+// otherwise. A writer holding a version from before the delete or the expiry
+// is refused with a conflict for at least that long; after the purge the key
+// starts again from version 1.
+const DefaultTombstoneRetention = 7 * 24 * time.Hour
 
 // Batcher is implemented by stores that can apply several writes to the slots
 // of one actor atomically: all are applied or none is.
@@ -108,8 +134,10 @@ type Write struct {
 // batch applied. The writes of one batch always share Kind and ID.
 type Batcher interface {
 	// PutBatch applies every write if every expected version matches, and
-	// returns the new versions in order. If any expected version mismatches it
-	// applies none and returns an error made by NewBatchConflict for the first
+	// returns the new versions in order (0 for a delete). Each write is
+	// checked as if the writes before it were already applied, on the terms
+	// of Put and Delete. If any expected version mismatches it applies none
+	// and returns an error made by NewBatchConflict for the first
 	// mismatching write, with its index.
 	PutBatch(ctx context.Context, writes []Write) ([]int64, error)
 }

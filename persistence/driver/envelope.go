@@ -8,27 +8,39 @@ import (
 )
 
 // Envelope format: providers that store a record as one opaque value (the
-// memory-mapped and key-value engines, Redis) use MarshalRecord and
-// UnmarshalRecord so that they all read each other's bytes the same way.
+// memory-mapped and key-value engines, Redis, Cassandra) use MarshalRecord
+// and UnmarshalRecord so that they all read each other's bytes the same way.
 //
 //	byte 0     magic 'Q'
-//	byte 1     format version (1)
-//	byte 2     flags: bit 0 compressed
+//	byte 1     format version (2)
+//	byte 2     flags: bit 0 compressed, bit 1 tombstone
+//	bytes 3-6  checksum, big-endian (Record.Checksum)
 //	uvarint    len(codec), then codec bytes
 //	uvarint    schema
 //	uvarint    version
 //	varint     updated-at, Unix nanoseconds (0: unset)
 //	varint     expires-at, Unix nanoseconds (0: never)
 //	rest       data
+//
+// A tombstone (MarshalTombstone) is an envelope with the tombstone flag, the
+// deleted record's version, the time of the delete as updated-at, and no
+// codec, schema, checksum or data.
 const (
 	envelopeMagic   = 'Q'
-	envelopeVersion = 1
+	envelopeVersion = 2
+	eventVersion    = 2
 	flagCompressed  = 1
+	flagTombstone   = 2
+	envelopeHeader  = 7 // magic, format, flags, checksum
 )
 
-// MarshalRecord encodes rec, its version included, in the envelope format.
+// MaxEnvelopeOverhead bounds what MarshalRecord adds to len(Record.Data).
+const MaxEnvelopeOverhead = envelopeHeader + binary.MaxVarintLen64 + MaxCodecLen + 4*binary.MaxVarintLen64
+
+// MarshalRecord encodes rec, its version and checksum included, in the
+// envelope format.
 func MarshalRecord(rec *Record) []byte {
-	return AppendRecord(make([]byte, 0, 3+1+len(rec.Codec)+4*binary.MaxVarintLen64+len(rec.Data)), rec)
+	return AppendRecord(make([]byte, 0, envelopeHeader+1+len(rec.Codec)+4*binary.MaxVarintLen64+len(rec.Data)), rec)
 }
 
 // AppendRecord appends the envelope encoding of rec to dst.
@@ -37,7 +49,18 @@ func AppendRecord(dst []byte, rec *Record) []byte {
 	if rec.Compressed {
 		flags |= flagCompressed
 	}
+	return appendEnvelope(dst, flags, rec)
+}
+
+// MarshalTombstone encodes the tombstone of a record deleted at version, at
+// time at.
+func MarshalTombstone(version int64, at time.Time) []byte {
+	return appendEnvelope(nil, flagTombstone, &Record{Version: version, UpdatedAt: at})
+}
+
+func appendEnvelope(dst []byte, flags byte, rec *Record) []byte {
 	dst = append(dst, envelopeMagic, envelopeVersion, flags)
+	dst = binary.BigEndian.AppendUint32(dst, rec.Checksum)
 	dst = binary.AppendUvarint(dst, uint64(len(rec.Codec)))
 	dst = append(dst, rec.Codec...)
 	dst = binary.AppendUvarint(dst, uint64(rec.Schema))
@@ -47,48 +70,54 @@ func AppendRecord(dst []byte, rec *Record) []byte {
 	return append(dst, rec.Data...)
 }
 
-// UnmarshalRecord decodes an envelope produced by MarshalRecord. The returned
-// record's Data aliases b. A malformed envelope gives an error made by
-// NewCorrupt.
-func UnmarshalRecord(b []byte) (Record, error) {
-	var rec Record
-	if len(b) < 3 || b[0] != envelopeMagic {
-		return rec, NewCorrupt(errors.New("not a record envelope"))
+// UnmarshalRecord decodes an envelope produced by MarshalRecord or
+// MarshalTombstone. For a tombstone it returns tombstone true and a record
+// holding only the deleted version and the time of the delete (UpdatedAt).
+// The returned record's Data aliases b. A malformed envelope gives an error
+// made by NewCorrupt. The checksum is returned as stored, not verified.
+func UnmarshalRecord(b []byte) (rec Record, tombstone bool, err error) {
+	if len(b) < envelopeHeader || b[0] != envelopeMagic {
+		return rec, false, NewCorrupt(errors.New("not a record envelope"))
 	}
 	if b[1] != envelopeVersion {
-		return rec, NewCorrupt(fmt.Errorf("unknown envelope format %d", b[1]))
+		return rec, false, NewCorrupt(fmt.Errorf("unknown envelope format %d", b[1]))
 	}
-	if b[2]&^flagCompressed != 0 {
-		return rec, NewCorrupt(fmt.Errorf("unknown envelope flags %#x", b[2]))
+	if b[2]&^(flagCompressed|flagTombstone) != 0 || b[2] == flagCompressed|flagTombstone {
+		return rec, false, NewCorrupt(fmt.Errorf("unknown envelope flags %#x", b[2]))
 	}
 	rec.Compressed = b[2]&flagCompressed != 0
-	b = b[3:]
+	tombstone = b[2]&flagTombstone != 0
+	rec.Checksum = binary.BigEndian.Uint32(b[3:])
+	b = b[envelopeHeader:]
 	n, b, ok := uvarint(b)
 	if !ok || n > MaxCodecLen || n > uint64(len(b)) {
-		return rec, NewCorrupt(errors.New("bad codec length"))
+		return rec, false, NewCorrupt(errors.New("bad codec length"))
 	}
 	rec.Codec, b = string(b[:n]), b[n:]
 	schema, b, ok := uvarint(b)
 	if !ok || schema > 1<<32-1 {
-		return rec, NewCorrupt(errors.New("bad schema version"))
+		return rec, false, NewCorrupt(errors.New("bad schema version"))
 	}
 	rec.Schema = uint32(schema)
 	version, b, ok := uvarint(b)
 	if !ok || version == 0 || version > 1<<63-1 {
-		return rec, NewCorrupt(errors.New("bad version"))
+		return rec, false, NewCorrupt(errors.New("bad version"))
 	}
 	rec.Version = int64(version)
 	updated, b, ok := varint(b)
 	if !ok {
-		return rec, NewCorrupt(errors.New("bad updated-at"))
+		return rec, false, NewCorrupt(errors.New("bad updated-at"))
 	}
 	expires, b, ok := varint(b)
 	if !ok {
-		return rec, NewCorrupt(errors.New("bad expires-at"))
+		return rec, false, NewCorrupt(errors.New("bad expires-at"))
 	}
 	rec.UpdatedAt, rec.ExpiresAt = fromUnixNanos(updated), fromUnixNanos(expires)
 	rec.Data = b
-	return rec, nil
+	if tombstone && (len(b) != 0 || rec.Codec != "" || rec.Checksum != 0 || !rec.ExpiresAt.IsZero()) {
+		return rec, false, NewCorrupt(errors.New("tombstone with contents"))
+	}
+	return rec, tombstone, nil
 }
 
 func uvarint(b []byte) (uint64, []byte, bool) {
@@ -126,7 +155,8 @@ func fromUnixNanos(n int64) time.Time {
 // position is not part of it: it is where the value is stored.
 //
 //	byte 0     magic 'E'
-//	byte 1     format version (1)
+//	byte 1     format version (2)
+//	bytes 2-5  checksum, big-endian (Event.Checksum)
 //	uvarint    len(type), then type bytes
 //	uvarint    schema
 //	uvarint    len(codec), then codec bytes
@@ -134,15 +164,19 @@ func fromUnixNanos(n int64) time.Time {
 //	rest       data
 const eventMagic = 'E'
 
+// MaxEventEnvelopeOverhead bounds what MarshalEvent adds to len(Event.Data).
+const MaxEventEnvelopeOverhead = 6 + 3*binary.MaxVarintLen64 + MaxEventTypeLen + MaxCodecLen + binary.MaxVarintLen64
+
 // MarshalEvent encodes e, without its position, in the event envelope
 // format.
 func MarshalEvent(e *Event) []byte {
-	return AppendEvent(make([]byte, 0, 2+2*binary.MaxVarintLen64+len(e.Type)+len(e.Codec)+binary.MaxVarintLen64+len(e.Data)), e)
+	return AppendEvent(make([]byte, 0, MaxEventEnvelopeOverhead+len(e.Data)), e)
 }
 
 // AppendEvent appends the event envelope encoding of e to dst.
 func AppendEvent(dst []byte, e *Event) []byte {
-	dst = append(dst, eventMagic, envelopeVersion)
+	dst = append(dst, eventMagic, eventVersion)
+	dst = binary.BigEndian.AppendUint32(dst, e.Checksum)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Type)))
 	dst = append(dst, e.Type...)
 	dst = binary.AppendUvarint(dst, uint64(e.Schema))
@@ -153,19 +187,20 @@ func AppendEvent(dst []byte, e *Event) []byte {
 }
 
 // UnmarshalEvent decodes an envelope produced by MarshalEvent into e, whose
-// Seq it leaves alone. e.Data aliases b. A malformed envelope gives an error
+// Seq it leaves alone. The checksum is returned as stored, not verified. e.Data aliases b. A malformed envelope gives an error
 // made by NewCorruptEvent with e.Seq. When e already holds the decoded Type
 // or Codec (e is reused from one event of a stream to the next), the string
 // is kept rather than allocated again.
 func UnmarshalEvent(b []byte, e *Event) error {
 	bad := func(what string) error { return NewCorruptEvent(e.Seq, errors.New(what)) }
-	if len(b) < 2 || b[0] != eventMagic {
+	if len(b) < 6 || b[0] != eventMagic {
 		return bad("not an event envelope")
 	}
-	if b[1] != envelopeVersion {
+	if b[1] != eventVersion {
 		return NewCorruptEvent(e.Seq, fmt.Errorf("unknown event envelope format %d", b[1]))
 	}
-	b = b[2:]
+	e.Checksum = binary.BigEndian.Uint32(b[2:])
+	b = b[6:]
 	n, b, ok := uvarint(b)
 	if !ok || n == 0 || n > MaxEventTypeLen || n > uint64(len(b)) {
 		return bad("bad event type length")

@@ -37,6 +37,10 @@ type Event struct {
 	Data []byte
 	// Time is when the event was appended.
 	Time time.Time
+	// Checksum is the CRC-32C the persistence layer computed over the event
+	// ([EventChecksum]) before it was appended. Journals store it and return
+	// it on Read; the persistence layer checks it on every read.
+	Checksum uint32
 }
 
 // Journal is the interface an event-journal provider implements: an

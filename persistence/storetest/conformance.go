@@ -59,7 +59,14 @@ func conformanceCases() []conformanceCase {
 		{"UseAfterClose", testUseAfterClose},
 		{"Expired", testExpired},
 		{"Batch", testBatch},
+		{"BatchDelete", testBatchDelete},
 		{"RandomOps", testRandomOps},
+		{"VersionsNeverReused", testVersionsNeverReused},
+		{"VersionsNeverReusedAfterExpiry", testVersionsNeverReusedAfterExpiry},
+		{"ConcurrentDeleteAndStaleUpdate", testConcurrentDeleteAndStaleUpdate},
+		{"ParallelManyKeys", testParallelManyKeys},
+		{"CyrillicAndIntegerKeys", testCyrillicAndIntegerKeys},
+		{"DetectsDamage", testDetectsDamage},
 	}
 }
 
@@ -172,9 +179,10 @@ func (r *limitRecorder) report() {
 type env struct {
 	ctx   context.Context
 	caps  Capabilities
-	drv   driver.Store       // the harness's store, unwrapped
-	store *persistence.Store // over hist.Wrap(drv)
-	hist  History
+	drv     driver.Store       // the harness's store, unwrapped
+	store   *persistence.Store // over hist.Wrap(drv)
+	hist    History
+	harness Harness
 
 	checkOnce sync.Once
 }
@@ -191,7 +199,7 @@ func newEnv(ctx context.Context, t *testing.T, r tb, h Harness, caps Capabilitie
 	if err != nil {
 		t.Fatalf("storetest: MakeStore: %v", err)
 	}
-	e := &env{ctx: ctx, caps: caps, drv: drv}
+	e := &env{ctx: ctx, caps: caps, drv: drv, harness: h}
 	e.store = persistence.NewStore(e.hist.Wrap(drv), &persistence.Options{MaxRecordBytes: caps.MaxRecordBytes})
 	t.Cleanup(func() {
 		e.checkInvariants(r)
@@ -226,15 +234,23 @@ func record(data string) driver.Record {
 	return driver.Record{Data: []byte(data), Codec: "raw", Schema: 1}
 }
 
-// save saves and fails the case unless the save succeeds with expected+1.
+// save saves and fails the case unless the save succeeds with expected+1
+// (for a create, of a key that never held a record: 1).
 func save(t tb, e *env, k driver.Key, rec driver.Record, expected int64) int64 {
+	t.Helper()
+	return saveWant(t, e, k, rec, expected, expected+1)
+}
+
+// saveWant saves and fails the case unless the save succeeds with version
+// want.
+func saveWant(t tb, e *env, k driver.Key, rec driver.Record, expected, want int64) int64 {
 	t.Helper()
 	v, err := e.store.Save(e.ctx, k, rec, expected)
 	if err != nil {
 		t.Fatalf("Save(%s, expected %d): %v", k, expected, err)
 	}
-	if v != expected+1 {
-		t.Fatalf("Save(%s, expected %d) = version %d, want %d", k, expected, v, expected+1)
+	if v != want {
+		t.Fatalf("Save(%s, expected %d) = version %d, want %d", k, expected, v, want)
 	}
 	return v
 }
@@ -446,8 +462,8 @@ func testDeleteConditional(t tb, e *env) {
 	}
 	wantConflict(t, e.store.Delete(e.ctx, absent, 5), absent, 5, 0)
 	wantConflict(t, e.store.Delete(e.ctx, k, 2), k, 2, 0)
-	save(t, e, k, record("reborn"), 0)
-	wantRecord(t, e, k, 1, []byte("reborn"))
+	saveWant(t, e, k, record("reborn"), 0, 3) // versions go on after a delete
+	wantRecord(t, e, k, 3, []byte("reborn"))
 }
 
 func testSlotsIsolated(t tb, e *env) {
@@ -730,8 +746,8 @@ func testExpired(t tb, e *env) {
 		save(t, e, k, expired("old"), 0)
 		wantAbsent(t, e, k)
 	}
-	save(t, e, recreate, record("new"), 0)
-	wantRecord(t, e, recreate, 1, []byte("new"))
+	saveWant(t, e, recreate, record("new"), 0, 2) // versions go on after an expiry
+	wantRecord(t, e, recreate, 2, []byte("new"))
 
 	if err := e.store.Delete(e.ctx, del, 0); err != nil {
 		t.Errorf("Delete(expected 0) over an expired record: %v, want success", err)
@@ -821,7 +837,8 @@ func testRandomOps(t tb, e *env) {
 		{Kind: testKind + "2", ID: "random-1", Slot: "a"},
 	}
 	type state struct {
-		version int64
+		version int64 // live version, 0: absent
+		last    int64 // the key's last version, live or not
 		data    []byte
 	}
 	model := make([]state, len(keys))
@@ -864,10 +881,10 @@ func testRandomOps(t tb, e *env) {
 				wantConflict(t, err, k, expected, m.version)
 				continue
 			}
-			if err != nil || v != expected+1 {
-				t.Fatalf("%s: Save(expected %d) = %d, %v; want %d", where, expected, v, err, expected+1)
+			if err != nil || v != m.last+1 {
+				t.Fatalf("%s: Save(expected %d) = %d, %v; want %d", where, expected, v, err, m.last+1)
 			}
-			*m = state{v, data}
+			*m = state{v, v, data}
 		default:
 			expected := expectation(m.version)
 			err := e.store.Delete(e.ctx, k, expected)
@@ -881,7 +898,7 @@ func testRandomOps(t tb, e *env) {
 			if err != nil {
 				t.Fatalf("%s: Delete(expected %d): %v", where, expected, err)
 			}
-			*m = state{}
+			*m = state{last: m.last}
 		}
 	}
 	for i, k := range keys {
@@ -889,6 +906,303 @@ func testRandomOps(t tb, e *env) {
 			wantAbsent(t, e, k)
 		} else {
 			wantRecord(t, e, k, model[i].version, model[i].data)
+		}
+	}
+}
+
+// testBatchDelete checks deletes inside a batch: conditional like Delete,
+// atomic with the batch's other writes where batches are atomic, and leaving
+// the version behind like Delete.
+func testBatchDelete(t tb, e *env) {
+	a := driver.Key{Kind: testKind, ID: "batch-delete", Slot: "a"}
+	b := driver.Key{Kind: testKind, ID: "batch-delete", Slot: "b"}
+	save(t, e, a, record("a1"), 0)
+	save(t, e, a, record("a2"), 1)
+	save(t, e, b, record("b1"), 0)
+
+	// A stale delete refuses the batch.
+	_, err := e.store.SaveBatch(e.ctx, []driver.Write{
+		{Key: b, Record: record("b2"), Expected: 1},
+		{Key: a, Delete: true, Expected: 1},
+	})
+	wantConflict(t, err, a, 1, 2)
+	wantRecord(t, e, a, 2, []byte("a2"))
+	if e.caps.AtomicBatch {
+		wantRecord(t, e, b, 1, []byte("b1"))
+	} else {
+		wantRecord(t, e, b, 2, []byte("b2"))
+	}
+	bv := int64(1)
+	if !e.caps.AtomicBatch {
+		bv = 2
+	}
+
+	// Delete one slot and update the other in one batch.
+	vs, err := e.store.SaveBatch(e.ctx, []driver.Write{
+		{Key: a, Delete: true, Expected: 2},
+		{Key: b, Record: record("b-next"), Expected: bv},
+	})
+	if err != nil {
+		t.Fatalf("SaveBatch deleting %s and updating %s: %v", a, b, err)
+	}
+	if !slices.Equal(vs, []int64{0, bv + 1}) {
+		t.Errorf("SaveBatch = versions %v, want [0 %d]", vs, bv+1)
+	}
+	wantAbsent(t, e, a)
+	wantRecord(t, e, b, bv+1, []byte("b-next"))
+
+	// The deleted slot's version is not reused, by a batch or a save.
+	vs, err = e.store.SaveBatch(e.ctx, []driver.Write{{Key: a, Record: record("a-again")}, {Key: b, Delete: true, Expected: bv + 1}})
+	if err != nil {
+		t.Fatalf("SaveBatch re-creating %s and deleting %s: %v", a, b, err)
+	}
+	if !slices.Equal(vs, []int64{3, 0}) {
+		t.Errorf("SaveBatch re-creating a deleted slot = versions %v, want [3 0]", vs)
+	}
+	wantAbsent(t, e, b)
+	saveWant(t, e, b, record("b-again"), 0, bv+2)
+
+	// A delete expecting 0 of an absent slot succeeds and changes nothing.
+	c := driver.Key{Kind: testKind, ID: "batch-delete", Slot: "c"}
+	if _, err := e.store.SaveBatch(e.ctx, []driver.Write{{Key: c, Delete: true}, {Key: a, Record: record("a4"), Expected: 3}}); err != nil {
+		t.Errorf("SaveBatch deleting an absent slot with expected 0: %v", err)
+	}
+	wantAbsent(t, e, c)
+	wantRecord(t, e, a, 4, []byte("a4"))
+}
+
+// testVersionsNeverReused is the ABA sequence: a writer that loaded version
+// 1 before a delete must not overwrite the re-created record.
+func testVersionsNeverReused(t tb, e *env) {
+	k := e.key("aba")
+	save(t, e, k, record("A loaded this"), 0) // writer A keeps version 1
+	save(t, e, k, record("v2"), 1)
+	if err := e.store.Delete(e.ctx, k, 2); err != nil {
+		t.Fatalf("Delete(expected 2): %v", err)
+	}
+	wantAbsent(t, e, k)
+	// A stale writer is refused while the key is deleted, too.
+	_, err := e.store.Save(e.ctx, k, record("stale"), 2)
+	wantConflict(t, err, k, 2, 0)
+	_, err = e.store.Save(e.ctx, k, record("stale"), 1)
+	wantConflict(t, err, k, 1, 0)
+
+	v := saveWant(t, e, k, record("re-created"), 0, 3)
+	_, err = e.store.Save(e.ctx, k, record("A's stale write"), 1)
+	wantConflict(t, err, k, 1, v)
+	_, err = e.store.Save(e.ctx, k, record("stale from before the delete"), 2)
+	wantConflict(t, err, k, 2, v)
+	wantConflict(t, e.store.Delete(e.ctx, k, 1), k, 1, v)
+	wantRecord(t, e, k, v, []byte("re-created"))
+
+	// Many delete and re-create rounds never go back.
+	for round := range int64(5) {
+		if err := e.store.Delete(e.ctx, k, v+round); err != nil {
+			t.Fatalf("round %d: Delete(expected %d): %v", round, v+round, err)
+		}
+		saveWant(t, e, k, record(fmt.Sprint("round-", round)), 0, v+round+1)
+	}
+	wantRecord(t, e, k, v+5, []byte("round-4"))
+}
+
+// testVersionsNeverReusedAfterExpiry is the ABA sequence with an expiry in
+// place of the delete.
+func testVersionsNeverReusedAfterExpiry(t tb, e *env) {
+	k := e.key("aba-expiry")
+	save(t, e, k, record("A loaded this"), 0)
+	soon := record("v2, expiring")
+	soon.ExpiresAt = time.Now().Add(-time.Millisecond) // already expired when written
+	save(t, e, k, soon, 1)
+	wantAbsent(t, e, k)
+	_, err := e.store.Save(e.ctx, k, record("stale"), 2)
+	wantConflict(t, err, k, 2, 0)
+	v := saveWant(t, e, k, record("re-created"), 0, 3)
+	_, err = e.store.Save(e.ctx, k, record("A's stale write"), 1)
+	wantConflict(t, err, k, 1, v)
+	wantRecord(t, e, k, v, []byte("re-created"))
+}
+
+// testConcurrentDeleteAndStaleUpdate races deletes and re-creates against
+// writers holding stale versions: no stale write may succeed, and versions
+// only grow.
+func testConcurrentDeleteAndStaleUpdate(t tb, e *env) {
+	const rounds = 30
+	k := e.key("delete-vs-stale")
+	v := save(t, e, k, record("start"), 0)
+	for round := range rounds {
+		stale := v
+		var wg sync.WaitGroup
+		var staleErr, delErr error
+		var next int64
+		wg.Go(func() {
+			if err := e.store.Delete(e.ctx, k, v); err != nil {
+				delErr = err
+				return
+			}
+			next, delErr = e.store.Save(e.ctx, k, record(fmt.Sprint("re-created-", round)), 0)
+		})
+		wg.Go(func() {
+			runtime.Gosched()
+			_, staleErr = e.store.Save(e.ctx, k, record(fmt.Sprint("stale-", round)), stale)
+		})
+		wg.Wait()
+		rec, err := e.store.Load(e.ctx, k)
+		if err != nil {
+			t.Fatalf("round %d: Load: %v", round, err)
+		}
+		switch {
+		case staleErr == nil && delErr == nil:
+			t.Fatalf("round %d: both the update expecting %d and the delete expecting %d succeeded", round, stale, v)
+		case staleErr == nil:
+			// The update won: the delete must have been refused.
+			wantConflict(t, delErr, k, v, v+1)
+			v = rec.Version
+		case delErr == nil:
+			var ce *persistence.ConcurrencyError
+			if !errors.As(staleErr, &ce) || ce.Expected != stale || (ce.Actual != 0 && ce.Actual != next) {
+				t.Fatalf("round %d: stale update: %v, want a conflict with actual 0 or %d", round, staleErr, next)
+			}
+			if next != v+1 || rec.Version != next {
+				t.Fatalf("round %d: re-created at version %d (stored %d), want %d", round, next, rec.Version, v+1)
+			}
+			v = next
+		default:
+			t.Fatalf("round %d: the update failed (%v) and so did the delete or re-create (%v)", round, staleErr, delErr)
+		}
+	}
+}
+
+// testParallelManyKeys writes and reads many keys at once from many
+// goroutines, each key owned by one writer, and checks every key's final
+// state.
+func testParallelManyKeys(t tb, e *env) {
+	const (
+		keys   = 64
+		rounds = 5
+	)
+	var wg sync.WaitGroup
+	errs := make(chan error, keys)
+	for i := range keys {
+		wg.Go(func() {
+			k := driver.Key{Kind: testKind, ID: fmt.Sprint("many-", i), Slot: testSlot}
+			var v int64
+			for r := range rounds {
+				nv, err := e.store.Save(e.ctx, k, record(fmt.Sprintf("k%d-r%d", i, r)), v)
+				if err != nil || nv != v+1 {
+					errs <- fmt.Errorf("key %d round %d: Save(expected %d) = %d, %v", i, r, v, nv, err)
+					return
+				}
+				v = nv
+				rec, err := e.store.Load(e.ctx, k)
+				if err != nil || rec.Version != v || string(rec.Data) != fmt.Sprintf("k%d-r%d", i, r) {
+					errs <- fmt.Errorf("key %d round %d: Load = %d %q, %v; want %d", i, r, rec.Version, rec.Data, err, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("%v", err)
+	}
+	for i := range keys {
+		wantRecord(t, e, driver.Key{Kind: testKind, ID: fmt.Sprint("many-", i), Slot: testSlot}, rounds,
+			fmt.Appendf(nil, "k%d-r%d", i, rounds-1))
+	}
+}
+
+// testCyrillicAndIntegerKeys stores Cyrillic keys and values and ids that
+// look like integers (which a backend must not normalise).
+func testCyrillicAndIntegerKeys(t tb, e *env) {
+	keys := []driver.Key{
+		{Kind: "Счёт", ID: "Пользователь-42", Slot: "состояние"},
+		{Kind: "Счёт", ID: "пользователь-42", Slot: "состояние"},
+		{Kind: testKind, ID: "1", Slot: testSlot},
+		{Kind: testKind, ID: "01", Slot: testSlot},
+		{Kind: testKind, ID: "1.0", Slot: testSlot},
+		{Kind: testKind, ID: "-0", Slot: testSlot},
+		{Kind: testKind, ID: "9223372036854775807", Slot: testSlot},
+		{Kind: testKind, ID: "9223372036854775808", Slot: testSlot},
+		{Kind: testKind, ID: "1e3", Slot: testSlot},
+		{Kind: "1", ID: "2", Slot: "3"},
+	}
+	for i, k := range keys {
+		rec := driver.Record{Data: fmt.Appendf(nil, `{"имя":"Значение №%d","n":%d}`, i, i), Codec: "json", Schema: 1}
+		save(t, e, k, rec, 0)
+	}
+	for i, k := range keys {
+		wantRecord(t, e, k, 1, fmt.Appendf(nil, `{"имя":"Значение №%d","n":%d}`, i, i))
+	}
+}
+
+// Corrupter is implemented by harnesses that can change a stored record's
+// data behind the store's back, as damage on disk or a hand edit would. The
+// DetectsDamage case uses it; without it that case checks only that records
+// carry checksums.
+type Corrupter interface {
+	// Corrupt replaces the stored data of key in s (a store made by
+	// MakeStore) by change(data), leaving the rest of the record, its
+	// version and checksum included, as it is. A backend that keeps JSON
+	// data in a native form is given JSON, and change returns JSON.
+	Corrupt(ctx context.Context, s driver.Store, key driver.Key, change func(data []byte) []byte) error
+}
+
+// testDetectsDamage changes stored records behind the store's back and
+// checks that loading them reports corruption naming the key, and that the
+// damaged record is left as it is.
+func testDetectsDamage(t tb, e *env) {
+	probe := e.key("damage-probe")
+	save(t, e, probe, record("checked"), 0)
+	got, ok, err := e.drv.Get(e.ctx, probe)
+	if err != nil || !ok || got.Checksum == 0 || got.Checksum != driver.Checksum(&got) {
+		t.Fatalf("stored record = %+v, %v, %v: want it back with the checksum it was written with", got, ok, err)
+	}
+	c, ok := e.harness.(Corrupter)
+	if !ok {
+		t.Logf("the harness cannot change stored bytes; damage detection checked through the checksum only")
+		return
+	}
+	json := func(data string) driver.Record {
+		return driver.Record{Data: []byte(data), Codec: "json", Schema: 1}
+	}
+	tests := []struct {
+		name   string
+		rec    driver.Record
+		change func([]byte) []byte
+	}{
+		{"json truncated", json(`{"balance":12345}`), func([]byte) []byte { return []byte(`{"balance":123}`) }},
+		{"json bit flipped", json(`{"balance":12345}`), func([]byte) []byte { return []byte(`{"balance":12344}`) }},
+		{"json emptied", json(`{"balance":12345}`), func([]byte) []byte { return []byte(`{}`) }},
+		{"json null", json(`{"balance":12345}`), func([]byte) []byte { return []byte(`null`) }},
+		{"raw truncated", record("hello, world"), func(b []byte) []byte { return b[:len(b)-2] }},
+		{"raw bit flipped", record("hello, world"), func(b []byte) []byte { b = bytes.Clone(b); b[3] ^= 0x10; return b }},
+		{"raw emptied", record("hello, world"), func([]byte) []byte { return nil }},
+	}
+	for _, tt := range tests {
+		k := e.key("damage-" + strings.ReplaceAll(tt.name, " ", "-"))
+		save(t, e, k, tt.rec, 0)
+		if err := c.Corrupt(e.ctx, e.drv, k, tt.change); err != nil {
+			t.Fatalf("%s: Corrupt: %v", tt.name, err)
+		}
+		e.hist.forget(k) // changed behind the History's back
+		damaged, _, err := e.drv.Get(e.ctx, k)
+		if err != nil {
+			t.Fatalf("%s: Get of the damaged record: %v", tt.name, err)
+		}
+		damaged.Data = bytes.Clone(damaged.Data)
+		for range 2 { // reading does not repair or overwrite it
+			_, err := e.store.Load(e.ctx, k)
+			var de *persistence.DecodeError
+			if !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) || de.Key != k {
+				t.Errorf("%s: Load = %v, want a *persistence.DecodeError matching ErrCorrupt naming %s", tt.name, err, k)
+			}
+		}
+		raw, ok, err := e.drv.Get(e.ctx, k)
+		if err != nil || !ok || !bytes.Equal(raw.Data, damaged.Data) || bytes.Equal(raw.Data, tt.rec.Data) ||
+			raw.Version != 1 || raw.Checksum != damaged.Checksum {
+			t.Errorf("%s: stored record after the loads = %+v, %v, %v; want the damaged record %+v left as it was",
+				tt.name, raw, ok, err, damaged)
 		}
 	}
 }

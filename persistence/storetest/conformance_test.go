@@ -50,6 +50,7 @@ func TestCasesCatchBugs(t *testing.T) {
 	}{
 		{bugNoCAS, []string{"CreateConflict", "UpdateConflict", "UpdateAbsent", "ConcurrentCreate", "ConcurrentCAS", "RandomOps"}},
 		{bugDropWrites, []string{"VersionIncrementsOnSameData", "ConcurrentCAS", "RandomOps", "OddIDs"}},
+		{bugReuseVersions, []string{"DeleteConditional", "VersionsNeverReused", "VersionsNeverReusedAfterExpiry", "ConcurrentDeleteAndStaleUpdate", "RandomOps", "BatchDelete", "Expired"}},
 	}
 	for _, tt := range tests {
 		for _, name := range tt.cases {

@@ -134,8 +134,8 @@ func TestFaultAfterApply(t *testing.T) {
 	mu.Lock()
 	fail = false
 	mu.Unlock()
-	if v, err := fs.Put(ctx, key1, driver.Record{Data: []byte("y")}, 0); err != nil || v != 1 {
-		t.Errorf("Put without a fault = %d, %v; want 1, nil", v, err)
+	if v, err := fs.Put(ctx, key1, driver.Record{Data: []byte("y")}, 0); err != nil || v != 2 {
+		t.Errorf("Put without a fault = %d, %v; want 2 (after the deleted version 1), nil", v, err)
 	}
 	want := []Op{OpPut, OpGet, OpPutBatch, OpDelete, OpPut}
 	mu.Lock()

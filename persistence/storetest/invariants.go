@@ -51,6 +51,7 @@ type event struct {
 	kind      eventKind
 	confirmed bool     // acknowledged; false: unconfirmed outcome
 	expected  int64    // the expected version
+	version   int64    // the version an acknowledged put returned
 	digest    [32]byte // SHA-256 of the data written (puts)
 	size      int      // len(data) (puts)
 	expiresAt time.Time
@@ -58,9 +59,14 @@ type event struct {
 
 func (ev event) String() string {
 	var s string
-	if ev.kind == evPut {
+	switch {
+	case ev.kind == evPut && ev.expected == 0 && !ev.confirmed:
+		s = fmt.Sprintf("put 0->? (%d bytes)", ev.size)
+	case ev.kind == evPut && ev.expected == 0:
+		s = fmt.Sprintf("put 0->%d (%d bytes)", ev.version, ev.size)
+	case ev.kind == evPut:
 		s = fmt.Sprintf("put %d->%d (%d bytes)", ev.expected, ev.expected+1, ev.size)
-	} else {
+	default:
 		s = fmt.Sprintf("delete %d", ev.expected)
 	}
 	if !ev.confirmed {
@@ -86,14 +92,16 @@ func (h *History) Wrap(s driver.Store) driver.Store {
 // violation, or nil. now is the time at which records with an ExpiresAt at or
 // before it count as expired. Check verifies, per key:
 //
-//   - each acknowledged Put returned version expected+1;
-//   - versions are contiguous and none was produced twice: the acknowledged
-//     (and possibly the unconfirmed) writes form one sequence of states
-//     absent -> 1 -> 2 -> ... -> absent (after a delete or expiry) -> 1 ...,
-//     each write consuming the state it expected. Two acknowledged creates
-//     of one key, two acknowledged writes expecting the same version, or an
-//     acknowledged write expecting a version no write produced all break it:
-//     that is a lost acknowledged write;
+//   - each acknowledged update (expected > 0) returned version expected+1,
+//     and no two acknowledged puts returned the same version: a version is
+//     never handed out twice, not across a delete, an expiry and a
+//     re-create;
+//   - versions are contiguous: the acknowledged (and possibly the
+//     unconfirmed) writes form one sequence of states 1 -> 2 -> ... -> k ->
+//     (deleted or expired at k) -> k+1 (a create) -> ..., each write
+//     consuming the state it expected. Two acknowledged writes expecting the
+//     same version, or an acknowledged write expecting a version no write
+//     produced, break it: that is a lost acknowledged write;
 //   - the stored version is where that sequence ends, and the stored data is
 //     the data of a write that produced that version.
 //
@@ -154,6 +162,18 @@ func (h *History) record(key driver.Key, ev event) {
 	l.events = append(l.events, ev)
 }
 
+// forget drops what h knows of key, whose record a test changed behind its
+// back.
+func (h *History) forget(key driver.Key) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.keys[key]; !ok {
+		return
+	}
+	delete(h.keys, key)
+	h.order = slices.DeleteFunc(h.order, func(k driver.Key) bool { return k == key })
+}
+
 func (h *History) violation(err error) {
 	h.mu.Lock()
 	h.violations = append(h.violations, err)
@@ -178,14 +198,18 @@ func (h *History) recordPut(key driver.Key, rec *driver.Record, expected, versio
 	if refused {
 		return
 	}
-	if confirmed && version != expected+1 {
+	switch {
+	case confirmed && expected > 0 && version != expected+1:
 		h.violation(fmt.Errorf("key %s: put expecting version %d returned version %d, want %d",
 			key, expected, version, expected+1))
+	case confirmed && version < 1:
+		h.violation(fmt.Errorf("key %s: create returned version %d", key, version))
 	}
 	h.record(key, event{
 		kind:      evPut,
 		confirmed: confirmed,
 		expected:  expected,
+		version:   version,
 		digest:    sha256.Sum256(rec.Data),
 		size:      len(rec.Data),
 		expiresAt: rec.ExpiresAt,
@@ -203,20 +227,20 @@ func (h *History) recordDelete(key driver.Key, expected int64, err error) {
 
 // checkKey checks the events of one key against what the store holds now.
 //
-// The states of a key form a chain: absent, 1, 2, ... A put expecting e
-// leaves state e for e+1; a delete expecting k leaves k for absent; an expiry
-// leaves k for absent. Each time state k (k >= 1) is entered (by a put
-// expecting k-1) it is left exactly once, unless it is the current state. So
-// for every k >= 1:
+// The live states of a key form a chain 1, 2, ...: an update expecting k
+// leaves k for k+1; a delete expecting k, or an expiry, leaves k for the dead
+// state k, from which a create (a put expecting 0) enters k+1. Each live
+// state k is entered once, by an update expecting k-1 or a create returning
+// k, and left once, unless it is the current state:
 //
-//	puts(k-1) = puts(k) + deletes(k) + expiries(k) + [stored version == k]
+//	updates(k-1) + creates(k) = updates(k) + deletes(k) + expiries(k) + [stored version == k]
 //
-// Acknowledged writes count as 1, unconfirmed ones as 0 or 1, and expiries
-// are possible only for records that had expired by now. checkKey solves
-// this from the highest version down, keeping the interval of how many of
-// the unconfirmed puts expecting k-1 may have been applied; an empty
-// interval is a violation. The equation for "absent" follows from the
-// others.
+// Acknowledged writes count as 1, unconfirmed ones as 0 or 1 (an unconfirmed
+// create may have produced any version), and expiries are possible only for
+// records that had expired by now. checkKey solves this from the highest
+// version down, keeping the interval of how many of the unconfirmed updates
+// expecting k-1 may have been applied; an empty interval is a violation. No
+// two acknowledged puts may have returned the same version.
 func checkKey(events []event, present bool, rec *driver.Record, now time.Time) error {
 	var stored int64
 	if present {
@@ -226,46 +250,71 @@ func checkKey(events []event, present bool, rec *driver.Record, now time.Time) e
 		}
 	}
 	top := stored
+	handed := make(map[int64]bool)
 	for _, ev := range events {
 		v := ev.expected
 		if ev.kind == evPut {
 			v++
+			if ev.confirmed {
+				v = ev.version
+				if handed[v] {
+					return fmt.Errorf("version %d was handed out twice; history: %s", v, describe(events))
+				}
+				handed[v] = true
+			}
 		}
 		top = max(top, v)
 	}
-	type counts struct{ ackPut, unkPut, ackDel, unkDel, expired int64 }
+	type counts struct{ ackUpd, unkUpd, ackCreate, ackDel, unkDel, expired int64 }
 	c := make([]counts, top+2)
+	var unkCreates int64 // unconfirmed creates, each of which may have produced any version
 	for _, ev := range events {
+		produced := ev.expected + 1
 		switch {
+		case ev.kind == evPut && ev.expected == 0 && ev.confirmed:
+			produced = ev.version
+			c[produced].ackCreate++
+		case ev.kind == evPut && ev.expected == 0:
+			unkCreates++
 		case ev.kind == evPut && ev.confirmed:
-			c[ev.expected].ackPut++
+			c[ev.expected].ackUpd++
 		case ev.kind == evPut:
-			c[ev.expected].unkPut++
+			c[ev.expected].unkUpd++
 		case ev.confirmed:
 			c[ev.expected].ackDel++
 		default:
 			c[ev.expected].unkDel++
 		}
 		if ev.kind == evPut && !ev.expiresAt.IsZero() && !now.Before(ev.expiresAt) {
-			c[ev.expected+1].expired++
+			if ev.confirmed || ev.expected > 0 {
+				c[produced].expired++
+			}
 		}
 	}
-	// lo..hi: how many unconfirmed puts expecting k may have been applied.
+	// lo..hi: how many unconfirmed updates expecting k may have been applied.
 	var lo, hi int64
 	for k := top; k >= 1; k-- {
 		var here int64
 		if stored == k {
 			here = 1
 		}
-		outLo := c[k].ackPut + lo + c[k].ackDel + here
-		outHi := c[k].ackPut + hi + c[k].ackDel + c[k].unkDel + c[k].expired + here
-		in := c[k-1].ackPut
-		lo, hi = max(0, outLo-in), min(c[k-1].unkPut, outHi-in)
+		outLo := c[k].ackUpd + lo + c[k].ackDel + here
+		outHi := c[k].ackUpd + hi + c[k].ackDel + c[k].unkDel + c[k].expired + here
+		if unkCreates > 0 {
+			outHi++ // an unconfirmed create may have expired or been deleted unseen
+		}
+		// c[0] counts no update: a put expecting 0 is a create.
+		in, upd := c[k-1].ackUpd+c[k].ackCreate, c[k-1].unkUpd
+		if short := outLo - in - upd; short > 0 && unkCreates >= short {
+			unkCreates -= short // the missing entries came from unconfirmed creates
+			in += short
+		}
+		lo, hi = max(0, outLo-in), min(upd, outHi-in)
 		if lo > hi {
 			return fmt.Errorf("version %d was produced by %d acknowledged (+%d unconfirmed) writes, "+
 				"but later writes, deletes, expiries and the stored version (%d) account for %d to %d: "+
 				"an acknowledged write was lost, applied twice, or a version was skipped; history: %s",
-				k, in, c[k-1].unkPut, stored, outLo, outHi, describe(events))
+				k, in, upd, stored, outLo, outHi, describe(events))
 		}
 	}
 	if !present {
@@ -273,7 +322,13 @@ func checkKey(events []event, present bool, rec *driver.Record, now time.Time) e
 	}
 	digest := sha256.Sum256(rec.Data)
 	for _, ev := range events {
-		if ev.kind == evPut && ev.expected == stored-1 && ev.digest == digest && ev.size == len(rec.Data) {
+		if ev.kind != evPut || ev.digest != digest || ev.size != len(rec.Data) {
+			continue
+		}
+		switch {
+		case ev.expected > 0 && ev.expected == stored-1,
+			ev.expected == 0 && ev.confirmed && ev.version == stored,
+			ev.expected == 0 && !ev.confirmed:
 			return nil
 		}
 	}
@@ -340,6 +395,10 @@ func (w *historyBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([
 		return vs, err
 	}
 	for i := range writes {
+		if writes[i].Delete {
+			w.h.recordDelete(writes[i].Key, writes[i].Expected, err)
+			continue
+		}
 		var v int64
 		if err == nil {
 			v = vs[i]

@@ -32,8 +32,8 @@ func TestHistoryCheck(t *testing.T) {
 			if err := s.Delete(ctx, key1, 2); err != nil {
 				t.Fatal(err)
 			}
-			mustSave(t, s, key1, rec("c"), 0)
-			mustSave(t, s, key1, rec("d"), 1)
+			mustSave(t, s, key1, rec("c"), 0) // version 3
+			mustSave(t, s, key1, rec("d"), 3)
 			_, _ = s.Save(ctx, key1, rec("refused"), 0) // a conflict changes nothing
 		},
 	}, {
@@ -192,12 +192,35 @@ func TestHistoryDetectsLostUpdates(t *testing.T) {
 	}
 }
 
-// wrongVersion acknowledges puts with a version other than expected+1.
+// wrongVersion acknowledges updates with a version other than expected+1.
 type wrongVersion struct{ *mapStore }
 
 func (s wrongVersion) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
 	v, err := s.mapStore.Put(ctx, key, rec, expected)
-	return v + 1, err
+	if expected > 0 {
+		v++
+	}
+	return v, err
+}
+
+// TestHistoryCatchesReusedVersions checks that a store whose versions restart
+// at 1 after a delete is caught: the same version is handed out twice.
+func TestHistoryCatchesReusedVersions(t *testing.T) {
+	var h History
+	m := newMapStore()
+	m.bug = bugReuseVersions
+	s := persistence.NewStore(h.Wrap(m), nil)
+	ctx := context.Background()
+	mustSave(t, s, key1, driver.Record{Data: []byte("a")}, 0)
+	mustSave(t, s, key1, driver.Record{Data: []byte("b")}, 1)
+	if err := s.Delete(ctx, key1, 2); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, s, key1, driver.Record{Data: []byte("c")}, 0)
+	err := h.Check(ctx, m, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "version 1 was handed out twice") {
+		t.Errorf("Check: %v, want version 1 reported as handed out twice", err)
+	}
 }
 
 func TestHistoryWrongVersion(t *testing.T) {
@@ -205,8 +228,9 @@ func TestHistoryWrongVersion(t *testing.T) {
 	m := newMapStore()
 	s := persistence.NewStore(h.Wrap(wrongVersion{m}), nil)
 	mustSave(t, s, key1, driver.Record{Data: []byte("a")}, 0)
+	mustSave(t, s, key1, driver.Record{Data: []byte("b")}, 1)
 	err := h.Check(context.Background(), m, time.Now())
-	if err == nil || !strings.Contains(err.Error(), "returned version 2, want 1") {
+	if err == nil || !strings.Contains(err.Error(), "returned version 3, want 2") {
 		t.Errorf("Check: %v, want the wrong version reported", err)
 	}
 }

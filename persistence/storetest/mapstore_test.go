@@ -14,9 +14,10 @@ import (
 // test double the suite's own tests run against. Its bug field switches on a
 // deliberate contract violation, to prove that the checks catch it.
 type mapStore struct {
-	mu  sync.Mutex
-	m   map[driver.Key]driver.Record
-	bug bugKind
+	mu   sync.Mutex
+	m    map[driver.Key]driver.Record
+	last map[driver.Key]int64 // last version of deleted keys (tombstones)
+	bug  bugKind
 	n   int // writes seen, for bugs that strike every few writes
 }
 
@@ -26,11 +27,14 @@ const (
 	noBug         bugKind = iota
 	bugDropWrites         // every third Put is acknowledged but not stored
 	bugNoCAS              // Put ignores the expected version
+	bugReuseVersions      // deletes leave no tombstone: versions restart at 1
 )
 
 var errMapStore = errors.New("mapStore: failure")
 
-func newMapStore() *mapStore { return &mapStore{m: make(map[driver.Key]driver.Record)} }
+func newMapStore() *mapStore {
+	return &mapStore{m: make(map[driver.Key]driver.Record), last: make(map[driver.Key]int64)}
+}
 
 func (s *mapStore) Get(_ context.Context, key driver.Key) (driver.Record, bool, error) {
 	s.mu.Lock()
@@ -51,6 +55,18 @@ func (s *mapStore) version(key driver.Key) int64 {
 	return r.Version
 }
 
+// next is the version a write expecting expected produces: expected+1, or
+// for a create one more than the key's last version (expired or deleted).
+func (s *mapStore) next(key driver.Key, expected int64) int64 {
+	if expected > 0 || s.bug == bugReuseVersions {
+		return expected + 1
+	}
+	if r, ok := s.m[key]; ok {
+		return r.Version + 1
+	}
+	return s.last[key] + 1
+}
+
 func (s *mapStore) Put(_ context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,10 +75,10 @@ func (s *mapStore) Put(_ context.Context, key driver.Key, rec driver.Record, exp
 		return 0, driver.NewConflict(actual)
 	}
 	if s.bug == bugDropWrites && s.n%3 == 0 {
-		return expected + 1, nil
+		return s.next(key, expected), nil
 	}
 	rec.Data = append([]byte(nil), rec.Data...)
-	rec.Version = expected + 1
+	rec.Version = s.next(key, expected)
 	s.m[key] = rec
 	return rec.Version, nil
 }
@@ -73,7 +89,10 @@ func (s *mapStore) Delete(_ context.Context, key driver.Key, expected int64) err
 	if actual := s.version(key); actual != expected {
 		return driver.NewConflict(actual)
 	}
-	delete(s.m, key)
+	if expected > 0 {
+		s.last[key] = expected
+		delete(s.m, key)
+	}
 	return nil
 }
 
@@ -86,14 +105,35 @@ type fullStore struct{ *mapStore }
 func (s fullStore) PutBatch(_ context.Context, writes []driver.Write) ([]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Apply to a copy, so that a conflict leaves nothing applied.
+	saved, savedLast := make(map[driver.Key]driver.Record), make(map[driver.Key]int64)
+	for _, w := range writes {
+		if r, ok := s.m[w.Key]; ok {
+			saved[w.Key] = r
+		}
+		savedLast[w.Key] = s.last[w.Key]
+	}
 	vs := make([]int64, len(writes))
 	for i, w := range writes {
 		if actual := s.version(w.Key); actual != w.Expected {
+			for _, w := range writes {
+				if r, ok := saved[w.Key]; ok {
+					s.m[w.Key] = r
+				} else {
+					delete(s.m, w.Key)
+				}
+				s.last[w.Key] = savedLast[w.Key]
+			}
 			return nil, driver.NewBatchConflict(i, actual)
 		}
-		vs[i] = w.Expected + 1
-	}
-	for i, w := range writes {
+		if w.Delete {
+			if w.Expected > 0 {
+				s.last[w.Key] = w.Expected
+				delete(s.m, w.Key)
+			}
+			continue
+		}
+		vs[i] = s.next(w.Key, w.Expected)
 		w.Record.Data = append([]byte(nil), w.Record.Data...)
 		w.Record.Version = vs[i]
 		s.m[w.Key] = w.Record

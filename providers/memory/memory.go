@@ -50,8 +50,16 @@ type store struct {
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[driver.Key]*driver.Record
+	m  map[driver.Key]*entry
 	_  [32]byte // keep shards on separate cache lines
+}
+
+// entry is what the store keeps under a key: a record, or the tombstone of a
+// deleted one (deleted set, Data empty), which keeps the version for the
+// store's lifetime so that versions are never reused.
+type entry struct {
+	driver.Record
+	deleted bool
 }
 
 func newStore(now func() time.Time) *store {
@@ -60,7 +68,7 @@ func newStore(now func() time.Time) *store {
 	}
 	s := &store{now: now, seed: maphash.MakeSeed()}
 	for i := range s.shards {
-		s.shards[i].m = make(map[driver.Key]*driver.Record)
+		s.shards[i].m = make(map[driver.Key]*entry)
 	}
 	return s
 }
@@ -72,44 +80,59 @@ func (s *store) shard(key driver.Key) *shard {
 	return &s.shards[maphash.String(s.seed, key.ID)&(numShards-1)]
 }
 
-// live returns the live record in sh under key, or nil. The caller holds
+// live returns the live record in sh under key, or nil, and the key's last
+// version (also that of a tombstone or an expired record). The caller holds
 // sh.mu.
-func (s *store) live(sh *shard, key driver.Key) *driver.Record {
+func (s *store) live(sh *shard, key driver.Key) (*entry, int64) {
 	r := sh.m[key]
-	if r == nil || (!r.ExpiresAt.IsZero() && r.Expired(s.now())) {
-		return nil
+	switch {
+	case r == nil:
+		return nil, 0
+	case r.deleted || (!r.ExpiresAt.IsZero() && r.Expired(s.now())):
+		return nil, r.Version
 	}
-	return r
+	return r, r.Version
 }
 
 func (s *store) Get(_ context.Context, key driver.Key) (driver.Record, bool, error) {
 	sh := s.shard(key)
 	sh.mu.RLock()
-	r := s.live(sh, key)
+	r, _ := s.live(sh, key)
 	if r == nil {
 		sh.mu.RUnlock()
 		return driver.Record{}, false, nil
 	}
-	rec := *r
+	rec := r.Record
 	rec.Data = make([]byte, len(r.Data))
 	copy(rec.Data, r.Data)
 	sh.mu.RUnlock()
 	return rec, true, nil
 }
 
-func (s *store) Put(_ context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+// next checks a write expecting expected against the key's state (live or
+// not, and its last version) and returns the version the write produces.
+func next(live bool, last, expected int64) (int64, error) {
 	var actual int64
-	if r := s.live(sh, key); r != nil {
-		actual = r.Version
+	if live {
+		actual = last
 	}
 	if actual != expected {
 		return 0, driver.NewConflict(actual)
 	}
-	put(sh, key, &rec, expected+1)
-	return expected + 1, nil
+	return last + 1, nil
+}
+
+func (s *store) Put(_ context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, last := s.live(sh, key)
+	v, err := next(r != nil, last, expected)
+	if err != nil {
+		return 0, err
+	}
+	put(sh, key, &rec, v)
+	return v, nil
 }
 
 // put stores a copy of rec under key with version. The caller holds sh.mu
@@ -117,7 +140,7 @@ func (s *store) Put(_ context.Context, key driver.Key, rec driver.Record, expect
 func put(sh *shard, key driver.Key, rec *driver.Record, version int64) {
 	r := sh.m[key]
 	if r == nil {
-		r = &driver.Record{}
+		r = &entry{}
 		sh.m[key] = r
 	}
 	data := r.Data[:0]
@@ -133,20 +156,26 @@ func put(sh *shard, key driver.Key, rec *driver.Record, version int64) {
 	r.Version = version
 	r.UpdatedAt = rec.UpdatedAt.UTC()
 	r.ExpiresAt = rec.ExpiresAt.UTC()
+	r.Checksum = rec.Checksum
+	r.deleted = false
+}
+
+// tombstone replaces the live record r by its tombstone.
+func tombstone(r *entry) {
+	*r = entry{Record: driver.Record{Version: r.Version}, deleted: true}
 }
 
 func (s *store) Delete(_ context.Context, key driver.Key, expected int64) error {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	var actual int64
-	if r := s.live(sh, key); r != nil {
-		actual = r.Version
+	r, last := s.live(sh, key)
+	if _, err := next(r != nil, last, expected); err != nil {
+		return err
 	}
-	if actual != expected {
-		return driver.NewConflict(actual)
+	if r != nil {
+		tombstone(r)
 	}
-	delete(sh.m, key) // also drops an expired record
 	return nil
 }
 
@@ -166,25 +195,38 @@ func (s *store) PutBatch(_ context.Context, writes []driver.Write) ([]int64, err
 	sh := s.shard(first)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	// Each write sees the outcome of the writes before it in the batch.
+	type state struct {
+		live bool
+		last int64
+	}
+	seen := make(map[driver.Key]state, len(writes))
 	versions := make([]int64, len(writes))
 	for i, w := range writes {
-		var actual int64
-		if r := s.live(sh, w.Key); r != nil {
-			actual = r.Version
+		st, ok := seen[w.Key]
+		if !ok {
+			r, last := s.live(sh, w.Key)
+			st = state{r != nil, last}
 		}
-		for j := i - 1; j >= 0; j-- {
-			if writes[j].Key == w.Key {
-				actual = versions[j]
-				break
+		v, err := next(st.live, st.last, w.Expected)
+		if err != nil {
+			return nil, driver.NewBatchConflict(i, err.(*driver.ConflictError).Actual)
+		}
+		if w.Delete {
+			if st.live {
+				seen[w.Key] = state{false, st.last}
 			}
+			continue
 		}
-		if actual != w.Expected {
-			return nil, driver.NewBatchConflict(i, actual)
-		}
-		versions[i] = actual + 1
+		versions[i] = v
+		seen[w.Key] = state{true, v}
 	}
-	for i := range writes {
-		put(sh, writes[i].Key, &writes[i].Record, versions[i])
+	for i, w := range writes {
+		if !w.Delete {
+			put(sh, w.Key, &writes[i].Record, versions[i])
+		} else if r := sh.m[w.Key]; r != nil && !r.deleted {
+			tombstone(r)
+		}
 	}
 	return versions, nil
 }
