@@ -177,8 +177,8 @@ func (r *limitRecorder) report() {
 
 // env is what a case works with: a fresh store and its history.
 type env struct {
-	ctx   context.Context
-	caps  Capabilities
+	ctx     context.Context
+	caps    Capabilities
 	drv     driver.Store       // the harness's store, unwrapped
 	store   *persistence.Store // over hist.Wrap(drv)
 	hist    History

@@ -18,16 +18,16 @@ type mapStore struct {
 	m    map[driver.Key]driver.Record
 	last map[driver.Key]int64 // last version of deleted keys (tombstones)
 	bug  bugKind
-	n   int // writes seen, for bugs that strike every few writes
+	n    int // writes seen, for bugs that strike every few writes
 }
 
 type bugKind int
 
 const (
-	noBug         bugKind = iota
-	bugDropWrites         // every third Put is acknowledged but not stored
-	bugNoCAS              // Put ignores the expected version
-	bugReuseVersions      // deletes leave no tombstone: versions restart at 1
+	noBug            bugKind = iota
+	bugDropWrites            // every third Put is acknowledged but not stored
+	bugNoCAS                 // Put ignores the expected version
+	bugReuseVersions         // deletes leave no tombstone: versions restart at 1
 )
 
 var errMapStore = errors.New("mapStore: failure")
