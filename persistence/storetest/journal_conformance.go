@@ -41,6 +41,7 @@ func journalCases() []journalCase {
 		{"InvalidEvents", testInvalidEvents},
 		{"LargeEvents", testLargeEvents},
 		{"CorruptEvent", testCorruptEvent},
+		{"DetectsDamagedEventData", testDetectsDamagedEventData},
 		{"ConcurrentAppendOneStream", testConcurrentAppendOneStream},
 		{"ConcurrentAppendManyStreams", testConcurrentAppendManyStreams},
 		{"LongStream", testLongStream},
@@ -1065,4 +1066,58 @@ func testJournalRandomOps(t tb, e *jenv) {
 	for i, s := range streams {
 		wantEvents(t, e, s, model[i])
 	}
+}
+
+// EventDataCorrupter is implemented by journal harnesses that can change a
+// stored event's data behind the journal's back while leaving its envelope
+// (type, codec, time, checksum) valid, as silent damage would. The
+// DetectsDamagedEventData case uses it; without it that case checks only
+// that events come back with the checksum they were appended with.
+type EventDataCorrupter interface {
+	// CorruptEventData replaces the data of the event at position seq of
+	// stream s in j (a journal MakeJournal returned) by change(data).
+	CorruptEventData(ctx context.Context, j driver.Journal, s driver.Stream, seq int64, change func(data []byte) []byte) error
+}
+
+// testDetectsDamagedEventData changes the data of a stored event and checks
+// that the checksum catches it, with the position.
+func testDetectsDamagedEventData(t tb, e *jenv) {
+	s := e.stream("damaged-data")
+	events := []driver.Event{
+		{Type: "Deposited", Codec: "json", Schema: 1, Data: []byte(`{"amount":12345}`)},
+		{Type: "Deposited", Codec: "json", Schema: 1, Data: []byte(`{"amount":500}`)},
+		{Type: "Withdrawn", Codec: "json", Schema: 1, Data: []byte(`{"amount":7}`)},
+	}
+	appendOK(t, e, s, events, 0)
+	err := e.drv.Read(e.ctx, s, 1, 0, func(ev *driver.Event) error {
+		if ev.Checksum == 0 || ev.Checksum != driver.EventChecksum(ev) {
+			return fmt.Errorf("event %d came back with checksum %#x, want %#x", ev.Seq, ev.Checksum, driver.EventChecksum(ev))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the events below the journal: %v", err)
+	}
+	c, ok := e.h.(EventDataCorrupter)
+	if !ok {
+		t.Logf("the harness cannot change stored event data; checked the stored checksums only")
+		return
+	}
+	if err := c.CorruptEventData(e.ctx, e.drv, s, 2, func([]byte) []byte { return []byte(`{"amount":50}`) }); err != nil {
+		t.Fatalf("CorruptEventData: %v", err)
+	}
+	e.hist.damage(s, 2)
+	var seen []int64
+	err = e.j.Read(e.ctx, s, 1, 0, func(ev *driver.Event) error {
+		seen = append(seen, ev.Seq)
+		return nil
+	})
+	var de *persistence.EventDecodeError
+	if !errors.As(err, &de) || de.Stream != s || de.Seq != 2 || !errors.Is(err, persistence.ErrCorrupt) {
+		t.Errorf("Read over an event whose data changed = %v, want a *persistence.EventDecodeError at position 2", err)
+	}
+	if !slices.Equal(seen, []int64{1}) {
+		t.Errorf("Read passed positions %v before the damage, want [1]", seen)
+	}
+	compareEvents(t, "Read(3, 0) past the damage", 3, readEvents(t, e, s, 3, 0), events[2:])
 }
