@@ -573,14 +573,16 @@ func (s *Slot[T]) saved(version int64, w *driver.Write) {
 }
 
 // reconcile is called when a flush write conflicts. If the store already
-// holds exactly this write at the version it would have produced, an earlier
+// holds exactly this write at a version it could have produced, an earlier
 // attempt whose outcome was unknown (the store was "unavailable" after it
 // had applied the write) did save it: the slot is up to date, and reconcile
-// records it and reports true.
+// records it and reports true. (If another writer stored the same bytes,
+// adopting its version is as good: the state is the same.) A create may have
+// produced any version above the key's deleted ones.
 func (s *Slot[T]) reconcile(ctx context.Context, w *driver.Write) bool {
 	rec, err := s.store.Load(ctx, w.Key)
-	if err != nil || rec.Version != w.Expected+1 || rec.Codec != w.Record.Codec || rec.Schema != w.Record.Schema ||
-		rec.Compressed != w.Record.Compressed || !bytes.Equal(rec.Data, w.Record.Data) {
+	if err != nil || (w.Expected > 0 && rec.Version != w.Expected+1) || rec.Codec != w.Record.Codec ||
+		rec.Schema != w.Record.Schema || rec.Compressed != w.Record.Compressed || !bytes.Equal(rec.Data, w.Record.Data) {
 		return false
 	}
 	s.saved(rec.Version, w)

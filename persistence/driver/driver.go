@@ -50,7 +50,7 @@ type Record struct {
 	// Compressed reports whether Data is compressed.
 	Compressed bool
 	// Version is the stored version. Providers set it on Get; it is ignored on
-	// Put, where the new version is expected+1.
+	// Put, where the store assigns the new version.
 	Version int64
 	// UpdatedAt is the time of the write that produced the record.
 	UpdatedAt time.Time
