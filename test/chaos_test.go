@@ -344,9 +344,10 @@ func runChaos(t *testing.T, seed uint64, base *persistence.Store, reopen func(*p
 	start := time.Now()
 	inj := newChaosInjector(seed)
 	var hist storetest.History
-	// The History sees what callers see: a write that failed after it was
+	var ops storetest.OpHistory
+	// The histories see what callers see: a write that failed after it was
 	// applied is unconfirmed.
-	faulty := persistence.NewStore(hist.Wrap(storetest.WithFaults(base.Driver(), inj)), nil)
+	faulty := persistence.NewStore(hist.Wrap(ops.Wrap(storetest.WithFaults(base.Driver(), inj))), nil)
 	core, logs := observer.New(zapcore.WarnLevel)
 	host, err := runtime.New(runtime.WithProvider("chaos", faulty), runtime.WithLogger(zap.New(core)))
 	if err != nil {
@@ -432,6 +433,10 @@ func runChaos(t *testing.T, seed uint64, base *persistence.Store, reopen func(*p
 	// was applied twice, none skipped.
 	if err := hist.Check(ctx, store.Driver(), time.Now()); err != nil {
 		r.errorf("history: %v", err)
+	}
+	// Every key's history of operations is linearizable.
+	if err := ops.Check(time.Minute); err != nil {
+		r.errorf("linearizability: %v", err)
 	}
 
 	// A fresh host on the same store: every actor reactivates with exactly

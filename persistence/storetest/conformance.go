@@ -180,8 +180,9 @@ type env struct {
 	ctx     context.Context
 	caps    Capabilities
 	drv     driver.Store       // the harness's store, unwrapped
-	store   *persistence.Store // over hist.Wrap(drv)
+	store   *persistence.Store // over hist.Wrap(ops.Wrap(drv))
 	hist    History
+	ops     OpHistory
 	harness Harness
 
 	checkOnce sync.Once
@@ -200,7 +201,7 @@ func newEnv(ctx context.Context, t *testing.T, r tb, h Harness, caps Capabilitie
 		t.Fatalf("storetest: MakeStore: %v", err)
 	}
 	e := &env{ctx: ctx, caps: caps, drv: drv, harness: h}
-	e.store = persistence.NewStore(e.hist.Wrap(drv), &persistence.Options{MaxRecordBytes: caps.MaxRecordBytes})
+	e.store = persistence.NewStore(e.hist.Wrap(e.ops.Wrap(drv)), &persistence.Options{MaxRecordBytes: caps.MaxRecordBytes})
 	t.Cleanup(func() {
 		e.checkInvariants(r)
 		if err := e.store.Close(); err != nil && !errors.Is(err, persistence.ErrClosed) {
@@ -210,14 +211,21 @@ func newEnv(ctx context.Context, t *testing.T, r tb, h Harness, caps Capabilitie
 	return e
 }
 
-// checkInvariants checks the case's history against the store, once.
+// checkInvariants checks the case's history against the store, and the
+// linearizability of every key's history, once.
 func (e *env) checkInvariants(t tb) {
 	e.checkOnce.Do(func() {
 		if err := e.hist.Check(e.ctx, e.drv, time.Now()); err != nil {
 			t.Errorf("storetest: invariant violated: %v", err)
 		}
+		if err := e.ops.Check(linTimeout); err != nil {
+			t.Errorf("storetest: %v", err)
+		}
 	})
 }
+
+// linTimeout bounds the linearizability check of one case.
+const linTimeout = time.Minute
 
 func (e *env) key(id string) driver.Key { return driver.Key{Kind: testKind, ID: id, Slot: testSlot} }
 
@@ -1185,7 +1193,8 @@ func testDetectsDamage(t tb, e *env) {
 		if err := c.Corrupt(e.ctx, e.drv, k, tt.change); err != nil {
 			t.Fatalf("%s: Corrupt: %v", tt.name, err)
 		}
-		e.hist.forget(k) // changed behind the History's back
+		e.hist.forget(k) // changed behind the histories' back
+		e.ops.forget(k)
 		damaged, _, err := e.drv.Get(e.ctx, k)
 		if err != nil {
 			t.Fatalf("%s: Get of the damaged record: %v", tt.name, err)

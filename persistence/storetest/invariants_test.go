@@ -245,3 +245,38 @@ func TestHistoryReadError(t *testing.T) {
 		t.Errorf("Check over a failing store: %v, want the read error", err)
 	}
 }
+
+// TestLinearizabilityCatchesNonAtomicCAS runs concurrent compare-and-set
+// rounds against a store whose compare and write are not atomic: the
+// linearizability check must reject the history, and accept the same load
+// on the correct store.
+func TestLinearizabilityCatchesNonAtomicCAS(t *testing.T) {
+	for _, bug := range []bugKind{noBug, bugNonAtomicCAS, bugReuseVersions} {
+		var ops OpHistory
+		m := newMapStore()
+		m.bug = bug
+		s := persistence.NewStore(ops.Wrap(m), nil)
+		casLoop(s, []driver.Key{key1, {Kind: "K", ID: "2", Slot: "s"}}, 8, 40)
+		err := ops.Check(time.Minute)
+		switch {
+		case bug == noBug && err != nil:
+			t.Errorf("correct store: %v", err)
+		case bug != noBug && err == nil:
+			t.Errorf("bug %d: the linearizability check found nothing", bug)
+		case bug != noBug:
+			t.Logf("bug %d caught: %.300s", bug, err)
+		}
+	}
+}
+
+// TestLinearizabilityUnknownOutcomes checks that writes whose outcome is
+// unknown (faults after applying) are accepted either way.
+func TestLinearizabilityUnknownOutcomes(t *testing.T) {
+	var ops OpHistory
+	m := fullStore{newMapStore()}
+	s := persistence.NewStore(ops.Wrap(WithFaults(m, RandomFaults(5, 0.3, 0))), nil)
+	casLoop(s, []driver.Key{key1, {Kind: "K", ID: "1", Slot: "t"}}, 8, 40)
+	if err := ops.Check(time.Minute); err != nil {
+		t.Errorf("history through faults: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ const (
 	bugDropWrites            // every third Put is acknowledged but not stored
 	bugNoCAS                 // Put ignores the expected version
 	bugReuseVersions         // deletes leave no tombstone: versions restart at 1
+	bugNonAtomicCAS          // Put compares and writes under two separate locks
 )
 
 var errMapStore = errors.New("mapStore: failure")
@@ -73,6 +75,12 @@ func (s *mapStore) Put(_ context.Context, key driver.Key, rec driver.Record, exp
 	s.n++
 	if actual := s.version(key); actual != expected && s.bug != bugNoCAS {
 		return 0, driver.NewConflict(actual)
+	}
+	if s.bug == bugNonAtomicCAS {
+		s.mu.Unlock() // another writer may slip in between the compare and the write
+		runtime.Gosched()
+		time.Sleep(time.Microsecond)
+		s.mu.Lock()
 	}
 	if s.bug == bugDropWrites && s.n%3 == 0 {
 		return s.next(key, expected), nil
