@@ -435,7 +435,10 @@ func runChaos(t *testing.T, seed uint64, base *persistence.Store, reopen func(*p
 		r.errorf("history: %v", err)
 	}
 	// Every key's history of operations is linearizable.
-	if err := ops.Check(time.Minute); err != nil {
+	switch err := ops.Check(time.Minute); {
+	case errors.Is(err, storetest.ErrInconclusive):
+		t.Logf("%v", err)
+	case err != nil:
 		r.errorf("linearizability: %v", err)
 	}
 

@@ -218,14 +218,17 @@ func (e *env) checkInvariants(t tb) {
 		if err := e.hist.Check(e.ctx, e.drv, time.Now()); err != nil {
 			t.Errorf("storetest: invariant violated: %v", err)
 		}
-		if err := e.ops.Check(linTimeout); err != nil {
+		switch err := e.ops.Check(linTimeout); {
+		case errors.Is(err, ErrInconclusive):
+			t.Logf("%v", err)
+		case err != nil:
 			t.Errorf("storetest: %v", err)
 		}
 	})
 }
 
 // linTimeout bounds the linearizability check of one case.
-const linTimeout = time.Minute
+const linTimeout = 10 * time.Second
 
 func (e *env) key(id string) driver.Key { return driver.Key{Kind: testKind, ID: id, Slot: testSlot} }
 

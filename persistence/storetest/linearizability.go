@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -138,8 +139,17 @@ func writeOutput(err error) linOutput {
 	return linOutput{outcome: linUnknown}
 }
 
-// Check reports the keys whose history is not linearizable, or nil. A key
-// whose check does not finish within timeout is reported too.
+// ErrInconclusive is matched by the error of an [OpHistory.Check] that did
+// not finish within its time budget: the history was neither proven
+// linearizable nor shown not to be. (The search is exponential in the worst
+// case, and a few dozen writers racing on one key can reach it.) The
+// conformance suite logs such a result instead of failing the case; the
+// case's other checks still apply.
+var ErrInconclusive = errors.New("storetest: linearizability check inconclusive")
+
+// Check reports the keys whose history is not linearizable, or nil. A check
+// that does not finish within timeout returns an error matching
+// ErrInconclusive.
 func (h *OpHistory) Check(timeout time.Duration) error {
 	h.mu.Lock()
 	ops := make([]porcupine.Operation, 0, len(h.ops))
@@ -157,7 +167,7 @@ func (h *OpHistory) Check(timeout time.Duration) error {
 	case porcupine.Ok:
 		return nil
 	case porcupine.Unknown:
-		return fmt.Errorf("the linearizability check of %d operations did not finish within %v", len(ops), timeout)
+		return fmt.Errorf("%w: %d operations not checked within %v", ErrInconclusive, len(ops), timeout)
 	}
 	// Name the keys of the partitions that failed.
 	var bad []error
@@ -210,6 +220,14 @@ var linSpec = porcupine.NondeterministicModel{
 		return parts
 	},
 	Init: func() []any { return []any{linState{}} },
+	Hash: func(state any) uint64 {
+		st := state.(linState)
+		h := uint64(st.version)*0x9e3779b97f4a7c15 ^ uint64(st.last)*0xc2b2ae3d27d4eb4f
+		if st.live {
+			h ^= 1
+		}
+		return h ^ binary.LittleEndian.Uint64(st.digest[:8])
+	},
 	Step: func(state, input, output any) []any {
 		st, in, out := state.(linState), input.(linInput), output.(linOutput)
 		switch in.kind {
