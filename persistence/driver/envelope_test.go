@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"testing"
 	"time"
 )
@@ -238,6 +239,33 @@ func TestChecksumCoversEnvelopeAndData(t *testing.T) {
 		if EventChecksum(&e) == esum {
 			t.Errorf("event %s: checksum unchanged", name)
 		}
+	}
+}
+
+// TestChecksumIsCRC32COfTheFields checks the byte-by-byte computation
+// against crc32 over the same fields laid out big-endian.
+func TestChecksumIsCRC32COfTheFields(t *testing.T) {
+	rec := Record{Data: []byte("data"), Codec: "json", Schema: 7, Compressed: true,
+		UpdatedAt: time.UnixMicro(1700000000123456), ExpiresAt: time.UnixMicro(1800000000000001)}
+	b := append([]byte{byte(len(rec.Codec))}, rec.Codec...)
+	b = binary.BigEndian.AppendUint32(b, rec.Schema)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint64(b, uint64(rec.UpdatedAt.UnixMicro()))
+	b = binary.BigEndian.AppendUint64(b, uint64(rec.ExpiresAt.UnixMicro()))
+	b = append(b, rec.Data...)
+	if got, want := Checksum(&rec), crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)); got != want {
+		t.Errorf("Checksum = %#x, want %#x", got, want)
+	}
+	ev := Event{Type: "T", Schema: 2, Codec: "json", Data: []byte("{}"), Time: time.UnixMicro(5)}
+	b = binary.BigEndian.AppendUint32(nil, uint32(len(ev.Type)))
+	b = append(b, ev.Type...)
+	b = binary.BigEndian.AppendUint32(b, ev.Schema)
+	b = append(b, byte(len(ev.Codec)))
+	b = append(b, ev.Codec...)
+	b = binary.BigEndian.AppendUint64(b, 5)
+	b = append(b, ev.Data...)
+	if got, want := EventChecksum(&ev), crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)); got != want {
+		t.Errorf("EventChecksum = %#x, want %#x", got, want)
 	}
 }
 
