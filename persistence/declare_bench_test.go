@@ -1,6 +1,7 @@
 package persistence_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -32,6 +33,20 @@ func BenchmarkDeclare(b *testing.B) {
 		persistence.Declare[profile](set, "profile")
 		if set.Err() != nil {
 			b.Fatal(set.Err())
+		}
+	}
+}
+
+// BenchmarkJSONCheckTypeWalk measures the JSON codec's walk of a state
+// type: what CheckType pays once per codec and type (Declare then finds
+// the verdict cached).
+func BenchmarkJSONCheckTypeWalk(b *testing.B) {
+	tc := persistence.JSON.(persistence.TypeChecker)
+	typ := reflect.TypeFor[benchState]()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tc.CheckType(typ); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
