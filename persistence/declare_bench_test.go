@@ -50,3 +50,15 @@ func BenchmarkJSONCheckTypeWalk(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckTypeCached measures what Declare adds to every
+// activation: finding the cached verdict of the slot's codec.
+func BenchmarkCheckTypeCached(b *testing.B) {
+	typ := reflect.TypeFor[benchState]()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := persistence.CheckType(persistence.JSON, typ); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
