@@ -287,6 +287,12 @@ type pickyCodec struct {
 
 func (c pickyCodec) ID() string { return c.id }
 
+// pickyRuns numbers the picky codecs' IDs: verdicts are cached per codec
+// ID for the life of the process, which outlives one run of a test.
+var pickyRuns atomic.Int64
+
+func pickyID(name string) string { return fmt.Sprintf("%s-%d", name, pickyRuns.Add(1)) }
+
 func (c pickyCodec) CheckType(t reflect.Type) error {
 	c.checks.Add(1)
 	if !strings.HasPrefix(t.Name(), "with") {
@@ -326,7 +332,8 @@ func TestDeclareChecksTheStateType(t *testing.T) {
 	var checks atomic.Int64
 	for _, typed := range []bool{false, true} {
 		checks.Store(0)
-		picky := persistence.WithCodec(pickyCodec{id: fmt.Sprintf("picky-%v", typed), checks: &checks, typed: typed})
+		id := pickyID(fmt.Sprintf("picky-%v", typed))
+		picky := persistence.WithCodec(pickyCodec{id: id, checks: &checks, typed: typed})
 		for range 3 {
 			set = persistence.NewSlots(reg, "Account", "a1")
 			persistence.Declare[accountState](set, "acct", picky) // json would refuse it
@@ -336,10 +343,10 @@ func TestDeclareChecksTheStateType(t *testing.T) {
 			switch {
 			case !errors.Is(err, persistence.ErrInvalidArgument):
 				t.Fatalf("typed=%v: %v, want ErrInvalidArgument", typed, err)
-			case typed && (!errors.As(err, &te) || te.Codec != "picky-true" ||
-				!strings.HasSuffix(err.Error(), `persistence: type persistence_test.withFunc cannot be stored by codec "picky-true": it is not welcome`)):
+			case typed && (!errors.As(err, &te) || te.Codec != id ||
+				!strings.HasSuffix(err.Error(), `persistence: type persistence_test.withFunc cannot be stored by codec "`+id+`": it is not welcome`)):
 				t.Fatalf("typed=%v: %v", typed, err)
-			case !typed && !strings.HasSuffix(err.Error(), `type persistence_test.withFunc cannot be stored by codec "picky-false": not welcome`):
+			case !typed && !strings.HasSuffix(err.Error(), `type persistence_test.withFunc cannot be stored by codec "`+id+`": not welcome`):
 				t.Fatalf("typed=%v: %v", typed, err)
 			}
 		}
@@ -398,5 +405,32 @@ func TestJSONCodecRulesMatchEncodingJSON(t *testing.T) {
 		if !reflect.DeepEqual(c.in, c.out) {
 			t.Errorf("%T does not survive encoding/json (%s), yet the codec accepts it", c.in, got)
 		}
+	}
+}
+
+// Activations declare slots concurrently: the cache of verdicts is shared.
+func TestCheckTypeConcurrently(t *testing.T) {
+	var checks atomic.Int64
+	codecs := make([]persistence.Codec, 4)
+	for i := range codecs {
+		codecs[i] = pickyCodec{id: pickyID("concurrent"), checks: &checks}
+	}
+	codecs = append(codecs, persistence.JSON, opaqueCodec{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				c := codecs[(g+i)%len(codecs)]
+				err := persistence.CheckType(c, reflect.TypeFor[withFunc]())
+				if _, opaque := c.(opaqueCodec); opaque != (err == nil) {
+					t.Errorf("codec %s: %v", c.ID(), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := checks.Load(); n < 4 || n > 4*8 {
+		t.Errorf("%d checks for 4 checking codecs", n)
 	}
 }
