@@ -42,10 +42,13 @@
 //
 // Every event type is registered once under a stable name and a schema
 // version ([RegisterEvent]); both are stored with each event, together with
-// the codec's id (JSON by default). When a type changes, bump its version
-// and declare an upcaster from the previous one: [Upcast] between Go types,
-// [UpcastData] on the encoded document. Replay chains them, so a stream
-// written years ago reads as today's types; the journal is never rewritten.
+// the codec's id (JSON by default). A type the codec would not store whole
+// (see persistence.CheckType: with JSON, an unexported field, an
+// interface, a func, ...) is refused at registration. When a type changes,
+// bump its version and declare an upcaster from the previous one: [Upcast]
+// between Go types, [UpcastData] on the encoded document. Replay chains
+// them, so a stream written years ago reads as today's types; the journal
+// is never rewritten.
 // [RenameEvent] maps an old name to a new one, [IgnoreEvent] retires a
 // type. An event that cannot be decoded (an unknown name, a version newer
 // than the registered one, a missing upcaster) stops a replay with a
@@ -61,7 +64,9 @@
 // loaded or decoded, was taken of another layout of S, has another
 // [SnapshotVersion], or is ahead of the journal is not trusted: recovery
 // logs a warning, replays the whole stream and writes a fresh snapshot.
-// Snapshots are an optimisation; the journal is the truth.
+// Snapshots are an optimisation; the journal is the truth. Since a snapshot
+// that lost part of the state would recover a wrong one, NewKind refuses,
+// with Snapshots, a state type S that the snapshot codec cannot store whole.
 //
 // # Time travel and reading
 //

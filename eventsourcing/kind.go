@@ -123,7 +123,9 @@ type Kind[S any] struct {
 // NewKind defines the event-sourced kind name on journal, with the events of
 // reg folded by apply. It seals reg (see Registry) and returns its first
 // error, or an error matching persistence.ErrInvalidArgument for an invalid
-// name or option.
+// name or option, or, with Snapshots, for a state type S that the snapshot
+// codec cannot store whole (see persistence.CheckType): a snapshot that
+// lost part of the state would recover a wrong one.
 func NewKind[S any](name string, journal *persistence.Journal, reg *Registry, apply ApplyFunc[S], opts ...Option) (*Kind[S], error) {
 	if err := persistence.ValidateName("kind", name); err != nil {
 		return nil, err
@@ -157,6 +159,15 @@ func NewKind[S any](name string, journal *persistence.Journal, reg *Registry, ap
 		}
 		// Our schema goes last: it is the envelope's, not the user's.
 		k.opts.snapOpts = append(append([]persistence.SlotOption(nil), k.opts.snapOpts...), persistence.Schema(snapshotFormat))
+		// The state goes through the snapshot slot's codec: check it as
+		// the state of a slot of its own first, so that a type the codec
+		// would lose part of is refused under its own name, not the
+		// envelope's.
+		check := persistence.NewSlots(k.snapReg, name, "registration-probe")
+		persistence.Declare[S](check, SnapshotSlot, k.opts.snapOpts...)
+		if err := check.Err(); err != nil {
+			return nil, fmt.Errorf("eventsourcing: kind %q: snapshot state: %w", name, err)
+		}
 		probe := persistence.NewSlots(k.snapReg, name, "registration-probe")
 		persistence.Declare[snapshotRecord[S]](probe, SnapshotSlot, k.opts.snapOpts...)
 		if err := probe.Err(); err != nil {

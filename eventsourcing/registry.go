@@ -158,8 +158,10 @@ func (r *Registry) change(fn func() error) error {
 //
 // Names are 1 to 256 bytes of UTF-8 without control characters. T is the
 // type Raise receives (a pointer to a T is accepted too) and Apply sees;
-// it must not be an interface type. A name or a type registered twice is an
-// error.
+// it must not be an interface type, and the registry's codec must be able
+// to store it whole (see persistence.CheckType: with the default JSON
+// codec, no unexported fields, funcs, channels or interfaces). A name or a
+// type registered twice is an error.
 func RegisterEvent[T any](r *Registry, name string, version uint32) error {
 	typ := reflect.TypeFor[T]()
 	return r.change(func() error {
@@ -168,6 +170,9 @@ func RegisterEvent[T any](r *Registry, name string, version uint32) error {
 		}
 		if typ.Kind() == reflect.Interface {
 			return invalidf("event %q: type %v is an interface; register a concrete type", name, typ)
+		}
+		if err := persistence.CheckType(r.codec, typ); err != nil {
+			return fmt.Errorf("eventsourcing: event %q: %w", name, err)
 		}
 		if _, dup := r.types[name]; dup {
 			return invalidf("event %q is registered twice", name)

@@ -11,7 +11,9 @@ import (
 
 // Codec turns a slot's state into bytes and back. Codecs must be safe for
 // concurrent use. The id is stored with every record, so that a record is
-// never decoded by the wrong codec.
+// never decoded by the wrong codec. A codec that can tell in advance which
+// types it stores whole implements [TypeChecker] too; one that does not is
+// trusted with every type.
 type Codec interface {
 	// ID names the codec in stored records, e.g. "json". Keep it stable.
 	ID() string
@@ -21,7 +23,10 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
-// JSON is the default codec: encoding/json, id "json".
+// JSON is the default codec: encoding/json, id "json". It implements
+// [TypeChecker]: a slot of a state type that encoding/json would not store
+// whole (unexported fields, funcs, interfaces, ...; see [CheckType]) fails
+// its declaration.
 var JSON Codec = jsonCodec{}
 
 type jsonCodec struct{}

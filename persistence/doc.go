@@ -16,6 +16,21 @@
 // codec ([JSON] by default), a [TTL], a [Schema] version with [Migrate]
 // steps, and [Compress]ion.
 //
+// # Codecs and state types
+//
+// A [Codec] turns the state into bytes and back. Declare checks the state
+// type with the slot's codec when the codec implements [TypeChecker], and
+// fails (and so fails the kind's registration, whose factory runs once as a
+// probe) with a [*TypeError] naming the field that would be lost. [JSON]
+// does, by the rules of encoding/json: every field must be exported (or
+// tagged `json:"-"` to leave it out on purpose), and no field may be a func,
+// a channel, an interface, a complex number, a map with keys encoding/json
+// cannot use, or make the type recursive; types that encode and decode
+// themselves (time.Time, big.Int, your json.Marshaler and json.Unmarshaler)
+// are trusted. [CheckType] lists the rules. The check runs once per codec
+// and type, not once per activation. A codec that does not implement
+// TypeChecker is trusted with every type.
+//
 // # Versions and conflicts
 //
 // Every record has an int64 version; 0 means absent. A save succeeds only if
@@ -30,7 +45,9 @@
 //
 // Every error is a [*ConcurrencyError], a [*DecodeError] (a stored record that
 // cannot be decoded; it is never overwritten), an [*Error] with a [Code] from
-// a closed set, or the caller's own context error passed through as it is.
+// a closed set, a [*TypeError] (a declaration of a state type the codec cannot
+// store; it matches [ErrInvalidArgument]), or the caller's own context error
+// passed through as it is.
 // Each code has a sentinel for errors.Is ([ErrNotFound], [ErrUnavailable],
 // ...).
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -40,7 +41,8 @@ func NewSlots(reg *Registry, kind, id string) *Slots {
 func (s *Slots) Slots() *Slots { return s }
 
 // Err returns the first error met while declaring slots (an unknown provider,
-// an invalid or duplicate slot name), or nil.
+// an invalid or duplicate slot name, a state type the codec cannot store), or
+// nil.
 func (s *Slots) Err() error { return s.err }
 
 // Len returns the number of declared slots.
@@ -258,7 +260,9 @@ func Provider(name string) SlotOption { return func(c *slotConfig) { c.provider 
 // instead of before OnActivate.
 func Lazy() SlotOption { return func(c *slotConfig) { c.lazy = true } }
 
-// WithCodec encodes the slot with c instead of JSON.
+// WithCodec encodes the slot with c instead of JSON. If c implements
+// TypeChecker, the declaration fails for a state type c cannot store; a
+// codec that does not is trusted with every type.
 func WithCodec(c Codec) SlotOption { return func(cfg *slotConfig) { cfg.codec = c } }
 
 // TTL makes every save of the slot expire d after it is written; an expired
@@ -307,8 +311,10 @@ type Slot[T any] struct {
 // Declare declares a state slot named name on the activation o (an
 // *activation.Context). Call it in the actor's factory; the slot is loaded
 // before OnActivate unless it is Lazy. Errors (unknown provider, invalid or
-// duplicate name) are recorded on the activation and fail it; Declare always
-// returns a usable *Slot.
+// duplicate name, a state type the slot's codec cannot store: see
+// [CheckType]) are recorded on the activation and fail it; since the
+// factory runs once when its kind is registered, they fail the
+// registration. Declare always returns a usable *Slot.
 func Declare[T any](o SlotOwner, name string, opts ...SlotOption) *Slot[T] {
 	set := o.Slots()
 	sl := &Slot[T]{owner: set, name: name, state: new(T), cfg: slotConfig{codec: JSON}}
@@ -325,6 +331,9 @@ func Declare[T any](o SlotOwner, name string, opts ...SlotOption) *Slot[T] {
 	}
 	store, err := set.reg.Lookup(sl.cfg.provider)
 	if err != nil {
+		set.fail(fmt.Errorf("actor kind %q, slot %q: %w", set.kind, name, err))
+	}
+	if err := CheckType(sl.cfg.codec, reflect.TypeFor[T]()); err != nil {
 		set.fail(fmt.Errorf("actor kind %q, slot %q: %w", set.kind, name, err))
 	}
 	sl.store = store

@@ -238,6 +238,43 @@ func TestUnknownProviderFailsRegistration(t *testing.T) {
 	}
 }
 
+// lossyState would be stored as {} by the JSON codec: its counter would
+// restart from zero after every reactivation.
+type lossyState struct {
+	Owner string `json:"owner"`
+	//lint:ignore U1000 never used: it is there to be refused
+	balance int64
+}
+
+// holder holds a slot of a state type the JSON codec cannot store.
+type holder struct{ slot *persistence.Slot[lossyState] }
+
+func (holder) Receive(*activation.Context, any) (any, error) { return nil, nil }
+
+func TestLossyStateTypeFailsRegistration(t *testing.T) {
+	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	err = runtime.Register(h, "Account", func(ctx *activation.Context) holder {
+		return holder{slot: persistence.Declare[lossyState](ctx, "acct")}
+	})
+	const want = `activation: registering kind "Account": actor kind "Account", slot "acct": ` +
+		`persistence: type runtime_test.lossyState cannot be stored by codec "json": field .balance is unexported and would be lost`
+	var te *persistence.TypeError
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !errors.As(err, &te) || te.Path != ".balance" ||
+		!strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %v\nwant %s...", err, want)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.Ask[any](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, activation.ErrUnknownKind) {
+		t.Fatalf("message to the rejected kind: %v, want ErrUnknownKind", err)
+	}
+}
+
 func TestNoProviderAndNoDefaultFailsRegistration(t *testing.T) {
 	h, err := runtime.New()
 	if err != nil {
