@@ -1,7 +1,9 @@
-package redis
+package test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"testing"
@@ -12,48 +14,72 @@ import (
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/internal/testenv"
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/providers/redis"
 	"github.com/quarkgo/quark/runtime"
 )
 
+type tallyState struct {
+	N int `json:"n"`
+}
+
 // tally is an actor that counts into one slot.
-type tally struct{ n *persistence.Slot[counter] }
+type tally struct{ n *persistence.Slot[tallyState] }
 
 func (a *tally) Receive(_ *activation.Context, msg any) (any, error) {
 	a.n.State().N += msg.(int)
 	return a.n.State().N, nil
 }
 
-// TestShutdownWithTheServerGone: a host's connection to Redis is cut just
+// TestShutdownWithRedisGone: a host's connection to Redis is cut just
 // before it shuts down. The flush retries until the shutdown context ends;
 // Shutdown then returns at once, naming the slot, and leaves nothing that
 // writes once the server is back.
-func TestShutdownWithTheServerGone(t *testing.T) {
-	direct := connect(t) // straight to the server, for checks
+func TestShutdownWithRedisGone(t *testing.T) {
 	u, err := url.Parse(testenv.RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := testenv.NewProxy(t, u.Host)
 	opts, err := goredis.ParseURL(testenv.RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Addr = proxy.Addr
 	opts.ContextTimeoutEnabled = true
-	client := goredis.NewClient(opts)
+	direct := goredis.NewClient(opts) // straight to the server, for checks
+	t.Cleanup(func() { direct.Close() })
+	bg := context.Background()
+	pctx, cancel := context.WithTimeout(bg, 2*time.Second)
+	defer cancel()
+	if err := direct.Ping(pctx).Err(); err != nil {
+		testenv.Unreachable(t, "Redis", err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	viaProxy := *opts
+	viaProxy.Addr = proxy.Addr
+	client := goredis.NewClient(&viaProxy)
 	t.Cleanup(func() { client.Close() })
-	store, prefix := testStore(t, client, nil)
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "qt-shutdown-" + hex.EncodeToString(b[:])
+	store, err := redis.New(client, &redis.Options{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := redis.New(direct, &redis.Options{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	h, err := runtime.New(runtime.WithProvider("redis", store))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := runtime.Register(h, "Tally", func(ctx *activation.Context) *tally {
-		return &tally{n: persistence.Declare[counter](ctx, "n")}
+		return &tally{n: persistence.Declare[tallyState](ctx, "n")}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	bg := context.Background()
 	if err := h.Start(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +108,8 @@ func TestShutdownWithTheServerGone(t *testing.T) {
 	}
 
 	proxy.Restore()
-	if n := direct.Exists(bg, redisKey(prefix, key)).Val(); n != 0 {
-		t.Error("the slot was written after Shutdown returned")
+	if rec, err := check.Load(bg, key); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("the slot was written after Shutdown returned: %q, %v", rec.Data, err)
+		_ = check.Delete(bg, key, rec.Version)
 	}
 }
