@@ -6,6 +6,7 @@ import (
 	"fmt"
 	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,17 @@ type (
 
 type state uint8
 
+// phase is what Shutdown needs to know of an activation when its context
+// ends: whether it is flushing (wait for it), has ended, or is still
+// running anything else.
+type phase uint8
+
+const (
+	phaseLive phase = iota
+	phaseFlushing
+	phaseEnded
+)
+
 const (
 	stateActivating state = iota
 	stateActive
@@ -36,8 +48,9 @@ const (
 )
 
 // activation is one live virtual actor: the Process its mailbox drives.
-// Apart from last, idleQueued, done and endErr (read after done is closed),
-// its fields are touched only on the mailbox's goroutine.
+// Apart from last, idleQueued, slotNames, phase (guarded by the catalog's
+// shutMu), done and endErr (read after done is closed), its fields are
+// touched only on the mailbox's goroutine.
 type activation struct {
 	cat  *Catalog
 	k    *kind
@@ -62,6 +75,9 @@ type activation struct {
 	idleQueued atomic.Bool
 	prev       chan struct{} // done of the previous activation of this identity
 	done       chan struct{}
+
+	slotNames atomic.Pointer[[]string] // the declared slots, once loaded: for Shutdown's report
+	phase     phase                    // guarded by cat.shutMu
 
 	gate gate // lets Refs that cached this activation post without the shard lock
 }
@@ -123,7 +139,7 @@ func (x *activation) Started(mb Mailbox) {
 
 // activate builds a fresh instance with freshly loaded slots.
 func (x *activation) activate() error {
-	ctx, cancel := context.WithTimeout(context.Background(), x.cat.cfg.ActivateTimeout)
+	ctx, cancel := context.WithTimeout(x.cat.cut, x.cat.cfg.ActivateTimeout)
 	defer cancel()
 	x.slots = persistence.NewSlots(x.cat.cfg.Registry, x.k.name, x.id)
 	x.ctx.turn = ctx
@@ -134,6 +150,8 @@ func (x *activation) activate() error {
 	if err := x.slots.LoadAll(ctx); err != nil {
 		return err
 	}
+	names := x.slots.Names()
+	x.slotNames.Store(&names)
 	if a, ok := inst.(Activator); ok {
 		if err := x.protect("OnActivate", func() error { return a.OnActivate(&x.ctx) }); err != nil {
 			return err
@@ -171,6 +189,7 @@ func (x *activation) fail(err error) {
 	x.failErr = &ActivationError{Kind: x.k.name, ID: x.id, Err: err}
 	x.state = stateFailed
 	x.inst = nil
+	x.cat.ended(x) // its state, if any, is discarded on purpose
 	x.cat.retire(x)
 	x.self.Stop()
 	x.publish(Event{Type: ActivationFailed, Err: x.failErr})
@@ -353,7 +372,7 @@ func (x *activation) restart(pe *PanicError) {
 	if pe != nil {
 		x.publish(Event{Type: Restarted, Err: pe})
 	} else {
-		err := x.finish(ReasonStale)
+		err := x.finish(ReasonStale, false)
 		x.publish(Event{Type: Deactivated, Reason: ReasonStale, Err: err})
 		x.publish(Event{Type: Restarted, Reason: ReasonStale, Err: err})
 	}
@@ -385,6 +404,7 @@ func (x *activation) Stopping() {
 	case stateActivating, stateActive: // stopped by the engine itself
 		x.cat.retire(x)
 		if x.inst == nil {
+			x.cat.ended(x)
 			return
 		}
 		x.reason = ReasonShutdown
@@ -392,35 +412,35 @@ func (x *activation) Stopping() {
 			x.reason = ReasonMoved // the cluster moved the identity away
 		}
 	}
-	x.endErr = x.finish(x.reason)
-	if x.endErr != nil && x.reason == ReasonShutdown {
-		x.cat.repMu.Lock()
-		x.cat.report = append(x.cat.report, x.endErr)
-		x.cat.repMu.Unlock()
-	}
+	x.endErr = x.finish(x.reason, true)
 	x.publish(Event{Type: Deactivated, Reason: x.reason, Err: x.endErr})
 }
 
-// finish runs OnDeactivate and flushes the dirty slots. It never panics: a
+// finish runs OnDeactivate and flushes the dirty slots (final: the
+// activation ends; otherwise it is restarted). Both are bounded by the
+// deactivation timeout and by the shutdown context. It never panics: a
 // panic here would make protoactor restart the actor instead of stopping it.
-func (x *activation) finish(reason Reason) error {
-	ctx, cancel := context.WithTimeout(context.Background(), x.cat.cfg.DeactivateTimeout)
+func (x *activation) finish(reason Reason, final bool) error {
+	ctx, cancel := context.WithTimeout(x.cat.cut, x.cat.cfg.DeactivateTimeout)
 	defer cancel()
 	x.ctx.turn = ctx
 	defer func() { x.ctx.turn = context.Background() }()
-	var errs []error
+	var hookErr error
 	if d, ok := x.inst.(Deactivator); ok {
-		if err := x.protect("OnDeactivate", func() error { return d.OnDeactivate(&x.ctx, reason) }); err != nil {
-			errs = append(errs, err)
-		}
+		hookErr = x.protect("OnDeactivate", func() error { return d.OnDeactivate(&x.ctx, reason) })
 	}
-	if err := x.flush(ctx); err != nil {
-		errs = append(errs, err)
-		x.k.log.Error("flush on deactivation failed; unsaved state is lost", zap.String("id", x.id),
-			zap.Stringer("reason", reason), zap.Error(err))
+	started := x.cat.flushStarts(x) // if not, the shutdown deadline has passed and ctx is canceled
+	err := x.flush(ctx)
+	if err != nil {
+		msg := "flush on deactivation failed; unsaved state may be lost"
+		if !started {
+			msg = "shutdown deadline passed before the flush; unsaved state not saved"
+		}
+		x.k.log.Error(msg, zap.String("id", x.id), zap.Stringer("reason", reason), zap.Error(err))
 		x.publish(Event{Type: FlushFailed, Reason: reason, Err: err})
 	}
-	return errors.Join(errs...)
+	x.cat.flushEnds(x, started, final, hookErr, err)
+	return errors.Join(hookErr, err)
 }
 
 // flushBackoff spaces the flush attempts while the store is unavailable.
@@ -428,13 +448,14 @@ var flushBackoff = supervision.Backoff{Initial: 20 * time.Millisecond, Max: 2 * 
 
 // flush saves the dirty slots, trying again with backoff while the store is
 // unavailable, until ctx ends. Other failures (a conflict: the store has
-// newer state, which must not be overwritten) are not retried.
+// newer state, which must not be overwritten) are not retried. Once ctx has
+// ended, nothing more is sent.
 func (x *activation) flush(ctx context.Context) error {
 	var last error // the failure being retried
 	for attempt := 1; ; attempt++ {
 		err := x.protect("flush", func() error { return x.slots.Flush(ctx) })
 		if err != nil && last != nil && ctx.Err() != nil {
-			return last // the deadline cut the retries: report why we were retrying
+			return cutRetry(err, last) // the deadline cut the retries: report why we were retrying too
 		}
 		var fe *persistence.FlushError
 		if err == nil || !errors.As(err, &fe) || !fe.Retryable() {
@@ -452,6 +473,27 @@ func (x *activation) flush(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// cutRetry returns the failure of a flush attempt that ctx cut, each slot's
+// context error completed with the failure that was being retried.
+func cutRetry(cut, last error) error {
+	var fc, fl *persistence.FlushError
+	if !errors.As(cut, &fc) || !errors.As(last, &fl) {
+		return cut
+	}
+	out := &persistence.FlushError{Kind: fc.Kind, ID: fc.ID, Slots: slices.Clone(fc.Slots)}
+	for i, se := range out.Slots {
+		if c := persistence.CodeOf(se.Err); c != persistence.Canceled && c != persistence.DeadlineExceeded {
+			continue
+		}
+		for _, le := range fl.Slots {
+			if le.Slot == se.Slot {
+				out.Slots[i].Err = fmt.Errorf("%w, retrying after: %w", se.Err, le.Err)
+			}
+		}
+	}
+	return out
 }
 
 // protect runs fn, turning a panic into an error.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,8 @@ type Config struct {
 	IdleSweep time.Duration
 	// ActivateTimeout bounds slot loading plus OnActivate. 0: 30 s.
 	ActivateTimeout time.Duration
-	// DeactivateTimeout bounds OnDeactivate plus the flush. 0: 30 s.
+	// DeactivateTimeout bounds OnDeactivate plus the flush, during a
+	// shutdown too (whose context may end it sooner). 0: 30 s.
 	DeactivateTimeout time.Duration
 	// RequestTimeout bounds an Ask whose context has no deadline. 0: 30 s.
 	RequestTimeout time.Duration
@@ -66,8 +68,19 @@ type Catalog struct {
 	quit     chan struct{}
 	swept    chan struct{}
 
-	repMu  sync.Mutex // guards report
-	report []error    // flush failures recorded while shutting down
+	// cut ends when the shutdown context ends before every activation has
+	// finished: the contexts of activations and deactivations derive from
+	// it, so that their store calls are canceled.
+	cut       context.Context
+	cutCancel context.CancelFunc
+
+	shutMu    sync.Mutex               // guards the following fields and activation.phase
+	reporting bool                     // Shutdown is collecting what the flushes leave unsaved
+	wasCut    bool                     // cut has ended: no flush may start any more
+	flushing  map[*activation]struct{} // flushes in progress
+	flushIdle chan struct{}            // after the cut: closed when flushing empties
+	unsaved   []UnsavedSlot            // recorded while reporting
+	hookErrs  []error                  // OnDeactivate errors recorded while reporting
 }
 
 type kind struct {
@@ -81,7 +94,16 @@ type kind struct {
 type shard struct {
 	mu      sync.RWMutex
 	m       map[string]*activation
-	pending map[string]chan struct{} // done channels of activations still deactivating
+	pending map[string]*activation // retired activations still deactivating
+}
+
+// prevDone returns the done channel of the retired activation of id that is
+// still deactivating, or nil. The caller holds sh.mu.
+func (sh *shard) prevDone(id string) chan struct{} {
+	if p := sh.pending[id]; p != nil {
+		return p.done
+	}
+	return nil
 }
 
 // NewCatalog returns a catalog and starts its idle sweeper; Shutdown stops it.
@@ -108,6 +130,7 @@ func NewCatalog(cfg Config) (*Catalog, error) {
 		cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed(), kinds: map[string]*kind{},
 		quit: make(chan struct{}), swept: make(chan struct{}),
 	}
+	c.cut, c.cutCancel = context.WithCancel(context.Background())
 	c.now.Store(cfg.Clock.Now().UnixNano())
 	ticker := cfg.Clock.NewTicker(cfg.IdleSweep)
 	go c.sweeper(ticker)
@@ -222,7 +245,7 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 		if err := validID(id); err != nil {
 			return nil, err
 		}
-		x = &activation{cat: c, k: k, id: id, done: make(chan struct{}), prev: sh.pending[id]}
+		x = &activation{cat: c, k: k, id: id, done: make(chan struct{}), prev: sh.prevDone(id)}
 		x.ctx = Context{x: x, turn: context.Background()}
 		if sh.m == nil {
 			sh.m = make(map[string]*activation)
@@ -271,9 +294,9 @@ func (c *Catalog) retire(x *activation) {
 	}
 	x.gate.close()
 	if sh.pending == nil {
-		sh.pending = make(map[string]chan struct{})
+		sh.pending = make(map[string]*activation)
 	}
-	sh.pending[x.id] = x.done
+	sh.pending[x.id] = x
 	sh.mu.Unlock()
 }
 
@@ -281,7 +304,7 @@ func (c *Catalog) retire(x *activation) {
 func (c *Catalog) finished(x *activation) {
 	sh := x.k.shard(c, x.id)
 	sh.mu.Lock()
-	if sh.pending[x.id] == x.done {
+	if sh.pending[x.id] == x {
 		delete(sh.pending, x.id)
 	}
 	sh.mu.Unlock()
@@ -320,49 +343,30 @@ func (c *Catalog) Deactivate(ctx context.Context, kindName, id string) error {
 	}
 }
 
-// ShutdownError reports what a shutdown could not flush.
-type ShutdownError struct {
-	// Unflushed lists the flushes that failed (each a
-	// *persistence.FlushError, or the error of OnDeactivate).
-	Unflushed []error
-	// Pending counts the activations still running when the context ended;
-	// their dirty state may not be saved.
-	Pending int
-	// Err is the context's error if it ended first.
-	Err error
-}
-
-// Error implements the error interface.
-func (e *ShutdownError) Error() string {
-	s := fmt.Sprintf("activation: shutdown: %d flush failures, %d activations still running", len(e.Unflushed), e.Pending)
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	for _, u := range e.Unflushed {
-		s += "; " + u.Error()
-	}
-	return s
-}
-
-// Unwrap returns the underlying errors.
-func (e *ShutdownError) Unwrap() []error {
-	out := append([]error(nil), e.Unflushed...)
-	if e.Err != nil {
-		out = append(out, e.Err)
-	}
-	return out
-}
-
 // Shutdown refuses new messages, deactivates every activation (running
-// OnDeactivate and flushing dirty slots) and waits for them until ctx ends.
-// It returns a *ShutdownError listing the flushes that failed and the
-// activations that had not finished. Calling it again returns nil.
+// OnDeactivate and flushing dirty slots) and waits for them, within ctx.
+//
+// ctx bounds the whole shutdown, flush retries included. If it ends first,
+// every flush still in progress is canceled (its store calls' context is
+// canceled) and no flush starts any more; Shutdown waits for the store calls
+// in flight to return (at most one second: a canceled call returns
+// promptly), so that when it returns no flush is left running that could
+// still write. Activations that were not flushing then (a handler or an
+// OnDeactivate that does not return) keep running, but their flush will
+// send nothing.
+//
+// It returns nil when every activation has finished and every dirty slot is
+// saved. Otherwise it returns a *ShutdownError naming, slot by slot, what it
+// could not confirm as saved. Calling it again returns nil.
 func (c *Catalog) Shutdown(ctx context.Context) error {
 	first := false
 	c.stopOnce.Do(func() { first = true })
 	if !first {
 		return nil
 	}
+	c.shutMu.Lock()
+	c.reporting = true
+	c.shutMu.Unlock()
 	c.state.Store(catalogStopped)
 	close(c.quit)
 	<-c.swept
@@ -384,16 +388,165 @@ func (c *Catalog) Shutdown(ctx context.Context) error {
 	select {
 	case <-all:
 	case <-ctx.Done():
-		serr.Err = ctx.Err()
-		serr.Pending = c.Len()
+		select {
+		case <-all: // finished just in time
+		default:
+			serr.Err = ctx.Err()
+			c.cutShort(&serr)
+		}
 	}
-	c.repMu.Lock()
-	serr.Unflushed = c.report
-	c.repMu.Unlock()
-	if serr.Err != nil || len(serr.Unflushed) > 0 {
-		return &serr
+	c.shutMu.Lock()
+	serr.Unsaved = append(serr.Unsaved, c.unsaved...)
+	serr.Hooks = c.hookErrs
+	c.reporting, c.unsaved, c.hookErrs = false, nil, nil
+	c.shutMu.Unlock()
+	if len(serr.Unsaved) == 0 && len(serr.Hooks) == 0 && serr.Pending == 0 {
+		return nil
 	}
-	return nil
+	sort.SliceStable(serr.Unsaved, func(i, j int) bool { return keyLess(serr.Unsaved[i].Key, serr.Unsaved[j].Key) })
+	return &serr
+}
+
+// cancelGrace bounds the wait for the store calls of the flushes that the
+// end of the shutdown context canceled.
+var cancelGrace = time.Second
+
+// cutShort ends the shutdown when its context has ended: it cancels the
+// flushes in progress, waits for their store calls to return, and names the
+// slots of the activations still running in serr.
+func (c *Catalog) cutShort(serr *ShutdownError) {
+	c.shutMu.Lock()
+	c.wasCut = true
+	c.cutCancel()
+	var idle chan struct{}
+	if len(c.flushing) > 0 {
+		c.flushIdle = make(chan struct{})
+		idle = c.flushIdle
+	}
+	c.shutMu.Unlock()
+	if idle != nil {
+		t := time.NewTimer(cancelGrace)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+
+	c.shutMu.Lock()
+	defer c.shutMu.Unlock()
+	seen := map[*activation]bool{}
+	var running []*activation
+	c.kindMu.RLock()
+	for _, k := range c.kinds {
+		for i := range k.shards {
+			sh := &k.shards[i]
+			sh.mu.RLock()
+			for _, m := range [...]map[string]*activation{sh.m, sh.pending} {
+				for _, x := range m {
+					if !seen[x] && x.phase != phaseEnded {
+						seen[x] = true
+						running = append(running, x)
+					}
+				}
+			}
+			sh.mu.RUnlock()
+		}
+	}
+	c.kindMu.RUnlock()
+	for _, x := range running {
+		serr.Pending++
+		u := UnsavedSlot{Reason: StillRunning}
+		if x.phase == phaseFlushing {
+			u = UnsavedSlot{Reason: OutcomeUnknown, Err: errCallStuck}
+		}
+		if names := x.slotNames.Load(); names != nil {
+			for _, n := range *names {
+				u.Key = persistence.Key{Kind: x.k.name, ID: x.id, Slot: n}
+				serr.Unsaved = append(serr.Unsaved, u)
+			}
+		}
+	}
+}
+
+var errCallStuck = errors.New("activation: the flush was canceled, but its store call had not returned")
+
+// flushStarts is called before an activation flushes. It reports false if
+// the shutdown context has ended: the flush's context is canceled then, and
+// the flush sends nothing.
+func (c *Catalog) flushStarts(x *activation) bool {
+	c.shutMu.Lock()
+	defer c.shutMu.Unlock()
+	if c.wasCut {
+		return false
+	}
+	if c.flushing == nil {
+		c.flushing = make(map[*activation]struct{})
+	}
+	c.flushing[x] = struct{}{}
+	x.phase = phaseFlushing
+	return true
+}
+
+// flushEnds is called after an activation's flush (final: the activation
+// ends). While Shutdown reports, it records what the flush (if flushStarts
+// let it start) and OnDeactivate failed to do.
+func (c *Catalog) flushEnds(x *activation, started, final bool, hookErr, flushErr error) {
+	c.shutMu.Lock()
+	defer c.shutMu.Unlock()
+	x.phase = phaseLive
+	if final {
+		x.phase = phaseEnded
+	}
+	if !started {
+		return
+	}
+	delete(c.flushing, x)
+	if c.flushIdle != nil && len(c.flushing) == 0 {
+		close(c.flushIdle)
+		c.flushIdle = nil
+	}
+	if !c.reporting {
+		return
+	}
+	if hookErr != nil {
+		c.hookErrs = append(c.hookErrs, fmt.Errorf("activation: deactivating %s/%q: %w", x.k.name, truncate(x.id), hookErr))
+	}
+	if flushErr == nil {
+		return
+	}
+	var fe *persistence.FlushError
+	if !errors.As(flushErr, &fe) { // the flush panicked: any slot may be anywhere
+		for _, n := range x.slots.Names() {
+			c.unsaved = append(c.unsaved, UnsavedSlot{Key: persistence.Key{Kind: x.k.name, ID: x.id, Slot: n},
+				Reason: OutcomeUnknown, Err: flushErr})
+		}
+		return
+	}
+	for _, se := range fe.Slots {
+		u := UnsavedSlot{Key: persistence.Key{Kind: fe.Kind, ID: fe.ID, Slot: se.Slot}, Reason: NotSaved, Err: se.Err}
+		if se.MaybeSaved {
+			u.Reason = OutcomeUnknown
+		}
+		c.unsaved = append(c.unsaved, u)
+	}
+}
+
+// ended records that x has ended without a flush.
+func (c *Catalog) ended(x *activation) {
+	c.shutMu.Lock()
+	x.phase = phaseEnded
+	c.shutMu.Unlock()
+}
+
+func keyLess(a, b persistence.Key) bool {
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if a.ID != b.ID {
+		return a.ID < b.ID
+	}
+	return a.Slot < b.Slot
 }
 
 // sweeper advances the coarse clock and asks idle activations to check

@@ -3,6 +3,9 @@ package activation_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,6 +128,9 @@ func TestSuccessorActivationWaitsForTheFlush(t *testing.T) {
 	}
 }
 
+// TestShutdownReportsUnflushedSlots: the store fails every write until the
+// deactivation timeout; the slot is named, its outcome unknown (an
+// unavailable store may have applied a write).
 func TestShutdownReportsUnflushedSlots(t *testing.T) {
 	inj := &delayPuts{}
 	store := persistence.NewStore(storetest.WithFaults(memory.New(nil).Driver(), inj), nil)
@@ -138,19 +144,305 @@ func TestShutdownReportsUnflushedSlots(t *testing.T) {
 	inj.fail.Store(true)
 	err := c.Shutdown(context.Background())
 	var se *activation.ShutdownError
-	var fe *persistence.FlushError
-	if !errors.As(err, &se) || len(se.Unflushed) != 1 || !errors.As(err, &fe) ||
-		fe.ID != "n2" || fe.Slots[0].Slot != "note" || !errors.Is(err, persistence.ErrUnavailable) {
+	want := activation.UnsavedSlot{Key: persistence.Key{Kind: "Noter", ID: "n2", Slot: "note"}, Reason: activation.OutcomeUnknown}
+	if !errors.As(err, &se) || len(se.Unsaved) != 1 || se.Unsaved[0].Key != want.Key || se.Unsaved[0].Reason != want.Reason ||
+		!errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, storetest.ErrInjected) || se.Err != nil || se.Pending != 0 {
 		t.Fatalf("err = %v; want a ShutdownError naming the unflushed slot", err)
 	}
+	if !strings.Contains(err.Error(), `"Noter"/"n2"/"note": outcome unknown: `) {
+		t.Errorf("error text does not name the slot: %v", err)
+	}
+	var fe *persistence.FlushError
 	var flushFailed bool
 	for len(events) > 0 {
-		if ev := <-events; ev.Type == activation.FlushFailed && errors.As(ev.Err, &fe) {
+		if ev := <-events; ev.Type == activation.FlushFailed && errors.As(ev.Err, &fe) && fe.ID == "n2" {
 			flushFailed = true
 		}
 	}
 	if !flushFailed {
 		t.Fatal("no FlushFailed event naming the unsaved slot")
+	}
+}
+
+// TestShutdownNamesAConflictAsNotSaved: a flush refused by the version
+// check is reported as not saved, with the conflict.
+func TestShutdownNamesAConflictAsNotSaved(t *testing.T) {
+	mem := memory.New(nil)
+	c := newCatalog(t, mem, nil)
+	ctx := context.Background()
+	if _, err := c.Ref("Noter", "n5").Ask(ctx, write{"mine"}); err != nil {
+		t.Fatal(err)
+	}
+	key := persistence.Key{Kind: "Noter", ID: "n5", Slot: "note"}
+	if _, err := mem.Save(ctx, key, driver.Record{Data: []byte(`{"Text":"theirs"}`), Codec: "json"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Shutdown(ctx)
+	var se *activation.ShutdownError
+	var ce *persistence.ConcurrencyError
+	if !errors.As(err, &se) || len(se.Unsaved) != 1 || se.Unsaved[0].Key != key || se.Unsaved[0].Reason != activation.NotSaved ||
+		!errors.As(err, &ce) {
+		t.Fatalf("err = %v; want the slot named as not saved, with the conflict", err)
+	}
+}
+
+// grumpy's OnDeactivate fails.
+type grumpy struct{ noter }
+
+func (g *grumpy) OnDeactivate(context.Context, activation.Reason) error { return errGrumpy }
+
+var errGrumpy = errors.New("not leaving")
+
+// TestShutdownReportsOnDeactivateErrors: an OnDeactivate error is reported,
+// naming the actor; the slots are flushed all the same.
+func TestShutdownReportsOnDeactivateErrors(t *testing.T) {
+	mem := memory.New(nil)
+	c := newCatalog(t, mem, nil)
+	if err := activation.Register(c, "Grumpy", func(ctx *activation.Context) *grumpy {
+		return &grumpy{noter{slot: persistence.Declare[note](ctx, "note")}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Ref("Grumpy", "g1").Ask(ctx, write{"kept"}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Shutdown(ctx)
+	var se *activation.ShutdownError
+	if !errors.As(err, &se) || len(se.Hooks) != 1 || len(se.Unsaved) != 0 || !errors.Is(err, errGrumpy) ||
+		!strings.Contains(err.Error(), `deactivating Grumpy/"g1": not leaving`) {
+		t.Fatalf("err = %v; want the OnDeactivate error, naming the actor", err)
+	}
+	if rec, err := mem.Load(ctx, persistence.Key{Kind: "Grumpy", ID: "g1", Slot: "note"}); err != nil || string(rec.Data) != `{"Text":"kept"}` {
+		t.Fatalf("stored %q, %v; the slot must be flushed despite the OnDeactivate error", rec.Data, err)
+	}
+}
+
+// pairs registers the kind Pair, whose actors keep slot "a" on provider
+// "held" and slot "b" on provider "other", on a catalog of those two
+// stores. A flush writes a, then b.
+func pairs(t *testing.T, held, other *persistence.Store, cfg activation.Config) *activation.Catalog {
+	t.Helper()
+	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"held": held, "other": other}, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := protoengine.New(nil)
+	t.Cleanup(engine.Shutdown)
+	cfg.Engine, cfg.Registry = engine, reg
+	c, err := activation.NewCatalog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := activation.Register(c, "Pair", func(ctx *activation.Context) *pair {
+		return &pair{a: persistence.Declare[note](ctx, "a", persistence.Provider("held")),
+			b: persistence.Declare[note](ctx, "b", persistence.Provider("other"))}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Start()
+	return c
+}
+
+type pair struct{ a, b *persistence.Slot[note] }
+
+func (p *pair) Receive(ctx *activation.Context, msg any) (any, error) {
+	m, ok := msg.(write)
+	if !ok {
+		return nil, activation.ErrUnknownMessage
+	}
+	p.a.State().Text, p.b.State().Text = m.Text, m.Text
+	return nil, nil
+}
+
+// TestShutdownDeadlineCancelsTheFlush: the store stops answering while the
+// actors flush. When the shutdown context ends, Shutdown cancels the writes
+// in flight and returns at once, naming every dirty slot: the one whose
+// write was in flight (outcome unknown) and the one never sent (not saved).
+// Nothing is left running, and nothing reaches the store afterwards.
+func TestShutdownDeadlineCancelsTheFlush(t *testing.T) {
+	held := storetest.NewPauser()
+	heldMem := memory.New(nil)
+	otherCalls := storetest.NewPauser(storetest.OpPut, storetest.OpPutBatch) // never paused: counts the writes
+	otherMem := memory.New(nil)
+	c := pairs(t, persistence.NewStore(storetest.WithFaults(heldMem.Driver(), held), nil),
+		persistence.NewStore(storetest.WithFaults(otherMem.Driver(), otherCalls), nil), activation.Config{})
+	bg := context.Background()
+	for _, id := range []string{"p1", "p2"} {
+		if _, err := c.Ref("Pair", id).Ask(bg, write{"unsaved " + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held.Pause()
+	const deadline = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(bg, deadline)
+	defer cancel()
+	start := time.Now()
+	err := c.Shutdown(ctx)
+	took := time.Since(start)
+	if took > deadline+300*time.Millisecond {
+		t.Errorf("Shutdown took %v with a %v context", took, deadline)
+	}
+	if n := c.Len(); n != 0 {
+		t.Errorf("%d activations still running after Shutdown returned", n)
+	}
+	var se *activation.ShutdownError
+	if !errors.As(err, &se) || !errors.Is(err, context.DeadlineExceeded) || se.Pending != 0 || len(se.Hooks) != 0 {
+		t.Fatalf("err = %v; want a ShutdownError for the deadline, nothing pending", err)
+	}
+	var got []string
+	for _, u := range se.Unsaved {
+		got = append(got, fmt.Sprintf("%s/%s %s", u.Key.ID, u.Key.Slot, u.Reason))
+		if !errors.Is(u.Err, context.Canceled) {
+			t.Errorf("%s: Err = %v, want context.Canceled", u.Key, u.Err)
+		}
+	}
+	want := []string{"p1/a outcome unknown", "p1/b not saved", "p2/a outcome unknown", "p2/b not saved"}
+	if !slices.Equal(got, want) {
+		t.Errorf("unsaved slots %q, want %q", got, want)
+	}
+	for _, w := range []string{`"Pair"/"p1"/"a": outcome unknown: context canceled`, `"Pair"/"p2"/"b": not saved: context canceled`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error text lacks %q: %v", w, err)
+		}
+	}
+	if held.Held() != 2 {
+		t.Errorf("%d writes were held, want 2 (one per actor)", held.Held())
+	}
+
+	// Nothing runs any more (Len is 0): releasing the store lets nothing
+	// through.
+	calls := held.Calls()
+	held.Resume()
+	if held.Calls() != calls || otherCalls.Calls() != 0 {
+		t.Errorf("calls after Shutdown returned: held store %d more, other store %d", held.Calls()-calls, otherCalls.Calls())
+	}
+	for _, id := range []string{"p1", "p2"} {
+		for slot, mem := range map[string]*persistence.Store{"a": heldMem, "b": otherMem} {
+			if rec, err := mem.Load(bg, persistence.Key{Kind: "Pair", ID: id, Slot: slot}); !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("%s/%s was written: %q, %v", id, slot, rec.Data, err)
+			}
+		}
+	}
+}
+
+// TestShutdownWaitsForAHeldFlush: with a context long enough, Shutdown
+// waits for a store that stops answering for a while, and the flush saves.
+func TestShutdownWaitsForAHeldFlush(t *testing.T) {
+	held := storetest.NewPauser()
+	heldMem, otherMem := memory.New(nil), memory.New(nil)
+	c := pairs(t, persistence.NewStore(storetest.WithFaults(heldMem.Driver(), held), nil), otherMem, activation.Config{})
+	bg := context.Background()
+	if _, err := c.Ref("Pair", "p3").Ask(bg, write{"saved late"}); err != nil {
+		t.Fatal(err)
+	}
+	held.Pause()
+	ctx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Shutdown(ctx) }()
+	waitFor(t, func() bool { return held.Held() == 1 })
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned while the flush was held: %v", err)
+	default:
+	}
+	held.Resume()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for slot, mem := range map[string]*persistence.Store{"a": heldMem, "b": otherMem} {
+		rec, err := mem.Load(bg, persistence.Key{Kind: "Pair", ID: "p3", Slot: slot})
+		if err != nil || string(rec.Data) != `{"Text":"saved late"}` {
+			t.Errorf("slot %s: stored %q, %v", slot, rec.Data, err)
+		}
+	}
+}
+
+// TestShutdownGivesUpOnAStuckStoreCall: a store call that ignores its
+// context's end does not hold Shutdown longer than the grace after the
+// deadline; its slots are named with an unknown outcome.
+func TestShutdownGivesUpOnAStuckStoreCall(t *testing.T) {
+	defer activation.SetCancelGrace(50 * time.Millisecond)()
+	stuck := make(chan struct{})
+	var entered atomic.Bool
+	inj := storetest.InjectorFunc(func(op storetest.Op, _ driver.Key) storetest.Fault {
+		if op != storetest.OpGet {
+			entered.Store(true)
+			<-stuck // ignores the context
+		}
+		return storetest.Fault{}
+	})
+	mem := memory.New(nil)
+	c := pairs(t, persistence.NewStore(storetest.WithFaults(mem.Driver(), inj), nil), memory.New(nil), activation.Config{})
+	bg := context.Background()
+	if _, err := c.Ref("Pair", "p4").Ask(bg, write{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	err := c.Shutdown(ctx)
+	var se *activation.ShutdownError
+	if !errors.As(err, &se) || se.Pending != 1 || len(se.Unsaved) != 2 || !entered.Load() ||
+		se.Unsaved[0].Reason != activation.OutcomeUnknown || !strings.Contains(err.Error(), "had not returned") {
+		t.Fatalf("err = %v; want both slots of the stuck flush named with an unknown outcome", err)
+	}
+	close(stuck)
+	waitFor(t, func() bool { return c.Len() == 0 })
+}
+
+// TestShutdownNamesRunningActivations: an OnDeactivate that does not
+// return keeps its activation running past the deadline. Its slot is named;
+// when it returns at last, the flush sends nothing.
+func TestShutdownNamesRunningActivations(t *testing.T) {
+	hold := make(chan struct{})
+	calls := storetest.NewPauser(storetest.OpPut, storetest.OpPutBatch) // never paused: counts the writes
+	mem := memory.New(nil)
+	c := newCatalog(t, persistence.NewStore(storetest.WithFaults(mem.Driver(), calls), nil), hold)
+	events := make(chan activation.Event, 16)
+	defer c.Subscribe(func(ev activation.Event) { events <- ev })()
+	if _, err := c.Ref("Noter", "n3").Ask(context.Background(), write{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := c.Shutdown(ctx)
+	var se *activation.ShutdownError
+	key := persistence.Key{Kind: "Noter", ID: "n3", Slot: "note"}
+	if !errors.As(err, &se) || se.Pending != 1 || !errors.Is(err, context.DeadlineExceeded) ||
+		len(se.Unsaved) != 1 || se.Unsaved[0] != (activation.UnsavedSlot{Key: key, Reason: activation.StillRunning}) {
+		t.Fatalf("err = %v; want one activation still running, its slot named", err)
+	}
+	close(hold)
+	for ev := range events {
+		if ev.Type == activation.Deactivated && ev.ID == "n3" {
+			var fe *persistence.FlushError
+			if ev.Reason != activation.ReasonShutdown || !errors.As(ev.Err, &fe) || fe.Slots[0].MaybeSaved {
+				t.Fatalf("late deactivation: %v %v; want the slot reported not saved", ev.Reason, ev.Err)
+			}
+			break
+		}
+	}
+	if calls.Calls() != 0 {
+		t.Errorf("the flush after the deadline wrote %d times", calls.Calls())
+	}
+	if _, err := mem.Load(context.Background(), key); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("the slot was written after the deadline: %v", err)
+	}
+	if err := c.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -183,35 +475,6 @@ func TestFlushRetriesWhileTheStoreIsUnavailable(t *testing.T) {
 	}
 }
 
-func TestShutdownDeadlineReportsPending(t *testing.T) {
-	hold := make(chan struct{})
-	c := newCatalog(t, memory.New(nil), hold)
-	events := make(chan activation.Event, 16)
-	defer c.Subscribe(func(ev activation.Event) { events <- ev })()
-	if _, err := c.Ref("Noter", "n3").Ask(context.Background(), write{"x"}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	err := c.Shutdown(ctx)
-	var se *activation.ShutdownError
-	if !errors.As(err, &se) || se.Pending != 1 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v; want one pending activation", err)
-	}
-	close(hold)
-	for ev := range events {
-		if ev.Type == activation.Deactivated && ev.ID == "n3" {
-			if ev.Reason != activation.ReasonShutdown || ev.Err != nil {
-				t.Fatalf("late deactivation: %v %v", ev.Reason, ev.Err)
-			}
-			break
-		}
-	}
-	if err := c.Shutdown(context.Background()); err != nil {
-		t.Fatalf("second Shutdown: %v", err)
-	}
-}
-
 func TestRegisterValidation(t *testing.T) {
 	c := newCatalog(t, memory.New(nil), nil)
 	t.Cleanup(func() { c.Shutdown(context.Background()) })
@@ -224,5 +487,34 @@ func TestRegisterValidation(t *testing.T) {
 	}
 	if err := activation.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err == nil {
 		t.Error("a panicking factory registered")
+	}
+}
+
+// TestShutdownErrorText: the text lists the first ten slots and counts the
+// rest; errors.Is sees every cause.
+func TestShutdownErrorText(t *testing.T) {
+	e := &activation.ShutdownError{Err: context.DeadlineExceeded, Pending: 1}
+	for i := range 12 {
+		u := activation.UnsavedSlot{Key: persistence.Key{Kind: "K", ID: fmt.Sprint("id", i), Slot: "s"}, Reason: activation.NotSaved, Err: context.Canceled}
+		if i == 11 {
+			u = activation.UnsavedSlot{Key: u.Key, Reason: activation.StillRunning}
+		}
+		e.Unsaved = append(e.Unsaved, u)
+	}
+	got := e.Error()
+	for _, want := range []string{
+		"activation: shutdown: context deadline exceeded: 12 slots not confirmed saved, 1 activations still running; ",
+		`"K"/"id0"/"s": not saved: context canceled; `,
+		`"K"/"id9"/"s": not saved: context canceled; and 2 more slots`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("text lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "id10") || !errors.Is(e, context.Canceled) || !errors.Is(e, context.DeadlineExceeded) {
+		t.Errorf("text %q, or its causes", got)
+	}
+	if activation.StillRunning.String() != "still running" || activation.UnsavedReason(9).String() != "UnsavedReason(9)" {
+		t.Error("UnsavedReason.String")
 	}
 }

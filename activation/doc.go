@@ -41,6 +41,10 @@
 //     after the current message, once the other dirty slots are flushed.
 //   - Idle deactivation uses the catalog's own sweeper and [Clock], never
 //     protoactor's receive timeout (which races under -race).
+//   - [Catalog.Shutdown]'s context bounds the whole shutdown: when it ends,
+//     the flushes in progress are canceled, none starts any more, and
+//     Shutdown returns once the canceled store calls have, with a
+//     [*ShutdownError] naming every slot not confirmed saved.
 //
 // Every lifecycle step is published as an [Event] to subscribers.
 package activation

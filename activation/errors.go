@@ -3,6 +3,10 @@ package activation
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/quarkgo/quark/persistence"
 )
 
 var (
@@ -87,4 +91,120 @@ type PanicError struct {
 // Error implements the error interface.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("activation: %s/%q panicked: %v", e.Kind, e.ID, e.Value)
+}
+
+// ShutdownError is returned by Shutdown when it cannot confirm that every
+// dirty slot was saved. It names each such slot. errors.Is and errors.As see
+// the underlying errors: the slots' errors (a *persistence.ConcurrencyError,
+// an error matching persistence.ErrUnavailable, context.Canceled for a flush
+// cut by the deadline...), the OnDeactivate errors and the context's.
+type ShutdownError struct {
+	// Unsaved names every slot whose durability is not confirmed, sorted by
+	// key: slots whose flush failed or was cut by the deadline, and the
+	// slots of the activations still running.
+	Unsaved []UnsavedSlot
+	// Hooks lists the errors OnDeactivate returned (or its panics), each
+	// naming its actor. Their slots were flushed all the same.
+	Hooks []error
+	// Pending counts the activations still running when Shutdown returned
+	// (their slots are in Unsaved as StillRunning), and the flushes whose
+	// store call had not returned a second after it was canceled.
+	Pending int
+	// Err is the context's error if it ended before every activation had
+	// finished.
+	Err error
+}
+
+// UnsavedSlot is one slot whose state a shutdown could not confirm as
+// saved.
+type UnsavedSlot struct {
+	Key    persistence.Key
+	Reason UnsavedReason
+	// Err is why: the slot's flush error, or nil for StillRunning.
+	Err error
+}
+
+// UnsavedReason says what is known of an unsaved slot.
+type UnsavedReason int
+
+const (
+	// NotSaved: the store does not hold the slot's unsaved state. No write
+	// of it was sent (the deadline came first, or it could not be encoded)
+	// or the store refused it (a version conflict, a record too large).
+	NotSaved UnsavedReason = iota + 1
+	// OutcomeUnknown: a write of the state was sent and failed without
+	// saying whether it was applied: the store was unavailable, or the
+	// deadline canceled the write in flight. Load the slot to know.
+	OutcomeUnknown
+	// StillRunning: the activation was still running when the shutdown
+	// context ended (a handler or OnDeactivate that had not returned), so
+	// the slot was not flushed, and never will be: a flush after the
+	// deadline sends nothing. The handler itself may still save it.
+	StillRunning
+)
+
+// String returns "not saved", "outcome unknown" or "still running".
+func (r UnsavedReason) String() string {
+	switch r {
+	case NotSaved:
+		return "not saved"
+	case OutcomeUnknown:
+		return "outcome unknown"
+	case StillRunning:
+		return "still running"
+	}
+	return "UnsavedReason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// maxListed bounds the slots and errors a ShutdownError's text lists.
+const maxListed = 10
+
+// Error implements the error interface. It lists the first slots and
+// OnDeactivate errors and counts the others.
+func (e *ShutdownError) Error() string {
+	var b strings.Builder
+	b.WriteString("activation: shutdown")
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	fmt.Fprintf(&b, ": %d slots not confirmed saved", len(e.Unsaved))
+	if e.Pending > 0 {
+		fmt.Fprintf(&b, ", %d activations still running", e.Pending)
+	}
+	if len(e.Hooks) > 0 {
+		fmt.Fprintf(&b, ", %d OnDeactivate errors", len(e.Hooks))
+	}
+	for i, u := range e.Unsaved {
+		if i == maxListed {
+			fmt.Fprintf(&b, "; and %d more slots", len(e.Unsaved)-maxListed)
+			break
+		}
+		fmt.Fprintf(&b, "; %s: %s", u.Key, u.Reason)
+		if u.Err != nil {
+			b.WriteString(": " + u.Err.Error())
+		}
+	}
+	for i, h := range e.Hooks {
+		if i == maxListed {
+			fmt.Fprintf(&b, "; and %d more OnDeactivate errors", len(e.Hooks)-maxListed)
+			break
+		}
+		b.WriteString("; " + h.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying errors.
+func (e *ShutdownError) Unwrap() []error {
+	var out []error
+	for _, u := range e.Unsaved {
+		if u.Err != nil {
+			out = append(out, u.Err)
+		}
+	}
+	out = append(out, e.Hooks...)
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
 }

@@ -33,8 +33,8 @@ const (
 	// last failure.
 	Quarantined
 	// FlushFailed: the flush on deactivation failed for good (after retries
-	// while the store was unavailable); Err is the *persistence.FlushError
-	// naming the unsaved slots.
+	// while the store was unavailable, or cut by the shutdown deadline); Err
+	// is the *persistence.FlushError naming the unsaved slots.
 	FlushFailed
 )
 

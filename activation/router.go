@@ -71,7 +71,7 @@ func (c *Catalog) Attach(kindName, id string, mb Mailbox) (Process, error) {
 	if sh.m[id] != nil {
 		return nil, fmt.Errorf("%w: %s/%q", ErrAlreadyActive, kindName, truncate(id))
 	}
-	x := &activation{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.pending[id]}
+	x := &activation{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.prevDone(id)}
 	x.ctx = Context{x: x, turn: context.Background()}
 	if sh.m == nil {
 		sh.m = make(map[string]*activation)

@@ -106,6 +106,12 @@ func (s *Slots) LoadAll(ctx context.Context) error {
 // Failures are collected in a *FlushError; unlike a failed Save, a failed
 // flush keeps the slot's unsaved state, so that the flush can be retried.
 // Only the slots still dirty are written again.
+//
+// Once ctx has ended, Flush sends nothing more to the stores: the slots not
+// written yet fail with ctx's error, and their SlotError says that the store
+// does not hold their state (MaybeSaved false), unless an earlier write of
+// it is still unaccounted for. A write in flight when ctx ends fails with
+// MaybeSaved true.
 func (s *Slots) Flush(ctx context.Context) error {
 	type group struct {
 		store  *Store
@@ -114,16 +120,16 @@ func (s *Slots) Flush(ctx context.Context) error {
 	}
 	var groups []*group
 	var ferr *FlushError
-	fail := func(name string, err error) {
+	fail := func(sl slot, err error) {
 		if ferr == nil {
 			ferr = &FlushError{Kind: s.kind, ID: s.id}
 		}
-		ferr.Slots = append(ferr.Slots, SlotError{Slot: name, Err: err})
+		ferr.Slots = append(ferr.Slots, SlotError{Slot: sl.slotName(), Err: err, MaybeSaved: sl.maybeSaved()})
 	}
 	for _, sl := range s.list {
 		w, dirty, err := sl.pendingWrite()
 		if err != nil {
-			fail(sl.slotName(), err)
+			fail(sl, err)
 			continue
 		}
 		if !dirty {
@@ -144,6 +150,12 @@ func (s *Slots) Flush(ctx context.Context) error {
 	}
 	for _, g := range groups {
 		if g.store.AtomicBatch() && len(g.writes) > 1 {
+			if err := ctx.Err(); err != nil {
+				for _, sl := range g.slots {
+					fail(sl, err)
+				}
+				continue
+			}
 			versions, err := g.store.SaveBatch(ctx, g.writes)
 			for i, sl := range g.slots {
 				switch {
@@ -151,17 +163,23 @@ func (s *Slots) Flush(ctx context.Context) error {
 					sl.saved(versions[i], &g.writes[i])
 				case errors.Is(err, ErrConflict) && sl.reconcile(ctx, &g.writes[i]):
 				default:
-					fail(sl.slotName(), err)
+					sl.flushFailed(err)
+					fail(sl, err)
 				}
 			}
 			continue
 		}
 		for i, sl := range g.slots {
+			if err := ctx.Err(); err != nil {
+				fail(sl, err)
+				continue
+			}
 			w := &g.writes[i]
 			v, err := g.store.Save(ctx, w.Key, w.Record, w.Expected)
 			if err != nil {
 				if !errors.Is(err, ErrConflict) || !sl.reconcile(ctx, w) {
-					fail(sl.slotName(), err)
+					sl.flushFailed(err)
+					fail(sl, err)
 				}
 				continue
 			}
@@ -184,6 +202,13 @@ type FlushError struct {
 type SlotError struct {
 	Slot string
 	Err  error
+	// MaybeSaved reports that the store may hold the slot's unsaved state
+	// after all: a write of it was sent and failed in a way that does not
+	// show whether it was applied (the store was unavailable, or the
+	// context ended while the write was in flight), and no later answer
+	// settled it. When false, the store does not hold that state: no write
+	// of it was sent, or the store refused it (a conflict, say).
+	MaybeSaved bool
 }
 
 // Error implements the error interface.
@@ -195,6 +220,9 @@ func (e *FlushError) Error() string {
 			b.WriteByte(';')
 		}
 		fmt.Fprintf(&b, " slot %q: %v", se.Slot, se.Err)
+		if se.MaybeSaved {
+			b.WriteString(" (outcome unknown)")
+		}
 	}
 	return b.String()
 }
@@ -235,6 +263,8 @@ type slot interface {
 	pendingWrite() (w driver.Write, dirty bool, err error)
 	saved(version int64, w *driver.Write)
 	saveFailed(err error)
+	flushFailed(err error)
+	maybeSaved() bool
 	reconcile(ctx context.Context, w *driver.Write) bool
 }
 
@@ -306,6 +336,7 @@ type Slot[T any] struct {
 	loaded    bool
 	dirty     bool
 	stale     bool // a failed write may have left the store different; Load clears it
+	unsure    bool // a flush write failed without showing whether it was applied
 }
 
 // Declare declares a state slot named name on the activation o (an
@@ -492,7 +523,7 @@ func (s *Slot[T]) load(ctx context.Context) error {
 	if err != nil {
 		return &Error{Code: InvalidArgument, Op: "encode", Key: key, Err: err}
 	}
-	s.loaded, s.dirty = true, false
+	s.loaded, s.dirty, s.unsure = true, false, false
 	s.setStale(false)
 	return nil
 }
@@ -578,7 +609,7 @@ func (s *Slot[T]) saved(version int64, w *driver.Write) {
 	} else {
 		s.persisted = w.Record.Data
 	}
-	s.dirty = false
+	s.dirty, s.unsure = false, false
 }
 
 // reconcile is called when a flush write conflicts. If the store already
@@ -588,15 +619,34 @@ func (s *Slot[T]) saved(version int64, w *driver.Write) {
 // records it and reports true. (If another writer stored the same bytes,
 // adopting its version is as good: the state is the same.) A create may have
 // produced any version above the key's deleted ones.
+//
+// When the store answers with another record, this write is certainly not
+// what it holds: an earlier unknown outcome is settled as not saved.
 func (s *Slot[T]) reconcile(ctx context.Context, w *driver.Write) bool {
 	rec, err := s.store.Load(ctx, w.Key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return false
+	}
 	if err != nil || (w.Expected > 0 && rec.Version != w.Expected+1) || rec.Codec != w.Record.Codec ||
 		rec.Schema != w.Record.Schema || rec.Compressed != w.Record.Compressed || !bytes.Equal(rec.Data, w.Record.Data) {
+		s.unsure = false
 		return false
 	}
 	s.saved(rec.Version, w)
 	return true
 }
+
+// flushFailed records a flush write's failure: unless the store certainly
+// refused it, the write may have been applied.
+func (s *Slot[T]) flushFailed(err error) {
+	switch CodeOf(err) {
+	case Conflict, TooLarge, InvalidArgument, Closed, Corrupt:
+		return // refused: this write is not in the store
+	}
+	s.unsure = true
+}
+
+func (s *Slot[T]) maybeSaved() bool { return s.unsure }
 
 // saveFailed rolls the state back to the last persisted copy and marks the
 // slot stale unless the store certainly did not change.

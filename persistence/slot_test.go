@@ -410,3 +410,74 @@ func TestFlushRecognisesItsOwnEarlierWrite(t *testing.T) {
 		t.Fatalf("a real conflict: %v", err)
 	}
 }
+
+// TestFlushSaysWhatMayBeSaved: a flush whose context ends while a write is
+// in flight reports that write's slot as possibly saved, sends nothing for
+// the slots after it (reported as not saved), and a later answer from the
+// store settles an unknown outcome.
+func TestFlushSaysWhatMayBeSaved(t *testing.T) {
+	bg := context.Background()
+	pa, pb := storetest.NewPauser(storetest.OpPut), storetest.NewPauser(storetest.OpPut)
+	memA, memB := memory.New(nil), memory.New(nil)
+	stA := persistence.NewStore(storetest.WithFaults(memA.Driver(), pa), nil)
+	stB := persistence.NewStore(storetest.WithFaults(memB.Driver(), pb), nil)
+	reg := registry(t, map[string]*persistence.Store{"a": stA, "b": stB}, "a")
+	set := persistence.NewSlots(reg, "User", "u")
+	a := persistence.Declare[profile](set, "a", persistence.Provider("a"))
+	b := persistence.Declare[profile](set, "b", persistence.Provider("b"))
+	if err := set.LoadAll(bg); err != nil {
+		t.Fatal(err)
+	}
+	a.State().Name, b.State().Name = "A", "B"
+
+	pa.Pause()
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- set.Flush(ctx) }()
+	waitFor(t, func() bool { return pa.Held() == 1 })
+	cancel()
+	err := <-done
+	pa.Resume()
+	var fe *persistence.FlushError
+	if !errors.As(err, &fe) || len(fe.Slots) != 2 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled flush: %v, want a FlushError naming both slots", err)
+	}
+	if se := fe.Slots[0]; se.Slot != "a" || !se.MaybeSaved {
+		t.Errorf("slot in flight when the context ended: %+v, want MaybeSaved", se)
+	}
+	if se := fe.Slots[1]; se.Slot != "b" || se.MaybeSaved {
+		t.Errorf("slot not sent: %+v, want not MaybeSaved", se)
+	}
+	if pb.Calls() != 0 {
+		t.Errorf("the flush wrote to store b after its context ended")
+	}
+	if !strings.Contains(err.Error(), `slot "a": context canceled (outcome unknown)`) {
+		t.Errorf("error text %q does not say that a's outcome is unknown", err)
+	}
+
+	// Someone else writes a: the retry conflicts, reads a back and sees
+	// that the store holds another record: a is certainly not saved.
+	if _, err := memA.Save(bg, a.Key(), driver.Record{Data: []byte(`{"name":"other"}`), Codec: "json"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = set.Flush(bg)
+	if !errors.As(err, &fe) || len(fe.Slots) != 1 || fe.Slots[0].Slot != "a" || fe.Slots[0].MaybeSaved ||
+		!errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("flush after a conflicting write: %v, want a's conflict, not MaybeSaved", err)
+	}
+	if b.Dirty() || b.Version() != 1 {
+		t.Errorf("b not saved by the second flush: dirty %v, v%d", b.Dirty(), b.Version())
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

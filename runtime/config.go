@@ -31,7 +31,8 @@ type Config struct {
 	IdleSweep time.Duration
 	// ActivateTimeout bounds slot loading plus OnActivate. Default: 30 s.
 	ActivateTimeout time.Duration
-	// DeactivateTimeout bounds OnDeactivate plus the flush. Default: 30 s.
+	// DeactivateTimeout bounds OnDeactivate plus the flush, during a
+	// shutdown too (whose context may end it sooner). Default: 30 s.
 	DeactivateTimeout time.Duration
 	// RequestTimeout bounds an Ask whose context has no deadline.
 	// Default: 30 s.

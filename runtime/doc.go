@@ -20,9 +20,10 @@
 // # Shutdown
 //
 // [Host.Shutdown] refuses new messages, deactivates every actor (running
-// OnDeactivate, then flushing dirty slots) and waits until the context's
-// deadline. What it could not flush is reported in an
-// *activation.ShutdownError.
+// OnDeactivate, then flushing dirty slots) and waits for them, within its
+// context: when the context ends, the flushes in progress are canceled and
+// Shutdown returns once their store calls have. Every slot it could not
+// confirm as saved is named in an *activation.ShutdownError.
 //
 // # Metrics and tracing
 //

@@ -132,9 +132,19 @@ func (h *Host) Activations() int { return h.cat.Len() }
 func (h *Host) Providers() *persistence.Registry { return h.reg }
 
 // Shutdown refuses new messages, deactivates every actor (OnDeactivate, then
-// the flush of dirty slots) and waits for them until ctx ends, then stops the
-// engine. It returns an *activation.ShutdownError naming what could not be
-// flushed. The providers stay open: close them afterwards.
+// the flush of dirty slots) and waits for them, then stops the engine. The
+// providers stay open: close them afterwards.
+//
+// ctx bounds the whole shutdown, flush retries included (each deactivation
+// is also bounded by the deactivation timeout). When ctx ends, the flushes
+// still in progress are canceled and no flush starts any more; Shutdown
+// waits for the canceled store calls to return (at most a second), so that
+// nothing it leaves behind can still write, and returns. It returns nil if
+// every dirty slot was saved, and otherwise an *activation.ShutdownError
+// naming each slot not confirmed saved: not saved, outcome unknown (a write
+// was in flight, or failed in a way that does not show whether it was
+// applied), or still running (a handler or OnDeactivate had not returned;
+// the engine is then left running).
 //
 // A cluster member deactivates its actors while it redirects what else
 // reaches it (telling senders that it is leaving, so that they route to the

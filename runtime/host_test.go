@@ -149,6 +149,56 @@ func TestShutdownFlushes(t *testing.T) {
 	}
 }
 
+// TestShutdownDeadlineBoundsTheFlush: the store stops answering during the
+// shutdown. Shutdown returns when its context ends, naming the slot whose
+// write it canceled, and the write never happens afterwards.
+func TestShutdownDeadlineBoundsTheFlush(t *testing.T) {
+	pauser := storetest.NewPauser(storetest.OpPut, storetest.OpPutBatch)
+	mem := memory.New(nil)
+	h, err := runtime.New(runtime.WithProvider("mem", persistence.NewStore(storetest.WithFaults(mem.Driver(), pauser), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.Register(h, "Counter", func(ctx *activation.Context) *counter {
+		return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	if err := h.Start(bg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.Ask[int64](bg, h.Ref("Counter", "c"), add{7}); err != nil {
+		t.Fatal(err)
+	}
+	pauser.Pause()
+	const deadline = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(bg, deadline)
+	defer cancel()
+	start := time.Now()
+	err = h.Shutdown(ctx)
+	if took := time.Since(start); took > deadline+300*time.Millisecond {
+		t.Errorf("Shutdown took %v with a %v context", took, deadline)
+	}
+	key := persistence.Key{Kind: "Counter", ID: "c", Slot: "count"}
+	var se *activation.ShutdownError
+	if !errors.As(err, &se) || len(se.Unsaved) != 1 || se.Unsaved[0].Key != key ||
+		se.Unsaved[0].Reason != activation.OutcomeUnknown || se.Pending != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v; want the slot named, its outcome unknown", err)
+	}
+	if !strings.Contains(err.Error(), `"Counter"/"c"/"count": outcome unknown`) {
+		t.Errorf("error text does not name the slot: %v", err)
+	}
+	if n := h.Activations(); n != 0 {
+		t.Errorf("%d activations left running", n)
+	}
+	calls := pauser.Calls()
+	pauser.Resume()
+	if _, err := mem.Load(bg, key); !errors.Is(err, persistence.ErrNotFound) || pauser.Calls() != calls {
+		t.Errorf("the canceled write happened after Shutdown returned: %v, %d more calls", err, pauser.Calls()-calls)
+	}
+}
+
 // failingSaves fails every Put while on is set; reads pass.
 type failingSaves struct{ on atomic.Bool }
 

@@ -27,9 +27,10 @@
 // # Fault injection
 //
 // [WithFaults] wraps any driver.Store to inject errors (before or after the
-// operation is applied) and latency, decided per call by an [Injector] such
-// as [RandomFaults]. Injected errors match [ErrInjected] and are classified
-// as Unavailable.
+// operation is applied), latency and stalls, decided per call by an
+// [Injector] such as [RandomFaults], or [Pauser], which holds calls until it
+// is resumed or their context ends. Injected errors match [ErrInjected] and
+// are classified as Unavailable.
 //
 // # Journals
 //

@@ -44,6 +44,11 @@ type Fault struct {
 	// Delay is waited before the call (and before Err is returned). The wait
 	// ends early, with the context's error, when the context is done.
 	Delay time.Duration
+	// Hold, if not nil, makes the call wait after Delay until Hold is
+	// closed: a store that stopped answering. The wait ends early, with the
+	// context's error and without calling the wrapped store, when the
+	// context is done. [Pauser] hands out such faults.
+	Hold <-chan struct{}
 	// AfterApply applies the call to the wrapped store first and then
 	// returns Err: a failure whose outcome the caller cannot know, like a
 	// timeout after the backend committed. If the call itself failed (a
@@ -108,20 +113,33 @@ type faultStore struct {
 	inj Injector
 }
 
-// before asks the injector about one call and waits its delay. A non-nil
+// before asks the injector about one call and waits as it says. A non-nil
 // error (the context's) ends the call.
 func (f *faultStore) before(ctx context.Context, op Op, key driver.Key) (Fault, error) {
 	flt := f.inj.Inject(op, key)
+	return flt, flt.wait(ctx)
+}
+
+// wait waits the fault's Delay, then until its Hold is closed; it returns
+// the context's error if the context ends first.
+func (flt *Fault) wait(ctx context.Context) error {
 	if flt.Delay > 0 {
 		t := time.NewTimer(flt.Delay)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return flt, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
-	return flt, nil
+	if flt.Hold != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-flt.Hold:
+		}
+	}
+	return nil
 }
 
 func (f *faultStore) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
@@ -202,6 +220,84 @@ func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]i
 		return nil, injected(flt.Err)
 	}
 	return vs, err
+}
+
+// Pauser is an Injector that pauses a store on demand: while it is paused,
+// calls of the chosen operations wait until Resume, or until their context
+// ends (they then return the context's error without reaching the wrapped
+// store). Calls that started waiting before Resume go on once it is called.
+// A Pauser is safe for concurrent use; the zero Pauser is not usable, call
+// NewPauser.
+type Pauser struct {
+	ops  map[Op]bool // nil: every operation
+	mu   sync.Mutex
+	gate chan struct{} // nil: not paused
+	held int           // calls that were made to wait
+	all  int           // calls of the chosen operations
+}
+
+// NewPauser returns a Pauser, not paused, for the operations ops (every
+// operation if none is given).
+func NewPauser(ops ...Op) *Pauser {
+	p := &Pauser{}
+	if len(ops) > 0 {
+		p.ops = make(map[Op]bool, len(ops))
+		for _, op := range ops {
+			p.ops[op] = true
+		}
+	}
+	return p
+}
+
+// Pause makes the following calls wait. Pausing a paused Pauser does
+// nothing.
+func (p *Pauser) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gate == nil {
+		p.gate = make(chan struct{})
+	}
+}
+
+// Resume lets the waiting calls and the following ones through.
+func (p *Pauser) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
+}
+
+// Held returns how many calls were made to wait so far, including those
+// that are waiting now.
+func (p *Pauser) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
+// Calls returns how many calls of the chosen operations reached the
+// Pauser so far, held or not.
+func (p *Pauser) Calls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.all
+}
+
+// Inject returns a Fault that holds the call while p is paused.
+func (p *Pauser) Inject(op Op, _ driver.Key) Fault {
+	if p.ops != nil && !p.ops[op] {
+		return Fault{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.all++
+	if p.gate == nil {
+		return Fault{}
+	}
+	p.held++
+	return Fault{Hold: p.gate}
 }
 
 // RandomFaults returns an Injector that fails each call with probability

@@ -191,6 +191,76 @@ func TestFaultDelay(t *testing.T) {
 	}
 }
 
+// TestPauser: a paused store holds the chosen calls until Resume, or until
+// their context ends, and then they never reach the store.
+func TestPauser(t *testing.T) {
+	m := fullStore{newMapStore()}
+	p := NewPauser(OpPut, OpPutBatch)
+	fs := WithFaults(m, p)
+	bg := context.Background()
+	if _, err := fs.Put(bg, key1, driver.Record{Data: []byte("a")}, 0); err != nil {
+		t.Fatalf("Put before Pause: %v", err)
+	}
+
+	p.Pause()
+	p.Pause() // idempotent
+	if _, _, err := fs.Get(bg, key1); err != nil {
+		t.Fatalf("Get, not chosen, while paused: %v", err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	canceled := make(chan error, 1)
+	go func() {
+		_, err := fs.Put(ctx, key1, driver.Record{Data: []byte("canceled")}, 1)
+		canceled <- err
+	}()
+	resumed := make(chan error, 1)
+	go func() {
+		_, err := fs.(driver.Batcher).PutBatch(bg, []driver.Write{{Key: key1, Record: driver.Record{Data: []byte("b")}, Expected: 1}})
+		resumed <- err
+	}()
+	waitFor(t, func() bool { return p.Held() == 2 })
+	select {
+	case err := <-canceled:
+		t.Fatalf("a held Put returned before its context ended: %v", err)
+	case err := <-resumed:
+		t.Fatalf("a held PutBatch returned before Resume: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-canceled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("held Put whose context ended: %v, want context.Canceled", err)
+	}
+	if rec, _, _ := m.Get(bg, key1); string(rec.Data) != "a" {
+		t.Fatalf("a held call whose context ended reached the store: %q", rec.Data)
+	}
+	p.Resume()
+	if err := <-resumed; err != nil {
+		t.Fatalf("held PutBatch after Resume: %v", err)
+	}
+	if rec, _, _ := m.Get(bg, key1); string(rec.Data) != "b" || rec.Version != 2 {
+		t.Fatalf("after Resume the store holds %q v%d, want \"b\" v2", rec.Data, rec.Version)
+	}
+	if _, err := fs.Put(bg, key1, driver.Record{Data: []byte("c")}, 2); err != nil {
+		t.Fatalf("Put after Resume: %v", err)
+	}
+	p.Resume() // idempotent
+	if p.Held() != 2 || p.Calls() != 4 {
+		t.Errorf("Held %d, Calls %d; want 2, 4", p.Held(), p.Calls())
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestRandomFaults(t *testing.T) {
 	const n = 2000
 	const maxDelay = time.Millisecond

@@ -82,20 +82,11 @@ type faultJournal struct {
 	inj JournalInjector
 }
 
-// before asks the injector about one call and waits its delay. A non-nil
+// before asks the injector about one call and waits as it says. A non-nil
 // error (the context's) ends the call.
 func (f *faultJournal) before(ctx context.Context, op JournalOp, s driver.Stream) (Fault, error) {
 	flt := f.inj.InjectJournal(op, s)
-	if flt.Delay > 0 {
-		t := time.NewTimer(flt.Delay)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return flt, ctx.Err()
-		case <-t.C:
-		}
-	}
-	return flt, nil
+	return flt, flt.wait(ctx)
 }
 
 func (f *faultJournal) Append(ctx context.Context, s driver.Stream, events []driver.Event, expected int64) (int64, error) {
