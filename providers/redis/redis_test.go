@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -848,4 +849,58 @@ func TestScriptCacheFlushed(t *testing.T) {
 	if err := s.Delete(ctx, testKey, 6); err != nil {
 		t.Fatalf("Delete after SCRIPT FLUSH: %v", err)
 	}
+}
+
+// TestBatchTouchesOneSlotTwice runs batches that update, delete and
+// re-create one slot: each write sees the earlier writes of its batch, a
+// re-create in the same batch continues the versions, and a conflict after
+// a delete applies nothing.
+func TestBatchTouchesOneSlotTwice(t *testing.T) {
+	ctx := context.Background()
+	ps := batchTestStore(t)
+	a := driver.Key{Kind: "Account", ID: "twice", Slot: "a"}
+	b := driver.Key{Kind: "Account", ID: "twice", Slot: "b"}
+	for expected := range int64(2) {
+		if _, err := ps.Save(ctx, a, rec(fmt.Sprint(`{"v":`, expected+1, `}`)), expected); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := ps.SaveBatch(ctx, []driver.Write{
+		{Key: a, Record: rec(`{"v":3}`), Expected: 2},
+		{Key: a, Delete: true, Expected: 3},
+		{Key: a, Record: rec(`{"v":4}`)},
+		{Key: b, Delete: true},
+	})
+	if err != nil || !slices.Equal(vs, []int64{3, 0, 4, 0}) {
+		t.Fatalf("SaveBatch(update, delete, re-create, delete of nothing) = %v, %v; want [3 0 4 0]", vs, err)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 || string(got.Data) != `{"v":4}` {
+		t.Errorf("Load after the batch = v%d %s, %v; want v4", got.Version, got.Data, err)
+	}
+	if _, err := ps.Load(ctx, b); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load of the slot deleted while absent = %v, want ErrNotFound", err)
+	}
+	// The update after the delete expects the deleted version: refused at
+	// index 1 with no live version, and the delete is not applied either.
+	_, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`), Expected: 4}})
+	var ce *persistence.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != 0 || ce.Key != a {
+		t.Errorf("SaveBatch(delete, stale update) = %v, want a conflict on %s with no live version", err, a)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 {
+		t.Errorf("Load after the refused batch = v%d, %v; want v4 untouched", got.Version, err)
+	}
+	// Delete and re-create in one batch, then a plain save goes on from there.
+	vs, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`)}})
+	if err != nil || !slices.Equal(vs, []int64{0, 5}) {
+		t.Fatalf("SaveBatch(delete, re-create) = %v, %v; want [0 5]", vs, err)
+	}
+	if v, err := ps.Save(ctx, a, rec(`{"v":6}`), 5); err != nil || v != 6 {
+		t.Errorf("Save after the batch = %d, %v; want 6", v, err)
+	}
+}
+
+func batchTestStore(t *testing.T) *persistence.Store {
+	s, _ := testStore(t, connect(t), nil)
+	return s
 }
