@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,18 +20,28 @@ type op uint8
 const (
 	opPut    op = iota // one conditional write
 	opDelete           // one conditional delete
-	opBatch            // several conditional writes, all or none
-	opSweep            // remove the listed keys if their records are expired
+	opBatch            // several conditional writes and deletes, all or none
+	opSweep            // purge the listed keys if they are still purgeable
 	opAppend           // a journal append: see applyAppend
 )
 
 // pendingWrite is one write (or delete, or sweep candidate) of a request,
-// encoded by the caller: the key as stored and, for writes, the whole stored
-// value with its new version.
+// encoded by the caller: the key as stored and, for a put, the whole stored
+// value at version expected+1, the version it has unless it creates a key
+// that still holds a tombstone or an expired record (see apply).
 type pendingWrite struct {
 	key      []byte
 	value    []byte
 	expected int64
+	del      bool          // a conditional delete: leaves a tombstone
+	rec      driver.Record // puts: the record, to encode again at another version
+
+	// Set by the committer: the version the write stored (for a delete, the
+	// one its tombstone keeps; 0 if it stored nothing), and the slot's state
+	// once the write is applied, which later writes of the same key in the
+	// request see.
+	version int64
+	after   slotState
 }
 
 // Request states. A request is pending until the committer takes it or its
@@ -49,7 +60,7 @@ type request struct {
 	writes []pendingWrite
 	state  atomic.Int32
 	err    error         // set by the committer before done is closed
-	swept  int           // opSweep: how many records were removed
+	swept  int           // opSweep: how many records were purged
 	done   chan struct{} // closed by the committer when err is final
 	one    [1]pendingWrite
 }
@@ -77,8 +88,9 @@ const (
 // round suggests they are coming, see gather), applies them all in one
 // transaction, commits it with one fsync, and only then answers each.
 type committer struct {
-	db  *bolt.DB
-	now func() time.Time
+	db        *bolt.DB
+	now       func() time.Time
+	retention time.Duration // tombstone retention, for opSweep
 
 	mu     sync.Mutex
 	queue  []*request // pending requests, in arrival order
@@ -90,8 +102,8 @@ type committer struct {
 	timer  *time.Timer   // gather's timer, owned by run
 }
 
-func newCommitter(db *bolt.DB, now func() time.Time) *committer {
-	c := &committer{db: db, now: now, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+func newCommitter(db *bolt.DB, now func() time.Time, retention time.Duration) *committer {
+	c := &committer{db: db, now: now, retention: retention, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -258,7 +270,7 @@ func (c *committer) commit(batch []*request) []*request {
 			b := tx.Bucket(bucketName)
 			for i, r := range batch {
 				var writeErr error
-				r.err, writeErr = apply(b, r, now)
+				r.err, writeErr = apply(b, r, now, c.retention)
 				if writeErr != nil {
 					r.err, failed = writeErr, i
 					return errRetry
@@ -284,47 +296,15 @@ func (c *committer) commit(batch []*request) []*request {
 // apply checks and applies one request in b. It returns the request's own
 // outcome (nil, a conflict, a corrupt record) and, separately, an error from
 // the engine while writing, after which the transaction must be abandoned.
-func apply(b *bolt.Bucket, r *request, now time.Time) (result, writeErr error) {
+// retention is the tombstone retention, for opSweep.
+func apply(b *bolt.Bucket, r *request, now time.Time, retention time.Duration) (result, writeErr error) {
 	switch r.op {
-	case opPut:
-		w := &r.writes[0]
-		actual, _, err := stored(b, w.key, now)
-		if err != nil {
+	case opPut, opDelete, opBatch:
+		if err := check(b, r.writes, now); err != nil {
 			return err, nil
 		}
-		if actual != w.expected {
-			return driver.NewConflict(actual), nil
-		}
-		return nil, b.Put(w.key, w.value)
-
-	case opDelete:
-		w := &r.writes[0]
-		actual, present, err := stored(b, w.key, now)
-		if err != nil {
-			return err, nil
-		}
-		if actual != w.expected {
-			return driver.NewConflict(actual), nil
-		}
-		if !present {
-			return nil, nil
-		}
-		// The live record, or an expired one that Delete(0) may clear.
-		return nil, b.Delete(w.key)
-
-	case opBatch:
 		for i := range r.writes {
-			w := &r.writes[i]
-			actual, err := batchVersion(b, r.writes[:i], w.key, now)
-			if err != nil {
-				return err, nil
-			}
-			if actual != w.expected {
-				return driver.NewBatchConflict(i, actual), nil
-			}
-		}
-		for i := range r.writes {
-			if err := b.Put(r.writes[i].key, r.writes[i].value); err != nil {
+			if err := write(b, &r.writes[i], now); err != nil {
 				return nil, err
 			}
 		}
@@ -334,13 +314,8 @@ func apply(b *bolt.Bucket, r *request, now time.Time) (result, writeErr error) {
 		r.swept = 0 // the transaction may be a retry
 		for i := range r.writes {
 			k := r.writes[i].key
-			v := b.Get(k)
-			if v == nil {
-				continue
-			}
-			rec, err := decode(v)
-			if err != nil || !rec.Expired(now) {
-				continue // never remove what cannot be read, nor a live record
+			if !purgeable(b.Get(k), now, retention) {
+				continue // re-created, or still within the retention, meanwhile
 			}
 			if err := b.Delete(k); err != nil {
 				return nil, err
@@ -355,33 +330,106 @@ func apply(b *bolt.Bucket, r *request, now time.Time) (result, writeErr error) {
 	return errors.New("embedded: unknown request"), nil
 }
 
-// stored returns the live version under key (0 if none or expired), whether
-// any value is physically present, and a corrupt-record error for a value
-// that cannot be decoded.
-func stored(b *bolt.Bucket, key []byte, now time.Time) (version int64, present bool, err error) {
-	v := b.Get(key)
-	if v == nil {
-		return 0, false, nil
+// errVersionsExhausted is the answer to a put over a key whose last version
+// is the largest int64: no version is left to hand out.
+var errVersionsExhausted = errors.New("embedded: the key's versions are exhausted")
+
+// slotState is what a write finds under its key: the live version (0 if
+// there is no live record) and the key's last version, which a tombstone
+// and an expired record keep too (0 if the key holds nothing).
+type slotState struct{ live, last int64 }
+
+// check checks the writes of one request in order, each as if the writes
+// before it were applied (a batch may name a slot twice), on the terms of
+// driver.Store: a put or delete requires the live version to be expected;
+// an update stores expected+1, a create one more than the key's last
+// version; a delete keeps the live version in its tombstone. It sets each
+// write's version and after; nothing is written. The first mismatch gives
+// a conflict with its index (always 0 for Put and Delete), a stored value
+// that cannot be decoded a corrupt-record error.
+func check(b *bolt.Bucket, writes []pendingWrite, now time.Time) error {
+	for i := range writes {
+		w := &writes[i]
+		st, found := slotState{}, false
+		for j := i - 1; j >= 0; j-- {
+			if bytes.Equal(writes[j].key, w.key) {
+				st, found = writes[j].after, true
+				break
+			}
+		}
+		if !found {
+			var err error
+			if st, err = stored(b, w.key, now); err != nil {
+				return err
+			}
+		}
+		if st.live != w.expected {
+			return driver.NewBatchConflict(i, st.live)
+		}
+		if w.del {
+			w.version, w.after = st.live, slotState{live: 0, last: st.last}
+			continue
+		}
+		if st.last == math.MaxInt64 {
+			return errVersionsExhausted
+		}
+		w.version = st.last + 1
+		w.after = slotState{live: w.version, last: w.version}
 	}
-	rec, err := decode(v)
-	if err != nil {
-		return 0, true, err
-	}
-	if rec.Expired(now) {
-		return 0, true, nil
-	}
-	return rec.Version, true, nil
+	return nil
 }
 
-// batchVersion is stored for the write of a batch whose earlier writes are
-// before: an earlier write of the same key (a batch may name a slot twice)
-// stands for what the batch will have stored by then.
-func batchVersion(b *bolt.Bucket, before []pendingWrite, key []byte, now time.Time) (int64, error) {
-	for j := len(before) - 1; j >= 0; j-- {
-		if bytes.Equal(before[j].key, key) {
-			return before[j].expected + 1, nil
-		}
+// write applies one checked write: a put stores its value (encoded again if
+// the version is not the expected+1 it was encoded with), a delete of a
+// live record replaces it by a tombstone keeping its version, made at now;
+// a delete that found no live record changes nothing.
+func write(b *bolt.Bucket, w *pendingWrite, now time.Time) error {
+	switch {
+	case w.del && w.version == 0:
+		return nil
+	case w.del:
+		return b.Put(w.key, driver.MarshalTombstone(w.version, now))
+	case w.version == w.expected+1:
+		return b.Put(w.key, w.value)
 	}
-	v, _, err := stored(b, key, now)
-	return v, err
+	rec := w.rec
+	rec.Version = w.version
+	return b.Put(w.key, driver.MarshalRecord(&rec))
+}
+
+// stored returns the state of key: its live version (0 if absent, a
+// tombstone or expired at now) and its last version, or a corrupt-record
+// error for a value that cannot be decoded.
+func stored(b *bolt.Bucket, key []byte, now time.Time) (slotState, error) {
+	v := b.Get(key)
+	if v == nil {
+		return slotState{}, nil
+	}
+	rec, tombstone, err := decode(v)
+	if err != nil {
+		return slotState{}, err
+	}
+	if tombstone || rec.Expired(now) {
+		return slotState{last: rec.Version}, nil
+	}
+	return slotState{live: rec.Version, last: rec.Version}, nil
+}
+
+// purgeable reports whether the stored value v may be purged at now: a
+// tombstone made at least retention ago, or a record that expired at least
+// retention ago. A value that cannot be decoded is never purgeable.
+func purgeable(v []byte, now time.Time, retention time.Duration) bool {
+	if v == nil {
+		return false
+	}
+	rec, tombstone, err := decode(v)
+	switch {
+	case err != nil:
+		return false
+	case tombstone:
+		return !now.Before(rec.UpdatedAt.Add(retention))
+	case rec.ExpiresAt.IsZero():
+		return false
+	}
+	return !now.Before(rec.ExpiresAt.Add(retention))
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 )
@@ -36,14 +38,40 @@ func crashKey(id string) driver.Key { return driver.Key{Kind: "Crash", ID: id, S
 // parent can check that a stored version carries that version's data.
 func crashData(id string, v int64) string { return fmt.Sprintf("%s wrote v%d", id, v) }
 
+// crashDeleteEvery is how often (in saves) a child's writer deletes its
+// record and creates it again, which must continue its versions.
+const crashDeleteEvery = 8
+
+// crashState reads what the store holds under the key of id, below the
+// persistence layer: the record or the tombstone (then tombstone is true),
+// and whether there is either.
+func crashState(s *persistence.Store, id string) (rec driver.Record, tombstone, ok bool, err error) {
+	err = s.Driver().(*store).db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketName).Get([]byte(driver.EncodeKey(crashKey(id))))
+		if v == nil {
+			return nil
+		}
+		var derr error
+		rec, tombstone, derr = decode(v)
+		rec.Data = bytes.Clone(rec.Data)
+		ok = derr == nil
+		return derr
+	})
+	return rec, tombstone, ok, err
+}
+
 // TestCrashDurability kills a writing process with SIGKILL and checks that
 // every save it acknowledged survived. Each round re-executes this test
 // binary as a child running TestCrashChild: 16 goroutines save their own
 // keys as fast as they can and print "ack <id> <version>" after each
-// acknowledged save. After the run time the child is killed mid-write, the
-// database is reopened, and every acknowledged version must be stored (or a
-// later one, whose acknowledgement the kill cut off), with the data that
-// version wrote. Later rounds continue on the file the earlier kills left.
+// acknowledged save; every crashDeleteEvery saves a goroutine deletes its
+// record and creates it again, at the next version. After the run time the
+// child is killed mid-write, the database is reopened, and every
+// acknowledged version must be stored (or a later one, whose
+// acknowledgement the kill cut off), with the data that version wrote, or
+// a tombstone of at least that version if the kill fell between a delete
+// and the create after it. Later rounds continue on the file the earlier
+// kills left, and their creates must continue the versions too.
 func TestCrashDurability(t *testing.T) {
 	if os.Getenv(crashDirEnv) != "" {
 		return // this process is a crash child
@@ -144,17 +172,31 @@ func checkAcked(t *testing.T, dir string, acked map[string]int64) {
 		t.Fatalf("reopening after the crash: %v", err)
 	}
 	defer s.Close()
+	tombstones := 0
 	for id, v := range acked {
-		got, err := s.Load(ctx, crashKey(id))
+		got, tombstone, ok, err := crashState(s, id)
+		if tombstone {
+			tombstones++
+		}
 		switch {
-		case err != nil:
-			t.Errorf("%s: acknowledged version %d, then Load: %v", id, v, err)
+		case err != nil || !ok:
+			t.Errorf("%s: acknowledged version %d, then nothing stored (%v)", id, v, err)
 		case got.Version < v:
-			t.Errorf("%s: acknowledged version %d, stored version %d: an acknowledged save was lost", id, v, got.Version)
+			t.Errorf("%s: acknowledged version %d, stored version %d (tombstone %v): an acknowledged save was lost", id, v, got.Version, tombstone)
+		case tombstone:
+			// Killed between a delete and the create after it.
+			if _, err := s.Load(ctx, crashKey(id)); !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("%s: Load of a tombstone = %v, want ErrNotFound", id, err)
+			}
 		case string(got.Data) != crashData(id, got.Version):
 			t.Errorf("%s: stored version %d holds %q, want %q", id, got.Version, got.Data, crashData(id, got.Version))
+		default:
+			if loaded, err := s.Load(ctx, crashKey(id)); err != nil || loaded.Version != got.Version {
+				t.Errorf("%s: Load = version %d, %v; want %d", id, loaded.Version, err, got.Version)
+			}
 		}
 	}
+	t.Logf("%d of %d keys were left as tombstones by the kill", tombstones, len(acked))
 }
 
 // TestCrashChild is the child process of TestCrashDurability; run on its
@@ -187,23 +229,34 @@ func TestCrashChild(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprint("w", w)
-			var version int64
-			switch cur, err := s.Load(ctx, crashKey(id)); {
-			case err == nil:
-				version = cur.Version
-			case !errors.Is(err, persistence.ErrNotFound):
-				t.Errorf("child: Load(%s): %v", id, err)
+			// Where an earlier child left the key: a record, a tombstone,
+			// or nothing.
+			cur, tombstone, ok, err := crashState(s, id)
+			if err != nil {
+				t.Errorf("child: reading %s: %v", id, err)
 				return
 			}
-			for time.Now().Before(deadline) {
+			version, live := cur.Version, ok && !tombstone
+			for n := 1; time.Now().Before(deadline); n++ {
+				if live && n%crashDeleteEvery == 0 {
+					if err := s.Delete(ctx, crashKey(id), version); err != nil {
+						t.Errorf("child: Delete(%s, %d): %v", id, version, err)
+						return
+					}
+					live = false
+				}
+				expected := version
+				if !live {
+					expected = 0 // a create, which continues from the tombstone
+				}
 				r := driver.Record{Data: []byte(crashData(id, version+1)), Codec: "text", Schema: 1}
-				v, err := s.Save(ctx, crashKey(id), r, version)
-				if err != nil {
-					t.Errorf("child: Save(%s, %d): %v", id, version, err)
+				v, err := s.Save(ctx, crashKey(id), r, expected)
+				if err != nil || v != version+1 {
+					t.Errorf("child: Save(%s, %d) = %d, %v; want version %d", id, expected, v, err, version+1)
 					return
 				}
 				ack(id, v)
-				version = v
+				version, live = v, true
 			}
 		}()
 	}

@@ -7,9 +7,10 @@
 //
 // [Open] returns a *persistence.Store, registered with the host under a
 // provider name like any other. Everything the persistence contract
-// promises holds here: conditional saves and deletes, atomic creation, an
-// atomic multi-slot batch per actor (driver.Batcher), expiry, a size limit
-// (driver.Limiter) and records that cannot be decoded reported, never
+// promises holds here: conditional saves and deletes, atomic creation,
+// versions never reused (tombstones), an atomic multi-slot batch per actor
+// with deletes (driver.Batcher), expiry, a size limit (driver.Limiter),
+// checksums, and records that cannot be decoded reported, never
 // overwritten.
 //
 // # Durability
@@ -56,15 +57,39 @@
 // bucket, "quark.records.v1". The key of a record is driver.EncodeKey of
 // (kind, id, slot), "kind/id/slot" with each part escaped, so the records of
 // one kind are contiguous. The value is driver.MarshalRecord of the record
-// with its version: the envelope every key-value provider shares (codec,
-// schema, compression flag, version, updated-at, expires-at, data). The file
-// is locked while open; a second Open waits for Options.Timeout and then fails
-// with persistence.ErrUnavailable.
+// with its version: the envelope every key-value provider shares, format 2
+// ('Q', 2, flags, the record's CRC-32C checksum, then codec, schema,
+// version, updated-at, expires-at and data). The file is locked while open;
+// a second Open waits for Options.Timeout and then fails with
+// persistence.ErrUnavailable.
 //
-// A record whose ExpiresAt has passed is absent for Load, Save and Delete at
-// once. A background sweeper (Options.SweepInterval, default one minute)
-// removes such records to reclaim space, in short steps that go through the
-// committer like any write. It never removes a record it cannot decode.
+// # Versions, tombstones and retention
+//
+// A version is never handed out twice for a key. Delete replaces the live
+// record by a tombstone (driver.MarshalTombstone: the tombstone flag, the
+// deleted version, the time of the delete, no data), and a create over it
+// stores the next version; a record whose ExpiresAt has passed keeps its
+// version the same way. Both are absent for Load, Save and Delete at once.
+// A SaveBatch write with Delete set leaves a tombstone too, atomically with
+// the batch's other writes.
+//
+// A background sweeper (Options.SweepInterval, default one minute) purges a
+// tombstone once it is Options.TombstoneRetention old (default 7 days) and
+// an expired record once its ExpiresAt is that far in the past, in short
+// steps that go through the committer like any write, checking each value
+// again there. It never removes a record it cannot decode. After the purge
+// the key starts again from version 1. The retention costs file space for
+// the kept tombstones and expired records; in exchange, a writer holding a
+// version from before a delete or an expiry is refused with a conflict for
+// at least that long.
+//
+// # Damage
+//
+// Every record carries the checksum the persistence layer computed over its
+// envelope and data, and every load compares it: bytes changed behind the
+// store's back, or a value that cannot be decoded at all, are reported as
+// persistence.ErrCorrupt naming the key. A write or delete over such a
+// record fails the same way and leaves it as it is.
 //
 // # Journal
 //
@@ -76,7 +101,8 @@
 // "quark.streams.v1". Appends are requests of the store's committer,
 // checked and written in the transaction that commits everything waiting,
 // with one fsync; reads copy events out of read-only transactions a page at
-// a time and call back outside them.
+// a time and call back outside them. Each event's envelope carries the
+// event's checksum, which the persistence layer checks on every read.
 //
 // # Why bbolt
 //

@@ -27,9 +27,13 @@ const (
 	// DefaultTimeout is how long Open waits for the file lock held by another
 	// process (or another Open of the same file) when Options.Timeout is 0.
 	DefaultTimeout = time.Second
-	// DefaultSweepInterval is how often expired records are removed when
-	// Options.SweepInterval is 0.
+	// DefaultSweepInterval is how often tombstones and expired records past
+	// their retention are purged when Options.SweepInterval is 0.
 	DefaultSweepInterval = time.Minute
+	// DefaultTombstoneRetention is how long a deleted record's tombstone,
+	// and an expired record past its expiry, are kept when
+	// Options.TombstoneRetention is 0: driver.DefaultTombstoneRetention.
+	DefaultTombstoneRetention = driver.DefaultTombstoneRetention
 )
 
 // bucketName is the one bucket that holds every record.
@@ -60,11 +64,22 @@ type Options struct {
 	// matching persistence.ErrUnavailable.
 	Timeout time.Duration
 
-	// SweepInterval is how often a background goroutine removes records whose
-	// ExpiresAt has passed. Expired records are invisible whether or not they
-	// were swept; sweeping only reclaims space. 0 means DefaultSweepInterval;
-	// a negative value disables the sweeper.
+	// SweepInterval is how often a background goroutine purges the
+	// tombstones and expired records that are past TombstoneRetention.
+	// Expired records are invisible whether or not they were swept; sweeping
+	// only reclaims space. 0 means DefaultSweepInterval; a negative value
+	// disables the sweeper.
 	SweepInterval time.Duration
+
+	// TombstoneRetention is how long a deleted record's tombstone is kept
+	// after the delete, and an expired record after its expiry, before the
+	// sweeper purges it. Until then the key keeps its last version: a
+	// create continues from it, and a writer still holding a version from
+	// before the delete or the expiry gets a conflict. After the purge the
+	// key starts again from version 1. The cost is the space of the kept
+	// tombstones (a key and a few bytes each) and expired records. 0 means
+	// DefaultTombstoneRetention (7 days); negative is invalid.
+	TombstoneRetention time.Duration
 
 	// FileMode is the permission of a newly created database file. 0 means
 	// 0o600.
@@ -85,10 +100,11 @@ var errTooLarge = errors.New("embedded: record too large")
 
 // store implements driver.Store on one bbolt file.
 type store struct {
-	db       *bolt.DB
-	now      func() time.Time
-	maxBytes int
-	c        *committer
+	db        *bolt.DB
+	now       func() time.Time
+	maxBytes  int
+	retention time.Duration // Options.TombstoneRetention
+	c         *committer
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -140,6 +156,12 @@ func open(path string, opts *Options) (*store, error) {
 	if o.SweepInterval == 0 {
 		o.SweepInterval = DefaultSweepInterval
 	}
+	if o.TombstoneRetention < 0 {
+		return nil, fmt.Errorf("%w: negative TombstoneRetention %v", errBadOption, o.TombstoneRetention)
+	}
+	if o.TombstoneRetention == 0 {
+		o.TombstoneRetention = DefaultTombstoneRetention
+	}
 	if o.FileMode == 0 {
 		o.FileMode = 0o600
 	}
@@ -154,8 +176,8 @@ func open(path string, opts *Options) (*store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes}
-	s.c = newCommitter(db, o.Now)
+	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes, retention: o.TombstoneRetention}
+	s.c = newCommitter(db, o.Now, o.TombstoneRetention)
 	var report func(int64, error)
 	if hook := o.sweptHook; hook != nil {
 		report = func(n int64, err error) { hook(int(n), err) }
@@ -167,16 +189,15 @@ func open(path string, opts *Options) (*store, error) {
 	return s, nil
 }
 
-// maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data: three
-// header bytes, the codec (at most 64 bytes) with its length, and four
-// varints.
-const maxEnvelopeOverhead = 3 + 1 + 64 + 4*10
+// maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data.
+const maxEnvelopeOverhead = driver.MaxEnvelopeOverhead
 
 // MaxRecordBytes implements driver.Limiter.
 func (s *store) MaxRecordBytes() int { return s.maxBytes }
 
 // Get implements driver.Store. It reads in a read-only transaction, without
-// going through the committer.
+// going through the committer. A tombstone or an expired record is no
+// record.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
 	if s.closed.Load() {
 		return driver.Record{}, false, errClosed
@@ -189,11 +210,11 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 		if v == nil {
 			return nil
 		}
-		r, err := decode(v)
+		r, tombstone, err := decode(v)
 		if err != nil {
 			return err
 		}
-		if r.Expired(s.now()) {
+		if tombstone || r.Expired(s.now()) {
 			return nil
 		}
 		// v lives in the memory map only as long as the transaction.
@@ -219,25 +240,30 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	if err := s.submit(ctx, r); err != nil {
 		return 0, err
 	}
-	return expected + 1, nil
+	return r.writes[0].version, nil
 }
 
 // Delete implements driver.Store through the committer, with the same
-// context rule as Put. A record that cannot be decoded is not deleted: the
-// error made by driver.NewCorrupt is returned instead.
+// context rule as Put: the live record becomes a tombstone keeping its
+// version. A record that cannot be decoded is not deleted: the error made
+// by driver.NewCorrupt is returned instead.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
 	r := newRequest(opDelete, 1)
-	r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected}
+	r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected, del: true}
 	return s.submit(ctx, r)
 }
 
-// PutBatch implements driver.Batcher: the writes are checked and applied in
-// one transaction, all or none, through the committer, with the same context
-// rule as Put.
+// PutBatch implements driver.Batcher: the writes (puts and deletes) are
+// checked and applied in one transaction, all or none, through the
+// committer, with the same context rule as Put.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
 	r := newRequest(opBatch, len(writes))
 	for i := range writes {
 		w := &writes[i]
+		if w.Delete {
+			r.writes[i] = pendingWrite{key: []byte(driver.EncodeKey(w.Key)), expected: w.Expected, del: true}
+			continue
+		}
 		if err := s.checkRecord(&w.Record); err != nil {
 			return nil, fmt.Errorf("write %d: %w", i, err)
 		}
@@ -248,7 +274,9 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	}
 	out := make([]int64, len(writes))
 	for i := range writes {
-		out[i] = writes[i].Expected + 1
+		if !writes[i].Delete {
+			out[i] = r.writes[i].version
+		}
 	}
 	return out, nil
 }
@@ -271,9 +299,13 @@ func (s *store) checkRecord(rec *driver.Record) error {
 	return nil
 }
 
-// encodeWrite prepares a write in the caller's goroutine, so that the
-// committer only compares versions and stores bytes: the new version is
-// known in advance (expected+1), and so is the whole stored value.
+// encodeWrite prepares a put in the caller's goroutine, so that the
+// committer mostly compares versions and stores bytes: the stored value is
+// encoded at version expected+1, the version of every update and of a
+// create of a key that holds nothing. A create over a tombstone or an
+// expired record continues the key's versions; the committer then encodes
+// the record again (see write). The record is kept for that until the
+// request is answered.
 func encodeWrite(key driver.Key, rec *driver.Record, expected int64) pendingWrite {
 	stored := *rec
 	stored.Version = expected + 1
@@ -281,20 +313,23 @@ func encodeWrite(key driver.Key, rec *driver.Record, expected int64) pendingWrit
 		key:      []byte(driver.EncodeKey(key)),
 		value:    driver.MarshalRecord(&stored),
 		expected: expected,
+		rec:      *rec,
 	}
 }
 
-// decode reads a stored value. Any failure is a *driver.CorruptError.
-func decode(v []byte) (driver.Record, error) {
-	rec, err := driver.UnmarshalRecord(v)
+// decode reads a stored value: a record, or a tombstone (holding only the
+// deleted version and the time of the delete). Any failure is a
+// *driver.CorruptError.
+func decode(v []byte) (rec driver.Record, tombstone bool, err error) {
+	rec, tombstone, err = driver.UnmarshalRecord(v)
 	if err != nil {
 		var ce *driver.CorruptError
 		if !errors.As(err, &ce) {
 			err = driver.NewCorrupt(err)
 		}
-		return driver.Record{}, err
+		return driver.Record{}, false, err
 	}
-	return rec, nil
+	return rec, tombstone, nil
 }
 
 // Close implements driver.Store: it lets the committer finish the requests

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +46,28 @@ func (harness) Capabilities() storetest.Capabilities {
 
 func (harness) Close() {}
 
+// Corrupt implements storetest.Corrupter: it rewrites the stored envelope
+// with changed data, keeping its version and checksum, straight in the
+// file, as damage on disk would.
+func (harness) Corrupt(_ context.Context, ds driver.Store, key driver.Key, change func([]byte) []byte) error {
+	return ds.(*store).db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName)
+		k := []byte(driver.EncodeKey(key))
+		v := b.Get(k)
+		if v == nil {
+			return fmt.Errorf("nothing stored under %s", key)
+		}
+		rec, tombstone, err := driver.UnmarshalRecord(v)
+		if err != nil || tombstone {
+			return fmt.Errorf("%s holds no record (tombstone %v, %v)", key, tombstone, err)
+		}
+		rec.Data = change(bytes.Clone(rec.Data))
+		return b.Put(k, driver.MarshalRecord(&rec))
+	})
+}
+
+var _ storetest.Corrupter = harness{}
+
 func TestConformance(t *testing.T) {
 	storetest.RunConformanceTests(t, newHarness)
 }
@@ -53,6 +76,13 @@ var testKey = driver.Key{Kind: "Account", ID: "acc/42:β", Slot: "state"}
 
 func rec(data string) driver.Record {
 	return driver.Record{Data: []byte(data), Codec: "json", Schema: 1}
+}
+
+// checked returns r with its checksum set, as the persistence layer sets it,
+// for records written below it.
+func checked(r driver.Record) driver.Record {
+	r.Checksum = driver.Checksum(&r)
+	return r
 }
 
 // openTest opens a store in a fresh directory and closes it at the end of
@@ -167,27 +197,37 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 	}
 	put := func(key driver.Key, data string, expected int64) *request {
 		r := newRequest(opPut, 1)
-		record := rec(data)
+		record := checked(rec(data))
 		r.writes[0] = encodeWrite(key, &record, expected)
 		return r
 	}
 	batch := func(expected0, expected1 int64) *request {
 		r := newRequest(opBatch, 2)
-		a, b := rec("batch-a"), rec("batch-b")
+		a, b := checked(rec("batch-a")), checked(rec("batch-b"))
 		r.writes[0] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "a"}, &a, expected0)
 		r.writes[1] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "b"}, &b, expected1)
 		return r
 	}
-	del := newRequest(opDelete, 1)
-	del.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(k("existing"))), expected: 1}
+	del := func(key driver.Key, expected int64) *request {
+		r := newRequest(opDelete, 1)
+		r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected, del: true}
+		return r
+	}
 	reqs := []*request{
-		put(k("new"), "n1", 0),      // ok
-		put(k("stale"), "x", 3),     // conflict: absent
-		batch(0, 7),                 // conflict at index 1: nothing applied
-		put(k("new"), "n2", 1),      // ok: sees the first write of this group
-		put(k("new"), "n-stale", 1), // conflict: the group already made it 2
-		del,                         // ok
-		batch(0, 0),                 // ok: the failed batch left its slots absent
+		put(k("new"), "n1", 0),          // ok
+		put(k("stale"), "x", 3),         // conflict: absent
+		batch(0, 7),                     // conflict at index 1: nothing applied
+		put(k("new"), "n2", 1),          // ok: sees the first write of this group
+		put(k("new"), "n-stale", 1),     // conflict: the group already made it 2
+		del(k("existing"), 1),           // ok: a tombstone keeps version 1
+		batch(0, 0),                     // ok: the failed batch left its slots absent
+		put(k("existing"), "x", 1),      // conflict: deleted in this group (live 0)
+		put(k("existing"), "again", 0),  // ok: re-created after the tombstone, version 2
+		del(k("new"), 1),                // conflict: the group made it 2
+		del(k("never"), 0),              // ok: nothing to delete, nothing written
+		put(k("existing"), "third", 2),  // ok: version 3
+		del(k("existing"), 3),           // ok
+		put(k("existing"), "fourth", 0), // ok: version 4, the tombstone of 3 before it
 	}
 	for _, r := range reqs {
 		r.state.Store(stateTaken)
@@ -203,7 +243,7 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 			t.Errorf("request %d: err = %v, want a conflict with actual %d at index %d", i, reqs[i].err, actual, index)
 		}
 	}
-	for _, i := range []int{0, 3, 5, 6} {
+	for _, i := range []int{0, 3, 5, 6, 8, 10, 11, 12, 13} {
 		if reqs[i].err != nil {
 			t.Errorf("request %d: err = %v, want success", i, reqs[i].err)
 		}
@@ -211,6 +251,13 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 	wantConflict(1, 0, 0)
 	wantConflict(2, 0, 1)
 	wantConflict(4, 2, 0)
+	wantConflict(7, 0, 0)
+	wantConflict(9, 2, 0)
+	for i, want := range map[int]int64{0: 1, 3: 2, 5: 1, 8: 2, 10: 0, 11: 3, 12: 3, 13: 4} {
+		if got := reqs[i].writes[0].version; got != want {
+			t.Errorf("request %d stored version %d, want %d", i, got, want)
+		}
+	}
 	for i, r := range reqs {
 		select {
 		case <-r.done:
@@ -219,18 +266,28 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 		}
 	}
 
-	want := map[driver.Key]string{k("new"): "n2", {Kind: "K", ID: "actor", Slot: "a"}: "batch-a", {Kind: "K", ID: "actor", Slot: "b"}: "batch-b"}
-	wantVersion := map[driver.Key]int64{k("new"): 2, {Kind: "K", ID: "actor", Slot: "a"}: 1, {Kind: "K", ID: "actor", Slot: "b"}: 1}
+	want := map[driver.Key]string{k("new"): "n2", {Kind: "K", ID: "actor", Slot: "a"}: "batch-a", {Kind: "K", ID: "actor", Slot: "b"}: "batch-b",
+		k("existing"): "fourth"}
+	wantVersion := map[driver.Key]int64{k("new"): 2, {Kind: "K", ID: "actor", Slot: "a"}: 1, {Kind: "K", ID: "actor", Slot: "b"}: 1,
+		k("existing"): 4}
 	for key, data := range want {
 		got, err := ps.Load(ctx, key)
 		if err != nil || string(got.Data) != data || got.Version != wantVersion[key] {
 			t.Errorf("Load(%s) = %q v%d, %v; want %q v%d", key, got.Data, got.Version, err, data, wantVersion[key])
 		}
 	}
-	for _, key := range []driver.Key{k("stale"), k("existing")} {
+	for _, key := range []driver.Key{k("stale"), k("never")} {
 		if _, err := ps.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
 			t.Errorf("Load(%s) = %v, want ErrNotFound", key, err)
 		}
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketName).Stats().KeyN; n != 4 {
+			return fmt.Errorf("%d values stored, want 4: a refused write or a delete of nothing stored something", n)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -327,20 +384,39 @@ func TestConcurrentSaves(t *testing.T) {
 	}
 }
 
-func TestSweepRemovesOnlyExpiredRecords(t *testing.T) {
+// TestSweepPurgesOnlyPastRetention fills more than one sweep step with live,
+// expiring and deleted records and checks that the sweeper purges a
+// tombstone, and an expired record, only once it is the default retention
+// old, never a live record nor one it cannot decode.
+func TestSweepPurgesOnlyPastRetention(t *testing.T) {
 	ctx := context.Background()
-	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := start
 	var clockMu sync.Mutex
 	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	setClock := func(t time.Time) { clockMu.Lock(); clock = t; clockMu.Unlock() }
 	ps, s, _ := openTest(t, &Options{Now: now, SweepInterval: -1, NoSync: true}) // durability is not the point here
-	const n = sweepChunk + 10                                                    // more than one sweep step
+	const n = sweepChunk + 12                                                    // more than one sweep step
+	key := func(i int) driver.Key { return driver.Key{Kind: "K", ID: fmt.Sprint(i), Slot: "s"} }
+	var expiring, deleted, live int
 	for i := range n {
 		r := rec("x")
 		if i%2 == 0 {
-			r.ExpiresAt = clock.Add(time.Hour)
+			r.ExpiresAt = start.Add(time.Hour)
 		}
-		if _, err := ps.Save(ctx, driver.Key{Kind: "K", ID: fmt.Sprint(i), Slot: "s"}, r, 0); err != nil {
+		if _, err := ps.Save(ctx, key(i), r, 0); err != nil {
 			t.Fatal(err)
+		}
+		switch {
+		case i%2 == 0:
+			expiring++
+		case i%4 == 1:
+			if err := ps.Delete(ctx, key(i), 1); err != nil {
+				t.Fatal(err)
+			}
+			deleted++
+		default:
+			live++
 		}
 	}
 	corrupt := driver.Key{Kind: "K", ID: "corrupt", Slot: "s"}
@@ -349,28 +425,182 @@ func TestSweepRemovesOnlyExpiredRecords(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := s.sweep(ctx); err != nil || removed != 0 {
-		t.Fatalf("sweep before expiry removed %d, %v; want 0", removed, err)
+	stored := func() int {
+		t.Helper()
+		count := 0
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			count = tx.Bucket(bucketName).Stats().KeyN
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return count
 	}
-	clockMu.Lock()
-	clock = clock.Add(2 * time.Hour)
-	clockMu.Unlock()
-	removed, err := s.sweep(ctx)
-	if err != nil || removed != (n+1)/2 {
-		t.Fatalf("sweep after expiry removed %d, %v; want %d", removed, err, (n+1)/2)
+	sweep := func(at time.Time, want int) {
+		t.Helper()
+		setClock(at)
+		if removed, err := s.sweep(ctx); err != nil || removed != want {
+			t.Fatalf("sweep at start+%v purged %d, %v; want %d", at.Sub(start), removed, err, want)
+		}
 	}
-	count := 0
+	retention := driver.DefaultTombstoneRetention
+	sweep(start, 0)
+	sweep(start.Add(2*time.Hour), 0) // expired, but within the retention
+	if _, err := ps.Save(ctx, key(0), rec("stale"), 1); !errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("stale Save over an expired record within the retention = %v, want a conflict", err)
+	}
+	sweep(start.Add(retention-time.Nanosecond), 0)
+	sweep(start.Add(retention), deleted) // the tombstones are a retention old
+	if got, want := stored(), n-deleted+1; got != want {
+		t.Errorf("%d values stored after purging the tombstones, want %d", got, want)
+	}
+	sweep(start.Add(time.Hour+retention-time.Nanosecond), 0)
+	sweep(start.Add(time.Hour+retention), expiring)
+	if got, want := stored(), live+1; got != want {
+		t.Errorf("%d values stored after the sweeps, want %d (the live ones and the corrupt one)", got, want)
+	}
+	// After the purge a key starts again from version 1.
+	if v, err := ps.Save(ctx, key(0), rec("anew"), 0); err != nil || v != 1 {
+		t.Errorf("Save over a purged key = %d, %v; want version 1", v, err)
+	}
+}
+
+// peek reads the bytes stored under key through the open store's file.
+func peek(t *testing.T, s *store, key driver.Key) []byte {
+	t.Helper()
+	var v []byte
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		count = tx.Bucket(bucketName).Stats().KeyN
+		v = bytes.Clone(tx.Bucket(bucketName).Get([]byte(driver.EncodeKey(key))))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := n/2 + 1; count != want {
-		t.Errorf("%d records stored after the sweep, want %d (the live ones and the corrupt one)", count, want)
+	return v
+}
+
+// TestTombstoneRetention follows a deleted and an expired record through
+// their retention (an injected clock, a retention of one hour): until it
+// ends they keep their versions, so that a stale writer gets a conflict
+// and a create continues the versions; then the sweeper purges them and
+// the keys start again from version 1.
+func TestTombstoneRetention(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	var clockMu sync.Mutex
+	clock := t0
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	setClock := func(t time.Time) { clockMu.Lock(); clock = t; clockMu.Unlock() }
+	ps, s, _ := openTest(t, &Options{Now: now, SweepInterval: -1, TombstoneRetention: time.Hour})
+	if s.retention != time.Hour {
+		t.Fatalf("retention = %v, want the option's 1h", s.retention)
+	}
+	deleted := driver.Key{Kind: "K", ID: "deleted", Slot: "s"}
+	expired := driver.Key{Kind: "K", ID: "expired", Slot: "s"}
+	recreated := driver.Key{Kind: "K", ID: "recreated", Slot: "s"}
+	for _, k := range []driver.Key{deleted, expired, recreated} {
+		r := rec("v1")
+		if k == expired {
+			r.ExpiresAt = t0.Add(time.Minute)
+		}
+		for expected := range int64(2) {
+			if _, err := ps.Save(ctx, k, r, expected); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, k := range []driver.Key{deleted, recreated} {
+		if err := ps.Delete(ctx, k, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := ps.Save(ctx, recreated, rec("v3"), 0); err != nil || v != 3 {
+		t.Fatalf("re-creating a deleted key = %d, %v; want version 3", v, err)
+	}
+	// Two stale writers: one holding version 2 (current before the delete
+	// or the expiry), one holding version 1.
+	wantStale := func(k driver.Key) {
+		t.Helper()
+		for _, expected := range []int64{1, 2} {
+			_, err := ps.Save(ctx, k, rec("stale"), expected)
+			var ce *persistence.ConcurrencyError
+			if !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Save(expected %d) = %v, want a conflict with no live version", k, expected, err)
+			}
+			if err := ps.Delete(ctx, k, expected); !errors.Is(err, persistence.ErrConflict) {
+				t.Errorf("%s: stale Delete(expected %d) = %v, want a conflict", k, expected, err)
+			}
+		}
+	}
+	sweep := func(at time.Time, want int) {
+		t.Helper()
+		setClock(at)
+		if n, err := s.sweep(ctx); err != nil || n != want {
+			t.Fatalf("sweep at t0+%v purged %d, %v; want %d", at.Sub(t0), n, err, want)
+		}
+	}
+
+	sweep(t0.Add(59*time.Minute), 0)
+	wantStale(deleted)
+	wantStale(expired)
+	// What a delete leaves behind: a tombstone with the version and the time
+	// of the delete, nothing else.
+	stone, isTombstone, err := driver.UnmarshalRecord(peek(t, s, deleted))
+	if err != nil || !isTombstone || stone.Version != 2 || !stone.UpdatedAt.Equal(t0) || len(stone.Data) != 0 {
+		t.Errorf("stored under the deleted key: %+v, tombstone %v, %v; want a tombstone of version 2 made at t0", stone, isTombstone, err)
+	}
+	// The sweep re-checks under the committer: a key re-created since the
+	// scan is not purged.
+	r := &request{op: opSweep, writes: []pendingWrite{{key: []byte(driver.EncodeKey(recreated))}}, done: make(chan struct{})}
+	if err := s.c.do(ctx, r); err != nil || r.swept != 0 {
+		t.Errorf("sweep request for a live record purged %d, %v; want 0", r.swept, err)
+	}
+
+	sweep(t0.Add(time.Hour), 1) // the tombstone is a retention old
+	if v := peek(t, s, deleted); v != nil {
+		t.Errorf("the tombstone is still stored after the retention: %q", v)
+	}
+	wantStale(expired) // expired at t0+1m: kept until t0+1h1m
+	sweep(t0.Add(time.Hour+time.Minute), 1)
+	if v := peek(t, s, expired); v != nil {
+		t.Errorf("the expired record is still stored after the retention: %q", v)
+	}
+	for _, k := range []driver.Key{deleted, expired} {
+		if v, err := ps.Save(ctx, k, rec("anew"), 0); err != nil || v != 1 {
+			t.Errorf("%s: Save after the purge = %d, %v; want version 1", k, v, err)
+		}
+	}
+	if got, err := ps.Load(ctx, recreated); err != nil || got.Version != 3 {
+		t.Errorf("the re-created record = version %d, %v; want 3, never purged", got.Version, err)
 	}
 }
 
+func TestRetentionOption(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for u, want := range map[string]time.Duration{
+		"embedded:" + filepath.Join(dir, "a.db"):                              DefaultTombstoneRetention,
+		"embedded:" + filepath.Join(dir, "b.db") + "?tombstone_retention=36h": 36 * time.Hour,
+	} {
+		s, err := persistence.OpenStore(ctx, u)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if got := s.Driver().(*store).retention; got != want {
+			t.Errorf("%s: retention %v, want %v", u, got, want)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"embedded:x.db?tombstone_retention=long", "embedded:" + filepath.Join(dir, "c.db") + "?tombstone_retention=-1h"} {
+		if _, err := persistence.OpenStore(ctx, u); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", u, err)
+		}
+	}
+}
+
+// TestBackgroundSweeper lets the background sweeper purge an expired record
+// and a tombstone whose (short) retention has passed.
 func TestBackgroundSweeper(t *testing.T) {
 	ctx := context.Background()
 	swept := make(chan int, 100)
@@ -383,24 +613,31 @@ func TestBackgroundSweeper(t *testing.T) {
 		default:
 		}
 	}
-	ps, s, _ := openTest(t, &Options{SweepInterval: time.Millisecond, sweptHook: hook})
+	ps, s, _ := openTest(t, &Options{SweepInterval: time.Millisecond, TombstoneRetention: time.Millisecond, sweptHook: hook})
 	r := rec("x")
 	r.ExpiresAt = time.Now().Add(-time.Second)
 	if _, err := ps.Save(ctx, testKey, r, 0); err != nil {
 		t.Fatal(err)
 	}
+	deleted := driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "deleted"}
+	if _, err := ps.Save(ctx, deleted, rec("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Delete(ctx, deleted, 1); err != nil {
+		t.Fatal(err)
+	}
 	timeout := time.After(30 * time.Second)
-	for total := 0; total < 1; {
+	for total := 0; total < 2; {
 		select {
 		case n := <-swept:
 			total += n
 		case <-timeout:
-			t.Fatal("the background sweeper removed nothing in 30s")
+			t.Fatalf("the background sweeper purged %d values in 30s, want 2", total)
 		}
 	}
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketName).Get([]byte(driver.EncodeKey(testKey))); v != nil {
-			return errors.New("the expired record is still stored")
+		if n := tx.Bucket(bucketName).Stats().KeyN; n != 0 {
+			return fmt.Errorf("%d values still stored", n)
 		}
 		return nil
 	}); err != nil {
@@ -441,7 +678,7 @@ func TestReopenKeepsRecords(t *testing.T) {
 	want := rec(`{"balance":100}`)
 	want.Schema = 7
 	want.Compressed = true
-	want.ExpiresAt = time.Now().Add(time.Hour).UTC()
+	want.ExpiresAt = time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond) // the precision the store keeps
 	if _, err := s.SaveBatch(ctx, []driver.Write{{Key: testKey, Record: want}, {Key: driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "b"}, Record: rec("b")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -620,4 +857,58 @@ func TestErrorCode(t *testing.T) {
 			t.Errorf("errorCode(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
+}
+
+// TestBatchTouchesOneSlotTwice runs batches that update, delete and
+// re-create one slot: each write sees the earlier writes of its batch, a
+// re-create in the same batch continues the versions, and a conflict after
+// a delete applies nothing.
+func TestBatchTouchesOneSlotTwice(t *testing.T) {
+	ctx := context.Background()
+	ps := batchTestStore(t)
+	a := driver.Key{Kind: "Account", ID: "twice", Slot: "a"}
+	b := driver.Key{Kind: "Account", ID: "twice", Slot: "b"}
+	for expected := range int64(2) {
+		if _, err := ps.Save(ctx, a, rec(fmt.Sprint(`{"v":`, expected+1, `}`)), expected); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := ps.SaveBatch(ctx, []driver.Write{
+		{Key: a, Record: rec(`{"v":3}`), Expected: 2},
+		{Key: a, Delete: true, Expected: 3},
+		{Key: a, Record: rec(`{"v":4}`)},
+		{Key: b, Delete: true},
+	})
+	if err != nil || !slices.Equal(vs, []int64{3, 0, 4, 0}) {
+		t.Fatalf("SaveBatch(update, delete, re-create, delete of nothing) = %v, %v; want [3 0 4 0]", vs, err)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 || string(got.Data) != `{"v":4}` {
+		t.Errorf("Load after the batch = v%d %s, %v; want v4", got.Version, got.Data, err)
+	}
+	if _, err := ps.Load(ctx, b); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load of the slot deleted while absent = %v, want ErrNotFound", err)
+	}
+	// The update after the delete expects the deleted version: refused at
+	// index 1 with no live version, and the delete is not applied either.
+	_, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`), Expected: 4}})
+	var ce *persistence.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != 0 || ce.Key != a {
+		t.Errorf("SaveBatch(delete, stale update) = %v, want a conflict on %s with no live version", err, a)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 {
+		t.Errorf("Load after the refused batch = v%d, %v; want v4 untouched", got.Version, err)
+	}
+	// Delete and re-create in one batch, then a plain save goes on from there.
+	vs, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`)}})
+	if err != nil || !slices.Equal(vs, []int64{0, 5}) {
+		t.Fatalf("SaveBatch(delete, re-create) = %v, %v; want [0 5]", vs, err)
+	}
+	if v, err := ps.Save(ctx, a, rec(`{"v":6}`), 5); err != nil || v != 6 {
+		t.Errorf("Save after the batch = %d, %v; want 6", v, err)
+	}
+}
+
+func batchTestStore(t *testing.T) *persistence.Store {
+	ps, _, _ := openTest(t, &Options{NoSync: true})
+	return ps
 }

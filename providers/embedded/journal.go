@@ -24,7 +24,7 @@ var (
 )
 
 // maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data.
-const maxEventEnvelopeOverhead = 2 + 10 + driver.MaxEventTypeLen + 10 + 10 + driver.MaxCodecLen + 10
+const maxEventEnvelopeOverhead = driver.MaxEventEnvelopeOverhead
 
 // MaxEventBytesLimit is the largest JournalOptions.MaxEventBytes: bbolt's
 // value limit less the event envelope.

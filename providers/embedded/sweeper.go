@@ -8,13 +8,14 @@ import (
 )
 
 // sweepChunk is how many stored records one sweep step examines in one
-// read-only transaction; the expired ones among them are removed in one
-// committer request. Short steps keep read transactions short (a long one
+// read-only transaction; the purgeable ones among them are purged in one
+// committer request, which checks each again. Short steps keep read transactions short (a long one
 // would stop the file from growing) and let saves interleave with a sweep.
 const sweepChunk = 1024
 
-// sweep removes every record whose ExpiresAt has passed and returns how many
-// it removed. Records that cannot be decoded are left alone. It stops early,
+// sweep purges every tombstone made at least the tombstone retention ago and
+// every record that expired at least that long ago, and returns how many it
+// purged. Records that cannot be decoded are left alone. It stops early,
 // with ctx.Err(), when ctx ends.
 func (s *store) sweep(ctx context.Context) (int, error) {
 	var after []byte // the last key examined
@@ -24,7 +25,7 @@ func (s *store) sweep(ctx context.Context) (int, error) {
 			return removed, err
 		}
 		now := s.now()
-		var expired []pendingWrite
+		var purge []pendingWrite
 		var last []byte
 		err := s.db.View(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(bucketName).Cursor()
@@ -37,11 +38,9 @@ func (s *store) sweep(ctx context.Context) (int, error) {
 			for n := 0; k != nil && n < sweepChunk; k, v = cur.Next() {
 				n++
 				last = k
-				rec, err := decode(v)
-				if err != nil || !rec.Expired(now) {
-					continue
+				if purgeable(v, now, s.retention) {
+					purge = append(purge, pendingWrite{key: bytes.Clone(k)})
 				}
-				expired = append(expired, pendingWrite{key: bytes.Clone(k)})
 			}
 			last = bytes.Clone(last) // k lives only as long as the transaction
 			return nil
@@ -49,8 +48,8 @@ func (s *store) sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return removed, err
 		}
-		if len(expired) > 0 {
-			r := &request{op: opSweep, writes: expired, done: make(chan struct{})}
+		if len(purge) > 0 {
+			r := &request{op: opSweep, writes: purge, done: make(chan struct{})}
 			if err := s.c.do(ctx, r); err != nil {
 				return removed, err
 			}

@@ -15,6 +15,10 @@ import (
 //	embedded:data/app.db             relative to the working directory
 //	embedded:///var/lib/app/app.db   absolute
 //	embedded:data/app.db?timeout=5s  with the file-lock timeout
+//	embedded:data/app.db?tombstone_retention=24h
+//
+// The parameters are timeout (Options.Timeout) and tombstone_retention
+// (Options.TombstoneRetention), both as time.ParseDuration reads them.
 const Scheme = "embedded"
 
 func init() {
@@ -39,8 +43,14 @@ func openURL(_ context.Context, u *url.URL) (*persistence.Store, error) {
 				return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: timeout: %w", err)}
 			}
 			opts.Timeout = d
+		case "tombstone_retention":
+			d, err := time.ParseDuration(v[0])
+			if err != nil {
+				return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: tombstone_retention: %w", err)}
+			}
+			opts.TombstoneRetention = d
 		default:
-			return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: unknown parameter %q (known: timeout)", k)}
+			return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: unknown parameter %q (known: timeout, tombstone_retention)", k)}
 		}
 	}
 	return Open(path, &opts)

@@ -79,21 +79,23 @@ func quarkSaver(s *persistence.Store) func(ctx context.Context, key driver.Key) 
 // and stored bytes.
 func rawSaver(client goredis.UniversalClient, prefix string) func(ctx context.Context, key driver.Key) func() error {
 	now := timeToken(time.Now())
+	retention := int64(DefaultTombstoneRetention / time.Millisecond)
 	return func(ctx context.Context, key driver.Key) func() error {
 		rk := []string{redisKey(prefix, key)}
-		rec := driver.Record{Data: benchData(), Codec: "json", Schema: 1, UpdatedAt: time.Now()}
+		rec := driver.Record{Data: benchData(), Codec: "json", Schema: 1, UpdatedAt: time.Now().Truncate(time.Microsecond)}
+		rec.Checksum = driver.Checksum(&rec)
 		buf := make([]byte, 0, 256)
 		var version int64
 		return func() error {
 			rec.Version = version + 1
 			buf = driver.AppendRecord(buf[:0], &rec)
-			res, err := putScript.Run(ctx, client, rk, now,
+			res, err := putScript.Run(ctx, client, rk, now, retention,
 				strconv.FormatInt(version, 10), strconv.FormatInt(version+1, 10), buf, "", "").Result()
 			if err != nil {
 				return err
 			}
-			if err := scriptResult(res); err != nil {
-				return err
+			if reply, ok := res.([]any); !ok || len(reply) != 2 || reply[0] != int64(1) {
+				return fmt.Errorf("%w: %v", errBadReply, res)
 			}
 			version++
 			return nil

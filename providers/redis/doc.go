@@ -35,33 +35,51 @@
 // The key holds a hash:
 //
 //	v  the version, in decimal (1, 2, ...)
-//	r  the record envelope of driver.MarshalRecord: a 'Q', format 1, a flags
-//	   byte (bit 0: compressed), the codec id, the schema version, the
-//	   version (again), updated-at and expires-at in Unix nanoseconds, then
-//	   the encoded state, byte for byte
+//	r  the record envelope of driver.MarshalRecord: a 'Q', format 2, a flags
+//	   byte (bit 0: compressed, bit 1: tombstone), the record's CRC-32C
+//	   checksum (4 bytes), the codec id, the schema version, the version
+//	   (again), updated-at and expires-at in Unix nanoseconds, then the
+//	   encoded state, byte for byte
 //	x  only for a record that expires: its expiry, as 20 decimal digits
 //	   (Unix nanoseconds with the sign bit flipped), so that the scripts can
 //	   compare it with the clock to the nanosecond
 //
-// State and version are written together, by one script.
+// State and version are written together, by one script. A delete leaves
+// a tombstone: the same hash with r a driver.MarshalTombstone envelope (the
+// tombstone flag, the deleted version, the time of the delete, no data) and
+// no x, with a PEXPIRE of Options.TombstoneRetention.
 //
 // # Consistency
 //
-// Save runs one Lua script that reads the stored version, compares it with
-// the expected one (absent counts as 0, so creation is atomic), and writes
-// the hash, its expiry and nothing else if they match. On a mismatch the
-// script writes nothing and returns the stored version, which becomes the
-// Actual of the *persistence.ConcurrencyError. Delete is conditional in the
-// same way. SaveBatch ([driver.Batcher]) is one script over every slot of
-// the actor: it checks every expected version first and applies all the
-// writes or none. Redis runs a script atomically, so each of these is
+// Save runs one Lua script that reads the live version, compares it with
+// the expected one (no live record counts as 0, so creation is atomic), and
+// writes the hash, its expiry and nothing else if they match. On a mismatch
+// the script writes nothing and returns the live version, which becomes the
+// Actual of the *persistence.ConcurrencyError. Delete runs the same script
+// and is conditional in the same way. SaveBatch ([driver.Batcher]) is one
+// script over every slot of the actor, deletes included: it checks every
+// write first, each as if the earlier ones were applied, and applies all
+// the writes or none. Redis runs a script atomically, so each of these is
 // linearizable on one server.
+//
+// Versions are never reused: an update stores expected+1, and a create one
+// more than the version of the tombstone or expired record the key still
+// holds (1 if none). The script computes that version on decimal strings
+// (Lua numbers are doubles) and patches it into the envelope, which the
+// client encoded for version 1. Redis keeps a tombstone for
+// Options.TombstoneRetention (7 days by default) and an expired record
+// until its ExpiresAt plus the retention; until then a writer holding a
+// version from before the delete or the expiry gets a conflict, and after
+// it the key starts again from version 1. The cost is the memory of the
+// kept tombstones and expired records.
 //
 // A stored record that cannot be read back (a field missing, a damaged
 // envelope, a version that disagrees with the envelope, a key of another
 // type) is reported as persistence.ErrCorrupt naming the key. The scripts
 // check the same things before writing, so a Save, SaveBatch or Delete
-// over such a record fails the same way and leaves it as it is.
+// over such a record fails the same way and leaves it as it is. Damage to
+// the state itself under a sound envelope is caught by the checksum, which
+// the persistence layer compares on every load.
 //
 // Durability is Redis': an acknowledged write is in the server's memory. It
 // reaches disk only as the server's persistence (RDB snapshots, AOF with its
@@ -79,7 +97,9 @@
 //
 // [NewJournal] keeps event streams (a *persistence.Journal) in Redis: each
 // stream is a list, <prefix>:j:{<kind>/<id>}, of event envelopes
-// (driver.MarshalEvent), the event at position seq at index seq-1, with
+// (driver.MarshalEvent, format 2, with the event's checksum, checked by
+// the persistence layer on every read), the event at position seq at
+// index seq-1, with
 // the actor's hash tag. An append is one Lua script: LLEN must equal the
 // expected position, then one RPUSH of every event. Reads are LRANGE pages.
 // Each kind's stream ids are in a sorted set, <prefix>:j:streams:{<kind>},
@@ -87,14 +107,16 @@
 //
 // # Expiry
 //
-// A record with an ExpiresAt gets a PEXPIREAT of that instant, rounded down
-// to the millisecond, in the same script; saving a record without one over
-// a record that had one removes the expiry (HDEL x, PERSIST). Redis removes the key once its clock passes that millisecond
-// ([driver.NativeTTL]). A record is also absent, for Load, Save and Delete
-// alike, as soon as ExpiresAt has passed by the store's clock
-// (Options.Now), even if Redis has not removed it yet: the scripts receive
-// the store's clock and compare it with the field x. A Save whose ExpiresAt
-// has already passed deletes the key instead of writing it.
+// A record is absent, for Load, Save and Delete alike, as soon as ExpiresAt
+// has passed by the store's clock (Options.Now): the scripts receive the
+// store's clock and compare it with the field x. A record with an ExpiresAt
+// gets a PEXPIREAT of that instant plus the tombstone retention, rounded
+// down to the millisecond, in the same script, and Redis removes the key
+// once its clock passes it ([driver.NativeTTL]): until then the expired
+// record keeps the key's version. Saving a record without an expiry over a
+// key with a TTL (an expiring record, a tombstone) removes it (HDEL x,
+// PERSIST). A Save whose ExpiresAt has already passed stores an expired
+// record.
 //
 // # Errors
 //

@@ -21,6 +21,9 @@ var (
 	// errInvalidWrite is wrapped by the errors for writes the persistence
 	// layer never sends (a batch over two actors, a negative version).
 	errInvalidWrite = errors.New("redis: invalid write")
+	// errVersionsExhausted is the answer to a create over a key whose last
+	// version is the largest int64: no version is left to hand out.
+	errVersionsExhausted = errors.New("redis: the key's versions are exhausted")
 )
 
 // errorCode classifies the errors of this provider, of go-redis and of the

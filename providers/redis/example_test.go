@@ -69,12 +69,19 @@ func ExampleNew() {
 	if err := store.Delete(ctx, key, rec.Version); err != nil {
 		fmt.Println("delete:", err)
 	}
+	// The delete leaves a tombstone that keeps version 1 (a later create
+	// stores version 2), until Redis removes it after the tombstone
+	// retention (Options.TombstoneRetention, 7 days by default).
+	ttl := client.PTTL(ctx, "quark-example:{BankAccount/acc-42}:state").Val()
+	fmt.Println("tombstone: HGET v:", client.HGet(ctx, "quark-example:{BankAccount/acc-42}:state", "v").Val(),
+		"removed within 7 days:", ttl > 0 && ttl <= qredis.DefaultTombstoneRetention)
 }
 
 const exampleNewOutput = `saved version 1
 conflict, stored version 1
 loaded {"balance":100} at version 1
 HGET v: 1
+tombstone: HGET v: 1 removed within 7 days: true
 `
 
 func TestExampleNew(t *testing.T) {
@@ -98,8 +105,13 @@ func TestExampleNew(t *testing.T) {
 	if out != exampleNewOutput {
 		t.Errorf("ExampleNew printed\n%s\nwant\n%s", out, exampleNewOutput)
 	}
-	if n := client.Exists(ctx, "quark-example:{BankAccount/acc-42}:state").Val(); n != 0 {
-		t.Error("ExampleNew left its record behind")
+	// What the delete left behind is a tombstone, not the record.
+	got, err := client.HGetAll(ctx, "quark-example:{BankAccount/acc-42}:state").Result()
+	if err != nil || got["v"] != "1" || len(got) != 2 {
+		t.Errorf("ExampleNew left %q, %v; want the tombstone of version 1", got, err)
+	}
+	if err := client.Del(ctx, "quark-example:{BankAccount/acc-42}:state").Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -16,12 +16,8 @@ import (
 	"github.com/quarkgo/quark/persistence/driver"
 )
 
-// maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data:
-// two header bytes, the type (at most 256 bytes) and the codec (at most
-// 64) with their lengths, the schema and the time.
-const maxEventEnvelopeOverhead = 2 + 2*binaryMaxVarint + driver.MaxEventTypeLen + driver.MaxCodecLen + 2*binaryMaxVarint
-
-const binaryMaxVarint = 10
+// maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data.
+const maxEventEnvelopeOverhead = driver.MaxEventEnvelopeOverhead
 
 // MaxEventBytesLimit is the largest JournalOptions.MaxEventBytes
 // NewJournal accepts: Redis' 512 MiB value limit less the event envelope.

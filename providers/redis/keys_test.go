@@ -113,20 +113,20 @@ func TestClusterSlotFunction(t *testing.T) {
 // TestActorKeysShareClusterSlot: every slot of one actor, and so every key
 // of a batch script, lands in the same Redis Cluster slot.
 func TestActorKeysShareClusterSlot(t *testing.T) {
-	s := &store{prefix: "quark", now: time.Now}
+	s := &store{prefix: "quark", now: time.Now, retention: DefaultTombstoneRetention}
 	slots := []string{"state", "a", "b/c", "{x}", "}", "%7B", "history:2024", "Ω"}
 	seen := map[int]bool{}
 	for i, id := range []string{"acc-1", "acc-2", "a/b", "{tag}", "}{", "%", "账户", strings.Repeat("i", 1024)} {
 		kind := []string{"Account", "Cart/Item", "{K}"}[i%3]
 		writes := make([]driver.Write, len(slots))
 		for j, sl := range slots {
-			writes[j] = driver.Write{Key: driver.Key{Kind: kind, ID: id, Slot: sl}, Record: rec("{}"), Expected: int64(j)}
+			writes[j] = driver.Write{Key: driver.Key{Kind: kind, ID: id, Slot: sl}, Record: rec("{}"), Expected: int64(j), Delete: j%3 == 2}
 		}
 		keys, args, err := s.putArgs(writes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(keys) != len(writes) || len(args) != 1+5*len(writes) {
+		if len(keys) != len(writes) || len(args) != 2+5*len(writes) {
 			t.Fatalf("putArgs: %d keys, %d args for %d writes", len(keys), len(args), len(writes))
 		}
 		want := clusterSlot(keys[0])

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/quarkgo/quark/persistence/driver"
 )
 
 // DefaultKeyPrefix is the key prefix used when Options.KeyPrefix is empty.
@@ -16,10 +18,12 @@ const MaxKeyPrefixLen = 64
 // argument of a command: proto-max-bulk-len), 512 MiB by default.
 const maxRedisValue = 512 << 20
 
-// maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data: three
-// header bytes, the codec (at most 64 bytes) with its length, and four
-// varints of at most 10 bytes.
-const maxEnvelopeOverhead = 3 + 1 + 64 + 4*10
+// maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data.
+const maxEnvelopeOverhead = driver.MaxEnvelopeOverhead
+
+// DefaultTombstoneRetention is Options.TombstoneRetention when it is 0:
+// driver.DefaultTombstoneRetention.
+const DefaultTombstoneRetention = driver.DefaultTombstoneRetention
 
 // MaxRecordBytesLimit is the largest Options.MaxRecordBytes New accepts:
 // Redis' 512 MiB value limit less the record envelope.
@@ -47,6 +51,17 @@ type Options struct {
 	// its own clock; this clock can only make a record expire earlier, never
 	// keep it longer.
 	Now func() time.Time
+
+	// TombstoneRetention is how long Redis keeps the tombstone of a deleted
+	// record (a PEXPIRE of the retention, by Redis' clock), and an expired
+	// record after its ExpiresAt (its PEXPIREAT is ExpiresAt plus the
+	// retention). Until then the key keeps its last version: a create
+	// continues from it, and a writer still holding a version from before
+	// the delete or the expiry gets a conflict. Once Redis has removed the
+	// key, it starts again from version 1. The cost is the memory of the
+	// kept tombstones (a small hash each) and expired records. 0 means
+	// DefaultTombstoneRetention (7 days); negative is invalid.
+	TombstoneRetention time.Duration
 }
 
 // errInvalidOption is wrapped by the errors of New for invalid Options.
@@ -69,6 +84,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.Now == nil {
 		out.Now = time.Now
+	}
+	if out.TombstoneRetention < 0 {
+		return out, fmt.Errorf("%w: negative TombstoneRetention %v", errInvalidOption, out.TombstoneRetention)
+	}
+	if out.TombstoneRetention == 0 {
+		out.TombstoneRetention = DefaultTombstoneRetention
 	}
 	return out, nil
 }

@@ -21,6 +21,12 @@ type store struct {
 	owned  bool // the store created client and closes it
 	prefix string
 	now    func() time.Time
+
+	// The tombstone retention (Options.TombstoneRetention), and the same
+	// in whole milliseconds (rounded up), as PEXPIRE takes it.
+	retention       time.Duration
+	retentionMillis int64
+
 	closed atomic.Bool
 }
 
@@ -48,7 +54,19 @@ func New(client goredis.UniversalClient, opts *Options) (*persistence.Store, err
 	if err != nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
 	}
-	return wrap(&store{client: client, prefix: o.KeyPrefix, now: o.Now}, &o), nil
+	return wrap(newStore(client, false, &o), &o), nil
+}
+
+// newStore returns the driver over client with o, which has its defaults.
+func newStore(client goredis.UniversalClient, owned bool, o *Options) *store {
+	return &store{
+		client:          client,
+		owned:           owned,
+		prefix:          o.KeyPrefix,
+		now:             o.Now,
+		retention:       o.TombstoneRetention,
+		retentionMillis: int64((o.TombstoneRetention + time.Millisecond - 1) / time.Millisecond),
+	}
 }
 
 // wrap returns the portable Store over s.
@@ -56,7 +74,9 @@ func wrap(s *store, o *Options) *persistence.Store {
 	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: o.MaxRecordBytes, Now: o.Now})
 }
 
-// HasNativeTTL implements driver.NativeTTL: Redis removes expired keys.
+// HasNativeTTL implements driver.NativeTTL: Redis removes expired keys (an
+// expired record once the tombstone retention has passed after its expiry,
+// a tombstone once the retention has passed after the delete).
 func (s *store) HasNativeTTL() bool { return true }
 
 // Get implements driver.Store with one HMGET of the fields v, r and x.
@@ -85,7 +105,8 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 
 // decode checks and decodes the reply of HMGET v r x. A record whose
 // fields are missing, malformed or disagree with each other gives an error
-// made by driver.NewCorrupt; no field at all means no record.
+// made by driver.NewCorrupt; no field at all means no record, and so does
+// a tombstone.
 func decode(vals []any) (driver.Record, bool, error) {
 	if len(vals) != 3 {
 		return driver.Record{}, false, fmt.Errorf("%w: HMGET returned %d values, want 3", errBadReply, len(vals))
@@ -105,7 +126,7 @@ func decode(vals []any) (driver.Record, bool, error) {
 	if err != nil || version <= 0 || v[0] < '1' || v[0] > '9' { // canonical: no sign, no leading zero
 		return driver.Record{}, false, driver.NewCorrupt(fmt.Errorf("bad field v %q", v))
 	}
-	rec, err := driver.UnmarshalRecord([]byte(r))
+	rec, tombstone, err := driver.UnmarshalRecord([]byte(r))
 	if err != nil {
 		return driver.Record{}, false, err // made by driver.NewCorrupt
 	}
@@ -118,6 +139,9 @@ func decode(vals []any) (driver.Record, bool, error) {
 	case !rec.ExpiresAt.IsZero() && (!xok || x != timeToken(rec.ExpiresAt)):
 		return driver.Record{}, false, driver.NewCorrupt(fmt.Errorf("field x %q does not match the envelope's expiry %v", x, rec.ExpiresAt))
 	}
+	if tombstone {
+		return driver.Record{}, false, nil
+	}
 	return rec, true, nil
 }
 
@@ -126,10 +150,11 @@ func decode(vals []any) (driver.Record, bool, error) {
 // driver.NewCorrupt make.)
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
 	w := [1]driver.Write{{Key: key, Record: rec, Expected: expected}}
-	if err := s.put(ctx, w[:]); err != nil {
+	var v [1]int64
+	if err := s.run(ctx, w[:], v[:]); err != nil {
 		return 0, err
 	}
-	return expected + 1, nil
+	return v[0], nil
 }
 
 // PutBatch implements driver.Batcher with one run of putScript over every
@@ -138,18 +163,23 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	if err := s.put(ctx, writes); err != nil {
-		return nil, err
-	}
 	out := make([]int64, len(writes))
-	for i, w := range writes {
-		out[i] = w.Expected + 1
+	if err := s.run(ctx, writes, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// put runs putScript for writes and interprets its reply.
-func (s *store) put(ctx context.Context, writes []driver.Write) error {
+// Delete implements driver.Store with one run of putScript for one delete.
+func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
+	w := [1]driver.Write{{Key: key, Expected: expected, Delete: true}}
+	var v [1]int64
+	return s.run(ctx, w[:], v[:])
+}
+
+// run runs putScript for writes and sets versions[i] to the version write
+// i stored (0 for a delete).
+func (s *store) run(ctx context.Context, writes []driver.Write, versions []int64) error {
 	if s.closed.Load() {
 		return errClosed
 	}
@@ -161,27 +191,36 @@ func (s *store) put(ctx context.Context, writes []driver.Write) error {
 	if err != nil {
 		return err
 	}
-	return scriptResult(res)
+	return scriptResult(res, writes, versions)
 }
 
 // putArgs builds the KEYS and ARGV of putScript for writes, which must all
 // belong to one actor.
 func (s *store) putArgs(writes []driver.Write) ([]string, []any, error) {
 	keys := make([]string, len(writes))
-	args := make([]any, 1, 1+5*len(writes))
-	args[0] = timeToken(s.now())
+	args := make([]any, 2, 2+5*len(writes))
+	now := s.now()
+	args[0], args[1] = timeToken(now), s.retentionMillis
 	first := writes[0].Key
 	for i := range writes {
 		w := &writes[i]
 		if w.Key.Kind != first.Kind || w.Key.ID != first.ID {
 			return nil, nil, fmt.Errorf("%w: a batch must write the slots of one actor", errInvalidWrite)
 		}
-		if w.Expected < 0 || w.Expected == math.MaxInt64 {
+		if w.Expected < 0 || (w.Expected == math.MaxInt64 && !w.Delete) {
 			return nil, nil, fmt.Errorf("%w: expected version %d", errInvalidWrite, w.Expected)
+		}
+		keys[i] = redisKey(s.prefix, w.Key)
+		if w.Delete {
+			var tombstone []byte
+			if w.Expected > 0 {
+				tombstone = driver.MarshalTombstone(w.Expected, now)
+			}
+			args = append(args, strconv.FormatInt(w.Expected, 10), "", tombstone, "", "")
+			continue
 		}
 		stored := w.Record
 		stored.Version = w.Expected + 1
-		keys[i] = redisKey(s.prefix, w.Key)
 		args = append(args,
 			strconv.FormatInt(w.Expected, 10),
 			strconv.FormatInt(stored.Version, 10),
@@ -189,32 +228,17 @@ func (s *store) putArgs(writes []driver.Write) ([]string, []any, error) {
 		if stored.ExpiresAt.IsZero() {
 			args = append(args, "", "")
 		} else {
-			args = append(args, timeToken(stored.ExpiresAt), expireAtMillis(stored.ExpiresAt))
+			args = append(args, timeToken(stored.ExpiresAt), expireAtMillis(stored.ExpiresAt.Add(s.retention)))
 		}
 	}
 	return keys, args, nil
 }
 
-// Delete implements driver.Store with one run of deleteScript.
-func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
-	if expected < 0 {
-		return fmt.Errorf("%w: expected version %d", errInvalidWrite, expected)
-	}
-	res, err := deleteScript.Run(ctx, s.client, []string{redisKey(s.prefix, key)},
-		timeToken(s.now()), strconv.FormatInt(expected, 10)).Result()
-	if err != nil {
-		return err
-	}
-	return scriptResult(res)
-}
-
-// scriptResult interprets the reply of putScript or deleteScript: nil when
-// applied, else an error made by driver.NewBatchConflict or
-// driver.NewBatchCorrupt with the index of the write concerned.
-func scriptResult(res any) error {
+// scriptResult interprets the reply of putScript for writes: nil when
+// applied, with versions set from it, else an error made by
+// driver.NewBatchConflict or driver.NewBatchCorrupt with the index of the
+// write concerned.
+func scriptResult(res any, writes []driver.Write, versions []int64) error {
 	reply, ok := res.([]any)
 	if !ok || len(reply) == 0 {
 		return fmt.Errorf("%w: %v", errBadReply, res)
@@ -222,22 +246,52 @@ func scriptResult(res any) error {
 	status, ok := reply[0].(int64)
 	switch {
 	case !ok:
-	case status == 1 && len(reply) == 1:
+	case status == 1 && len(reply) == len(writes)+1:
+		for i := range writes {
+			if !storedVersion(reply[i+1], &writes[i], &versions[i]) {
+				return fmt.Errorf("%w: %v", errBadReply, res)
+			}
+		}
 		return nil
 	case status == 0 && len(reply) == 3:
 		index, ok1 := reply[1].(int64)
 		actual, ok2 := reply[2].(int64)
-		if ok1 && ok2 && index >= 0 && index <= math.MaxInt32 && actual >= -1 {
+		if ok1 && ok2 && index >= 0 && index < int64(len(writes)) && actual >= -1 {
 			return driver.NewBatchConflict(int(index), actual)
 		}
 	case status == 2 && len(reply) == 3:
 		index, ok1 := reply[1].(int64)
 		why, ok2 := reply[2].(string)
-		if ok1 && ok2 && index >= 0 && index <= math.MaxInt32 {
+		if ok1 && ok2 && index >= 0 && index < int64(len(writes)) {
 			return driver.NewBatchCorrupt(int(index), errors.New(why))
+		}
+	case status == 3 && len(reply) == 2:
+		if index, ok := reply[1].(int64); ok && index >= 0 && index < int64(len(writes)) {
+			return fmt.Errorf("write %d: %w", index, errVersionsExhausted)
 		}
 	}
 	return fmt.Errorf("%w: %v", errBadReply, res)
+}
+
+// storedVersion parses the version the script reports for w into v, and
+// reports whether it is one w may have stored: 0 for a delete,
+// expected+1 for an update, at least 1 for a create.
+func storedVersion(reply any, w *driver.Write, v *int64) bool {
+	str, ok := reply.(string)
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	switch {
+	case err != nil:
+		return false
+	case w.Delete:
+		return n == 0
+	case w.Expected > 0 && n != w.Expected+1, n < 1:
+		return false
+	}
+	*v = n
+	return true
 }
 
 // Close implements driver.Store. It closes the client only if the store

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,25 @@ func (h *harness) Capabilities() storetest.Capabilities {
 
 func (h *harness) Close() {}
 
+// Corrupt implements storetest.Corrupter: it rewrites field r with the
+// changed data, its version and checksum kept, by hand (HSET), as a stray
+// writer or a damaged restore would.
+func (h *harness) Corrupt(ctx context.Context, ds driver.Store, key driver.Key, change func([]byte) []byte) error {
+	rk := redisKey(ds.(*store).prefix, key)
+	r, err := h.client.HGet(ctx, rk, "r").Bytes()
+	if err != nil {
+		return err
+	}
+	rec, tombstone, err := driver.UnmarshalRecord(r)
+	if err != nil || tombstone {
+		return fmt.Errorf("%s holds no record (tombstone %v, %v)", key, tombstone, err)
+	}
+	rec.Data = change(bytes.Clone(rec.Data))
+	return h.client.HSet(ctx, rk, "r", driver.MarshalRecord(&rec)).Err()
+}
+
+var _ storetest.Corrupter = (*harness)(nil)
+
 func TestConformance(t *testing.T) {
 	storetest.RunConformanceTests(t, newHarness)
 }
@@ -205,11 +225,13 @@ func TestCloseLeavesInjectedClientOpen(t *testing.T) {
 	}
 }
 
-// TestStoredLayout checks the hash a save leaves in Redis, field by field.
+// TestStoredLayout checks the hash a save, a delete and a create over the
+// tombstone leave in Redis, field by field.
 func TestStoredLayout(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
-	s, prefix := testStore(t, client, nil)
+	clock := &fakeClock{now: time.Date(2030, 3, 4, 5, 6, 7, 891011121, time.UTC)}
+	s, prefix := testStore(t, client, &Options{Now: clock.Now, TombstoneRetention: 36 * time.Hour})
 	updated := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.UTC)
 	r := rec(`{"balance":100}`)
 	r.UpdatedAt = updated
@@ -220,20 +242,91 @@ func TestStoredLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	rk := prefix + ":{Account/acc%2F42:β%7Bx%7D}:state"
-	got, err := client.HGetAll(ctx, rk).Result()
+	wantHash := func(what string, want map[string]string, ttl time.Duration) {
+		t.Helper()
+		got, err := client.HGetAll(ctx, rk).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || got["v"] != want["v"] || got["r"] != want["r"] {
+			t.Errorf("%s: HGETALL %s = %q, want %q", what, rk, got, want)
+		}
+		switch pttl := client.PTTL(ctx, rk).Val(); {
+		case ttl < 0 && pttl != -1:
+			t.Errorf("%s: PTTL %s = %v, want -1 (no expiry)", what, rk, pttl)
+		case ttl > 0 && (pttl <= ttl-time.Minute || pttl > ttl):
+			t.Errorf("%s: PTTL %s = %v, want about %v", what, rk, pttl, ttl)
+		}
+		if typ := client.Type(ctx, rk).Val(); typ != "hash" {
+			t.Errorf("%s: TYPE %s = %q, want hash", what, rk, typ)
+		}
+	}
+	// The record as the persistence layer hands it over: times to the
+	// microsecond, and its checksum.
+	r.UpdatedAt = updated.Truncate(time.Microsecond)
+	r.Checksum = driver.Checksum(&r)
+	r.Version = 2
+	wantHash("saved", map[string]string{"v": "2", "r": string(driver.MarshalRecord(&r))}, -1)
+
+	// A delete leaves a tombstone of version 2, made at the store's clock,
+	// which Redis removes after the retention.
+	if err := s.Delete(ctx, testKey, 2); err != nil {
+		t.Fatal(err)
+	}
+	wantHash("deleted", map[string]string{"v": "2", "r": string(driver.MarshalTombstone(2, clock.Now()))}, 36*time.Hour)
+
+	// A create over it continues at 3 and keeps no TTL.
+	if v, err := s.Save(ctx, testKey, r, 0); err != nil || v != 3 {
+		t.Fatalf("Save over the tombstone = %d, %v; want version 3", v, err)
+	}
+	r.Version = 3
+	wantHash("re-created", map[string]string{"v": "3", "r": string(driver.MarshalRecord(&r))}, -1)
+}
+
+// TestCreateContinuesVersions writes tombstones by hand, of versions around
+// the places where the script's decimal and varint arithmetic carries, and
+// checks that a create over each stores exactly the envelope of the next
+// version; past 2^63-1 it refuses and writes nothing.
+func TestCreateContinuesVersions(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, prefix := testStore(t, client, nil)
+	r := rec(`{"n":1}`)
+	r.UpdatedAt = time.Unix(1700000000, 123000).UTC()
+	r.Checksum = driver.Checksum(&r)
+	for i, last := range []int64{1, 9, 99, 127, 128, 16383, 99999999, 1<<35 - 1, 999999999999999, 1<<53 - 1, 1 << 53,
+		1<<53 + 7, 1<<56 - 1, 1 << 62, 1<<63 - 2} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("tomb-", i), Slot: "state"}
+		rk := redisKey(prefix, key)
+		hset(t, client, rk, "v", fmt.Sprint(last), "r", string(driver.MarshalTombstone(last, time.Now())))
+		v, err := s.Save(ctx, key, r, 0)
+		if err != nil || v != last+1 {
+			t.Errorf("Save over a tombstone of %d = %d, %v; want %d", last, v, err, last+1)
+			continue
+		}
+		want := r
+		want.Version = last + 1
+		got, err := client.HGetAll(ctx, rk).Result()
+		if err != nil || got["v"] != fmt.Sprint(last+1) || got["r"] != string(driver.MarshalRecord(&want)) || len(got) != 2 {
+			t.Errorf("after a create over a tombstone of %d: %q, %v; want v %d and its envelope", last, got, err, last+1)
+		}
+		loaded, err := s.Load(ctx, key)
+		if err != nil || loaded.Version != last+1 || string(loaded.Data) != string(r.Data) {
+			t.Errorf("Load after a create over a tombstone of %d = %d %q, %v", last, loaded.Version, loaded.Data, err)
+		}
+	}
+	key := driver.Key{Kind: "Account", ID: "tomb-max", Slot: "state"}
+	rk := redisKey(prefix, key)
+	hset(t, client, rk, "v", "9223372036854775807", "r", string(driver.MarshalTombstone(1<<63-1, time.Now())))
+	before, err := client.Dump(ctx, rk).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Version = 2
-	want := map[string]string{"v": "2", "r": string(driver.MarshalRecord(&r))}
-	if len(got) != len(want) || got["v"] != want["v"] || got["r"] != want["r"] {
-		t.Errorf("HGETALL %s = %q, want %q", rk, got, want)
+	if _, err := s.Save(ctx, key, r, 0); err == nil || !strings.Contains(err.Error(), "exhausted") {
+		t.Errorf("Save over a tombstone of 2^63-1 = %v, want the versions reported exhausted", err)
 	}
-	if ttl := client.PTTL(ctx, rk).Val(); ttl != -1 {
-		t.Errorf("PTTL %s = %v, want -1 (no expiry)", rk, ttl)
-	}
-	if typ := client.Type(ctx, rk).Val(); typ != "hash" {
-		t.Errorf("TYPE %s = %q, want hash", rk, typ)
+	if after, err := client.Dump(ctx, rk).Result(); err != nil || after != before {
+		t.Errorf("the refused create changed the tombstone (%v)", err)
 	}
 }
 
@@ -255,14 +348,23 @@ func TestCorruptRecordIsReportedAndKept(t *testing.T) {
 	good1 := string(driver.MarshalRecord(&driver.Record{Data: []byte(`{}`), Codec: "json", Version: 1}))
 	expiring := driver.Record{Data: []byte(`{}`), Codec: "json", Version: 1, ExpiresAt: time.Now().Add(time.Hour)}
 	goodExpiring := string(driver.MarshalRecord(&expiring))
-	truncated := good1[:5]
+	truncated := good1[:9]
+	tombstone1 := string(driver.MarshalTombstone(1, time.Now()))
 	tests := []struct {
 		name  string
 		write func(key string)
 	}{
 		{"invalid envelope", func(k string) { hset(t, client, k, "v", "1", "r", "\x00not an envelope") }},
 		{"truncated envelope", func(k string) { hset(t, client, k, "v", "1", "r", truncated) }},
-		{"unknown envelope format", func(k string) { hset(t, client, k, "v", "1", "r", "Q\x02"+good1[2:]) }},
+		{"unknown envelope format", func(k string) { hset(t, client, k, "v", "1", "r", "Q\x03"+good1[2:]) }},
+		{"the old envelope format", func(k string) { hset(t, client, k, "v", "1", "r", "Q\x01"+good1[2:]) }},
+		{"unknown flags", func(k string) { hset(t, client, k, "v", "1", "r", good1[:2]+"\x03"+good1[3:]) }},
+		{"tombstone with data", func(k string) { hset(t, client, k, "v", "1", "r", tombstone1+"x") }},
+		{"tombstone with checksum", func(k string) { hset(t, client, k, "v", "1", "r", tombstone1[:3]+"\x01"+tombstone1[4:]) }},
+		{"tombstone with x", func(k string) {
+			hset(t, client, k, "v", "1", "r", tombstone1, "x", timeToken(time.Now().Add(time.Hour)))
+		}},
+		{"v disagrees with tombstone", func(k string) { hset(t, client, k, "v", "2", "r", tombstone1) }},
 		{"empty envelope", func(k string) { hset(t, client, k, "v", "1", "r", "") }},
 		{"missing r", func(k string) { hset(t, client, k, "v", "1") }},
 		{"missing v", func(k string) { hset(t, client, k, "r", good1) }},
@@ -327,6 +429,7 @@ func TestCorruptPayloadThroughSlot(t *testing.T) {
 	s, prefix := testStore(t, client, nil)
 	key := driver.Key{Kind: "Account", ID: "acc-7", Slot: "balance"}
 	bad := driver.Record{Data: []byte(`{"balance": not json`), Codec: "json", Version: 3}
+	bad.Checksum = driver.Checksum(&bad) // a sound record: the damage is in what was written
 	envelope := string(driver.MarshalRecord(&bad))
 	rk := redisKey(prefix, key)
 	hset(t, client, rk, "v", "3", "r", envelope)
@@ -384,33 +487,41 @@ func TestExpiry(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
 	clock := &fakeClock{now: time.Now()}
-	s, prefix := testStore(t, client, &Options{Now: clock.Now})
+	const retention = time.Hour
+	s, prefix := testStore(t, client, &Options{Now: clock.Now, TombstoneRetention: retention})
 	key := driver.Key{Kind: "Session", ID: "s1", Slot: "state"}
 	rk := redisKey(prefix, key)
+	wantExpireTime := func(what string, at time.Time) {
+		t.Helper()
+		got, err := client.PExpireTime(ctx, rk).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Duration(at.UnixMilli()) * time.Millisecond; got != want {
+			t.Errorf("%s: PEXPIRETIME = %v, want %v", what, got, want)
+		}
+	}
 
-	// A record with an expiry gets the matching PEXPIREAT and field x.
+	// A record with an expiry gets field x, and a PEXPIREAT of the expiry
+	// plus the retention (rounded down to the millisecond): Redis keeps the
+	// expired record, and its version, for the retention.
 	expires := clock.Now().Add(90*time.Second + 123456789)
+	stored := expires.Truncate(time.Microsecond) // the precision the persistence layer keeps
 	r := rec(`{"user":1}`)
 	r.ExpiresAt = expires
 	if _, err := s.Save(ctx, key, r, 0); err != nil {
 		t.Fatal(err)
 	}
-	at, err := client.PExpireTime(ctx, rk).Result()
-	if err != nil {
-		t.Fatal(err)
+	wantExpireTime("saved", stored.Add(retention))
+	if ttl := client.PTTL(ctx, rk).Val(); ttl <= retention+80*time.Second || ttl > retention+92*time.Second {
+		t.Errorf("PTTL = %v, want about 1h1m30s", ttl)
 	}
-	if want := time.Duration(expires.UnixMilli()) * time.Millisecond; at != want {
-		t.Errorf("PEXPIRETIME = %v, want %v (ExpiresAt rounded down to the millisecond)", at, want)
-	}
-	if ttl := client.PTTL(ctx, rk).Val(); ttl <= 80*time.Second || ttl > 92*time.Second {
-		t.Errorf("PTTL = %v, want about 90s", ttl)
-	}
-	if x := client.HGet(ctx, rk, "x").Val(); x != timeToken(expires) {
-		t.Errorf("field x = %q, want %q", x, timeToken(expires))
+	if x := client.HGet(ctx, rk, "x").Val(); x != timeToken(stored) {
+		t.Errorf("field x = %q, want %q", x, timeToken(stored))
 	}
 	got, err := s.Load(ctx, key)
-	if err != nil || !got.ExpiresAt.Equal(expires) {
-		t.Fatalf("Load = ExpiresAt %v, %v; want %v", got.ExpiresAt, err, expires)
+	if err != nil || !got.ExpiresAt.Equal(stored) {
+		t.Fatalf("Load = ExpiresAt %v, %v; want %v", got.ExpiresAt, err, stored)
 	}
 
 	// Saving without an expiry clears both.
@@ -425,7 +536,7 @@ func TestExpiry(t *testing.T) {
 	}
 
 	// With an expiry again, then the store's clock passes it (Redis' has not):
-	// absent for Load, Save and Delete alike.
+	// absent for Load, Save and Delete alike, but the version is kept.
 	r.ExpiresAt = clock.Now().Add(time.Minute)
 	if _, err := s.Save(ctx, key, r, 2); err != nil {
 		t.Fatal(err)
@@ -438,59 +549,144 @@ func TestExpiry(t *testing.T) {
 		t.Fatal("Redis removed the key before its own clock passed the expiry")
 	}
 	if _, err := s.Save(ctx, key, rec("{}"), 3); !errors.Is(err, persistence.ErrConflict) {
-		t.Errorf("Save(expected 3) over the expired record = %v, want a conflict (stored version 0)", err)
+		t.Errorf("Save(expected 3) over the expired record = %v, want a conflict (no live version)", err)
 	}
 	if err := s.Delete(ctx, key, 3); !errors.Is(err, persistence.ErrConflict) {
 		t.Errorf("Delete(expected 3) of the expired record = %v, want a conflict", err)
 	}
+	before, err := client.Dump(ctx, rk).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Delete(ctx, key, 0); err != nil {
 		t.Errorf("Delete(expected 0) of the expired record = %v, want success", err)
 	}
-	if client.Exists(ctx, rk).Val() != 0 {
-		t.Error("Delete(expected 0) left the expired record in Redis")
+	if after, err := client.Dump(ctx, rk).Result(); err != nil || after != before {
+		t.Errorf("Delete(expected 0) of the expired record changed it (%v): it must keep its version", err)
 	}
+	wantExpireTime("after Delete(0)", r.ExpiresAt.Truncate(time.Microsecond).Add(retention))
 
-	// Recreated over an expired record: version 1, no leftover expiry.
-	r.ExpiresAt = clock.Now().Add(time.Minute)
-	if _, err := s.Save(ctx, key, r, 0); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(2 * time.Minute)
-	if v, err := s.Save(ctx, key, rec(`{"user":3}`), 0); err != nil || v != 1 {
-		t.Fatalf("Save(expected 0) over an expired record = %d, %v; want 1", v, err)
+	// Re-created over the expired record: the versions go on, no leftover
+	// expiry.
+	if v, err := s.Save(ctx, key, rec(`{"user":3}`), 0); err != nil || v != 4 {
+		t.Fatalf("Save(expected 0) over an expired record = %d, %v; want 4", v, err)
 	}
 	if ttl := client.PTTL(ctx, rk).Val(); ttl != -1 {
 		t.Errorf("PTTL after recreating without expiry = %v, want -1", ttl)
 	}
 
-	// An ExpiresAt already past never leaves a live record, by either clock.
-	for _, past := range []time.Time{clock.Now().Add(-time.Nanosecond), clock.Now(), time.Unix(0, -5)} {
+	// An ExpiresAt already past is stored as an expired record that keeps
+	// its version for the retention, by either clock; one whose retention
+	// has passed too is removed at once.
+	version := int64(4)
+	for _, past := range []time.Time{clock.Now().Add(-time.Nanosecond), clock.Now(), clock.Now().Add(-retention + time.Minute), time.Unix(0, -5)} {
 		r.ExpiresAt = past
-		if _, err := s.Save(ctx, key, r, 1); err != nil {
-			t.Fatalf("Save with ExpiresAt %v: %v", past, err)
-		}
-		if n := client.Exists(ctx, rk).Val(); n != 0 {
-			t.Errorf("Save with ExpiresAt %v (now %v) left the key in Redis", past, clock.Now())
+		v, err := s.Save(ctx, key, r, version)
+		if err != nil || v != version+1 {
+			t.Fatalf("Save with ExpiresAt %v = %d, %v; want %d", past, v, err, version+1)
 		}
 		if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
 			t.Errorf("Load after a save with ExpiresAt %v = %v, want ErrNotFound", past, err)
 		}
-		if _, err := s.Save(ctx, key, rec(`{"user":4}`), 0); err != nil {
-			t.Fatalf("recreating: %v", err)
+		purged := !past.Add(retention).After(time.Now())
+		if n := client.Exists(ctx, rk).Val(); (n == 0) != purged {
+			t.Errorf("Save with ExpiresAt %v (now %v): key in Redis %v, want %v", past, clock.Now(), n == 1, !purged)
+		}
+		want := v + 1 // the versions go on after the expired record
+		if purged {
+			want = 1 // Redis removed it: the key starts again
+		} else {
+			wantExpireTime(fmt.Sprint("ExpiresAt ", past), past.Truncate(time.Microsecond).Add(retention))
+		}
+		if version, err = s.Save(ctx, key, rec(`{"user":4}`), 0); err != nil || version != want {
+			t.Fatalf("recreating after ExpiresAt %v = %d, %v; want %d", past, version, err, want)
 		}
 	}
 
 	// Batches set expiries per write.
 	other := driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}
 	r.ExpiresAt = clock.Now().Add(time.Hour)
-	if _, err := s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec("{}"), Expected: 1}, {Key: other, Record: r}}); err != nil {
+	if _, err := s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec("{}"), Expected: version}, {Key: other, Record: r}}); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := client.PTTL(ctx, rk).Val(); ttl != -1 {
 		t.Errorf("PTTL of the batch write without expiry = %v, want -1", ttl)
 	}
-	if ttl := client.PTTL(ctx, redisKey(prefix, other)).Val(); ttl < 59*time.Minute {
-		t.Errorf("PTTL of the batch write with expiry = %v, want about 1h", ttl)
+	if ttl := client.PTTL(ctx, redisKey(prefix, other)).Val(); ttl < time.Hour+retention-time.Minute {
+		t.Errorf("PTTL of the batch write with expiry = %v, want about 2h", ttl)
+	}
+}
+
+// TestTombstoneRetention gives a deleted and an expired record a short
+// retention: until Redis removes them they keep their versions, so that a
+// stale writer gets a conflict; then Redis removes them by itself and the
+// keys start again from version 1.
+func TestTombstoneRetention(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	const retention = 3 * time.Second
+	s, prefix := testStore(t, client, &Options{TombstoneRetention: retention})
+	deleted := driver.Key{Kind: "Account", ID: "deleted", Slot: "state"}
+	expired := driver.Key{Kind: "Account", ID: "expired", Slot: "state"}
+	start := time.Now()
+	expiresAt := start.Add(100 * time.Millisecond)
+	for _, k := range []driver.Key{deleted, expired} {
+		r := rec(`{"n":1}`)
+		if k == expired {
+			r.ExpiresAt = expiresAt
+		}
+		for expected := range int64(2) {
+			if _, err := s.Save(ctx, k, r, expected); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Delete(ctx, deleted, 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(expiresAt.Add(10 * time.Millisecond)))
+
+	// Within the retention: kept, with their TTLs, and stale writers are
+	// refused.
+	if ttl := client.PTTL(ctx, redisKey(prefix, deleted)).Val(); ttl <= 0 || ttl > retention {
+		t.Errorf("PTTL of the tombstone = %v, want up to %v", ttl, retention)
+	}
+	at, err := client.PExpireTime(ctx, redisKey(prefix, expired)).Result()
+	if want := time.Duration(expiresAt.Truncate(time.Microsecond).Add(retention).UnixMilli()) * time.Millisecond; err != nil || at != want {
+		t.Errorf("PEXPIRETIME of the expired record = %v, %v; want %v (its expiry plus the retention)", at, err, want)
+	}
+	for _, k := range []driver.Key{deleted, expired} {
+		for _, expected := range []int64{1, 2} {
+			_, err := s.Save(ctx, k, rec("stale"), expected)
+			var ce *persistence.ConcurrencyError
+			if !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Save(expected %d) = %v, want a conflict with no live version", k, expected, err)
+			}
+			if err := s.Delete(ctx, k, expected); !errors.Is(err, persistence.ErrConflict) {
+				t.Errorf("%s: stale Delete(expected %d) = %v, want a conflict", k, expected, err)
+			}
+		}
+		if n := client.Exists(ctx, redisKey(prefix, k)).Val(); n != 1 {
+			t.Fatalf("%s was removed %v after it was written, before the retention of %v", k, time.Since(start), retention)
+		}
+	}
+
+	// After the retention Redis removes both (EXISTS also expires a key
+	// whose time has come).
+	deadline := time.Now().Add(retention + 10*time.Second)
+	for client.Exists(ctx, redisKey(prefix, deleted), redisKey(prefix, expired)).Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis still holds the tombstone or the expired record %v after the retention", time.Since(start)-retention)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if elapsed := time.Since(start); elapsed < retention {
+		t.Errorf("removed after %v, before the retention of %v", elapsed, retention)
+	}
+	for _, k := range []driver.Key{deleted, expired} {
+		if v, err := s.Save(ctx, k, rec("anew"), 0); err != nil || v != 1 {
+			t.Errorf("%s: Save after Redis removed it = %d, %v; want version 1", k, v, err)
+		}
 	}
 }
 
@@ -653,4 +849,58 @@ func TestScriptCacheFlushed(t *testing.T) {
 	if err := s.Delete(ctx, testKey, 6); err != nil {
 		t.Fatalf("Delete after SCRIPT FLUSH: %v", err)
 	}
+}
+
+// TestBatchTouchesOneSlotTwice runs batches that update, delete and
+// re-create one slot: each write sees the earlier writes of its batch, a
+// re-create in the same batch continues the versions, and a conflict after
+// a delete applies nothing.
+func TestBatchTouchesOneSlotTwice(t *testing.T) {
+	ctx := context.Background()
+	ps := batchTestStore(t)
+	a := driver.Key{Kind: "Account", ID: "twice", Slot: "a"}
+	b := driver.Key{Kind: "Account", ID: "twice", Slot: "b"}
+	for expected := range int64(2) {
+		if _, err := ps.Save(ctx, a, rec(fmt.Sprint(`{"v":`, expected+1, `}`)), expected); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := ps.SaveBatch(ctx, []driver.Write{
+		{Key: a, Record: rec(`{"v":3}`), Expected: 2},
+		{Key: a, Delete: true, Expected: 3},
+		{Key: a, Record: rec(`{"v":4}`)},
+		{Key: b, Delete: true},
+	})
+	if err != nil || !slices.Equal(vs, []int64{3, 0, 4, 0}) {
+		t.Fatalf("SaveBatch(update, delete, re-create, delete of nothing) = %v, %v; want [3 0 4 0]", vs, err)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 || string(got.Data) != `{"v":4}` {
+		t.Errorf("Load after the batch = v%d %s, %v; want v4", got.Version, got.Data, err)
+	}
+	if _, err := ps.Load(ctx, b); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("Load of the slot deleted while absent = %v, want ErrNotFound", err)
+	}
+	// The update after the delete expects the deleted version: refused at
+	// index 1 with no live version, and the delete is not applied either.
+	_, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`), Expected: 4}})
+	var ce *persistence.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != 0 || ce.Key != a {
+		t.Errorf("SaveBatch(delete, stale update) = %v, want a conflict on %s with no live version", err, a)
+	}
+	if got, err := ps.Load(ctx, a); err != nil || got.Version != 4 {
+		t.Errorf("Load after the refused batch = v%d, %v; want v4 untouched", got.Version, err)
+	}
+	// Delete and re-create in one batch, then a plain save goes on from there.
+	vs, err = ps.SaveBatch(ctx, []driver.Write{{Key: a, Delete: true, Expected: 4}, {Key: a, Record: rec(`{"v":5}`)}})
+	if err != nil || !slices.Equal(vs, []int64{0, 5}) {
+		t.Fatalf("SaveBatch(delete, re-create) = %v, %v; want [0 5]", vs, err)
+	}
+	if v, err := ps.Save(ctx, a, rec(`{"v":6}`), 5); err != nil || v != 6 {
+		t.Errorf("Save after the batch = %d, %v; want 6", v, err)
+	}
+}
+
+func batchTestStore(t *testing.T) *persistence.Store {
+	s, _ := testStore(t, connect(t), nil)
+	return s
 }

@@ -20,7 +20,11 @@ func TestScriptsAgreeWithDecoder(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
 	prefix := freshPrefix(t, client)
-	s := &store{client: client, prefix: prefix, now: time.Now}
+	o, err := (&Options{KeyPrefix: prefix}).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(client, false, &o)
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	base := []driver.Record{
@@ -33,9 +37,18 @@ func TestScriptsAgreeWithDecoder(t *testing.T) {
 		{Data: []byte("z"), Codec: "raw", Version: 123456789012345678, ExpiresAt: driver.MaxTime},
 		{Data: []byte("w"), Codec: "raw", Version: 2, ExpiresAt: driver.MinTime},
 	}
+	envelopes := make([][]byte, 0, len(base)+3)
+	for i := range base {
+		base[i].Checksum = driver.Checksum(&base[i])
+		envelopes = append(envelopes, driver.MarshalRecord(&base[i]))
+	}
+	envelopes = append(envelopes, // tombstones
+		driver.MarshalTombstone(7, time.Unix(1700000000, 9)),
+		driver.MarshalTombstone(1<<53+3, time.Unix(-5, 0)),
+		driver.MarshalTombstone(1<<63-1, time.Time{}))
 	mutate := func(b []byte) []byte {
 		b = append([]byte(nil), b...)
-		switch rng.IntN(5) {
+		switch rng.IntN(8) {
 		case 0: // flip a byte
 			if len(b) > 0 {
 				b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
@@ -45,16 +58,28 @@ func TestScriptsAgreeWithDecoder(t *testing.T) {
 		case 2: // insert a byte
 			i := rng.IntN(len(b) + 1)
 			b = append(b[:i], append([]byte{byte(rng.Uint32())}, b[i:]...)...)
-		case 3: // overlong varints: set continuation bits in the header
-			for i := 3; i < min(len(b), 20); i++ {
+		case 3: // overlong varints: set continuation bits after the header
+			for i := 7; i < min(len(b), 24); i++ {
 				if rng.IntN(3) == 0 {
 					b[i] |= 0x80
 				}
 			}
-		case 4: // random bytes after a valid magic
-			b = append([]byte{'Q', 1}, make([]byte, rng.IntN(30))...)
+		case 4: // random bytes after a valid magic and format
+			b = append([]byte{'Q', 2}, make([]byte, rng.IntN(30))...)
 			for i := 2; i < len(b); i++ {
 				b[i] = byte(rng.Uint32())
+			}
+		case 5: // other flags: a record as a tombstone, a tombstone as a record, unknown
+			if len(b) > 2 {
+				b[2] = byte(rng.IntN(4))
+			}
+		case 6: // the checksum changed (part of a tombstone's check only)
+			if len(b) > 6 {
+				b[3+rng.IntN(4)] ^= byte(1 + rng.IntN(255))
+			}
+		case 7: // the old format
+			if len(b) > 1 {
+				b[1] = 1
 			}
 		}
 		return b
@@ -62,19 +87,22 @@ func TestScriptsAgreeWithDecoder(t *testing.T) {
 	const cases = 3000
 	var corrupt, sound int
 	for i := range cases {
-		r := base[rng.IntN(len(base))]
-		env := driver.MarshalRecord(&r)
+		env := envelopes[rng.IntN(len(envelopes))]
+		orig, _, err := driver.UnmarshalRecord(env)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if rng.IntN(4) > 0 {
 			env = mutate(env)
 		}
-		v := strconv.FormatInt(r.Version, 10)
+		v := strconv.FormatInt(orig.Version, 10)
 		if rng.IntN(8) == 0 {
 			v = []string{"0", "01", "2", "-1", "9223372036854775808", "x", "1 "}[rng.IntN(7)]
 		}
 		// x as a writer would set it for the envelope as it now decodes
 		// (so that its value is right whenever the envelope is sound).
 		var x string
-		dec, decErr := driver.UnmarshalRecord(env)
+		dec, _, decErr := driver.UnmarshalRecord(env)
 		if decErr == nil && !dec.ExpiresAt.IsZero() {
 			x = timeToken(dec.ExpiresAt)
 		}

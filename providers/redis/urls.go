@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -19,6 +20,7 @@ import (
 //
 //	key_prefix=app1             Options.KeyPrefix
 //	max_record_bytes=1048576    Options.MaxRecordBytes
+//	tombstone_retention=24h     Options.TombstoneRetention (time.ParseDuration)
 //
 // Every other parameter is go-redis' (dial_timeout, read_timeout,
 // pool_size, max_retries, ...; see redis.ParseURL); an unknown one is an
@@ -60,6 +62,14 @@ func openURL(_ context.Context, u *url.URL) (*persistence.Store, error) {
 		opts.MaxRecordBytes = n
 		q.Del("max_record_bytes")
 	}
+	if vs, ok := q["tombstone_retention"]; ok {
+		d, err := time.ParseDuration(vs[len(vs)-1])
+		if err != nil {
+			return nil, invalid(fmt.Errorf("%w: tombstone_retention: %v", errInvalidOption, err))
+		}
+		opts.TombstoneRetention = d
+		q.Del("tombstone_retention")
+	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, invalid(err)
@@ -71,8 +81,7 @@ func openURL(_ context.Context, u *url.URL) (*persistence.Store, error) {
 		return nil, invalid(err)
 	}
 	clientOpts.ContextTimeoutEnabled = true
-	s := &store{client: goredis.NewClient(clientOpts), owned: true, prefix: o.KeyPrefix, now: o.Now}
-	return wrap(s, &o), nil
+	return wrap(newStore(goredis.NewClient(clientOpts), true, &o), &o), nil
 }
 
 // redactError returns err with the URL's password, if any, masked. Errors

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -26,6 +27,7 @@ func TestOpenByURL(t *testing.T) {
 	q.Set("key_prefix", prefix)
 	q.Set("max_record_bytes", "1000")
 	q.Set("pool_size", "3") // a go-redis parameter passes through
+	q.Set("tombstone_retention", "36h")
 	u.RawQuery = q.Encode()
 
 	s, err := persistence.OpenStore(ctx, u.String())
@@ -34,8 +36,9 @@ func TestOpenByURL(t *testing.T) {
 	}
 	d := s.Driver().(*store)
 	client := d.client.(*goredis.Client)
-	if d.prefix != prefix || !d.owned || s.MaxRecordBytes() != 1000 {
-		t.Errorf("opened store: prefix %q, owned %v, max %d; want %q, true, 1000", d.prefix, d.owned, s.MaxRecordBytes(), prefix)
+	if d.prefix != prefix || !d.owned || s.MaxRecordBytes() != 1000 || d.retention != 36*time.Hour || d.retentionMillis != 36*3600*1000 {
+		t.Errorf("opened store: prefix %q, owned %v, max %d, retention %v (%d ms); want %q, true, 1000, 36h",
+			d.prefix, d.owned, s.MaxRecordBytes(), d.retention, d.retentionMillis, prefix)
 	}
 	if o := client.Options(); o.PoolSize != 3 || !o.ContextTimeoutEnabled {
 		t.Errorf("client options: PoolSize %d, ContextTimeoutEnabled %v; want 3, true", o.PoolSize, o.ContextTimeoutEnabled)
@@ -82,6 +85,8 @@ func TestOpenByURLRejects(t *testing.T) {
 		base + "/0?max_record_bytes=big",
 		base + "/0?max_record_bytes=-1",
 		base + "/0?max_record_bytes=999999999999",
+		base + "/0?tombstone_retention=week",
+		base + "/0?tombstone_retention=-1h",
 		base + "/0?color=red",
 		base + "/0?dial_timeout=soon",
 		base + "/notadb",
