@@ -299,4 +299,3 @@ func TestJournalMissingEvent(t *testing.T) {
 		}
 	}
 }
-

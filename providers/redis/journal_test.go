@@ -360,4 +360,3 @@ func TestOpenJournalURL(t *testing.T) {
 		}
 	}
 }
-
