@@ -31,6 +31,24 @@ func (journalHarness) CorruptEvent(_ context.Context, j driver.Journal, s driver
 	return nil
 }
 
+// CorruptEventData changes the data of the stored event in place, its
+// envelope and checksum kept (storetest.EventDataCorrupter).
+func (journalHarness) CorruptEventData(_ context.Context, j driver.Journal, s driver.Stream, seq int64, change func([]byte) []byte) error {
+	jj := j.(*journal)
+	sh := jj.shard(s)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.m[s]
+	if st == nil || seq < 1 || seq > int64(len(st.events)) {
+		return fmt.Errorf("no event %d in stream %s", seq, s)
+	}
+	// Replace the slice: readers may hold the one they saw under the lock.
+	events := append([]driver.Event(nil), st.events...)
+	events[seq-1].Data = change(append([]byte(nil), events[seq-1].Data...))
+	st.events = events
+	return nil
+}
+
 func (journalHarness) Capabilities() storetest.JournalCapabilities {
 	return storetest.JournalCapabilities{ListStreams: true}
 }
