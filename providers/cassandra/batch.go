@@ -14,17 +14,25 @@ import (
 type form int
 
 const (
-	formUpdate  form = iota // Update: IF version = expected AND expires_at > now
+	formUpdate  form = iota // Update: IF version = expected AND expires_at > now (a put, or a delete's tombstone)
 	formInsert              // Insert: IF NOT EXISTS
 	formReplace             // Replace: IF write_id = seen
+	formCheck               // Replace writing nothing: IF write_id = seen (a delete expecting 0)
 )
 
 // PutBatch implements driver.Batcher with one conditional BATCH of the
-// statements Put would use, one per write. All the writes of a batch are
+// statements Put and Delete would use, one per write (a delete expecting
+// version 0 is a Replace that writes nothing and only checks that the row
+// seen, with no live record, is still there). All the writes of a batch are
 // slots of one actor, so their rows share a partition, and Cassandra
 // applies a conditional batch on one partition as one Paxos round: all of
-// it or none. Every row of the batch gets the same write id, which settles
-// an open outcome as for Put.
+// it or none. Every row the batch writes gets the same write id, which
+// settles an open outcome as for Put.
+//
+// Cassandra checks every condition of a batch against the rows as they
+// were before it and merges the writes to one row, so a batch that writes
+// one slot twice cannot be checked write by write; such a batch is refused
+// (persistence.ErrInvalidArgument).
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -41,6 +49,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	seen := make([]nullUUID, len(writes))
 	slots := make(map[string]int, len(writes))
 	total := 0
+	at := s.now()
 	for i := range writes {
 		wr := &writes[i]
 		if wr.Key.Kind != writes[0].Key.Kind || wr.Key.ID != writes[0].Key.ID {
@@ -50,10 +59,19 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 			return nil, fmt.Errorf("%w: writes %d and %d of the batch are both for slot %q", errInvalidWrite, j, i, wr.Key.Slot)
 		}
 		slots[wr.Key.Slot] = i
-		if ws[i], err = newWrite(wr.Key, &wr.Record, wr.Expected, id); err != nil {
+		switch {
+		case wr.Delete:
+			ws[i], err = s.newDelete(wr.Key, wr.Expected, id, at)
+		default:
+			ws[i], err = s.newWrite(wr.Key, &wr.Record, wr.Expected, id)
+		}
+		if err != nil {
 			return nil, err
 		}
-		if wr.Expected == 0 {
+		switch {
+		case wr.Delete && wr.Expected == 0:
+			forms[i] = formCheck
+		case wr.Expected == 0:
 			forms[i] = formInsert
 		}
 		if total += len(ws[i].env); total > MaxRecordBytesLimit {
@@ -63,7 +81,9 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	versions := func() []int64 {
 		out := make([]int64, len(ws))
 		for i := range ws {
-			out[i] = ws[i].version
+			if !ws[i].del {
+				out[i] = ws[i].version
+			}
 		}
 		return out
 	}
@@ -80,6 +100,8 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 				b.Query(s.stmts.Insert, ws[i].insertArgs(now)...)
 			case formReplace:
 				b.Query(s.stmts.Replace, ws[i].replaceArgs(now, &seen[i])...)
+			case formCheck:
+				b.Query(s.stmts.Replace, checkArgs(ws[i].key, &seen[i])...)
 			default:
 				b.Query(s.stmts.Update, ws[i].updateArgs(now)...)
 			}
@@ -99,10 +121,18 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		if applied {
 			return versions(), nil
 		}
-		// Not applied: the answer has the rows the conditions read, by slot.
+		// Not applied: the answer has the rows the conditions read, by slot,
+		// with the columns of the batch's conditions. A row whose answer
+		// cannot tell a live record from a dead one (only its write id) is
+		// read again at the serial consistency.
 		changed := false
 		for i := range ws {
 			r, found := rows[ws[i].key.Slot]
+			if found && (!r.version.present || !r.expires.present) {
+				if found, err = s.serialRead(ctx, ws[i].key, &r); err != nil {
+					return nil, err
+				}
+			}
 			_, class, err := r.classify(found, now)
 			if err != nil {
 				var co *driver.CorruptError
@@ -111,30 +141,41 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 				}
 				return nil, err
 			}
+			w := &ws[i]
 			switch {
-			case ws[i].expected > 0 && class == rowLive && r.version.v == ws[i].expected:
+			case w.expected > 0 && class == rowLive && r.version.v == w.expected:
 				// This write's condition held.
-			case ws[i].expected > 0 && class == rowLive:
+			case w.expected > 0 && class == rowLive, w.expected == 0 && class == rowLive:
 				return nil, driver.NewBatchConflict(i, r.version.v)
-			case ws[i].expected > 0:
+			case w.expected > 0:
 				return nil, driver.NewBatchConflict(i, 0)
-			case class == rowLive:
-				return nil, driver.NewBatchConflict(i, r.version.v)
-			case class == rowAbsent:
-				if forms[i] != formInsert {
-					forms[i], changed = formInsert, true
+			case forms[i] == formCheck:
+				var next nullUUID
+				if found {
+					next = r.writeID
 				}
-			default: // expired or emptied: replace it if it is still there
-				if !r.writeID.present {
-					return nil, fmt.Errorf("%w: the answer to a failed batch has no write_id for slot %q", errBadReply, ws[i].key.Slot)
+				if !next.same(seen[i]) {
+					seen[i], changed = next, true
 				}
-				if forms[i] != formReplace || seen[i] != r.writeID {
-					forms[i], seen[i], changed = formReplace, r.writeID, true
+			default:
+				replace, next, err := w.createOver(&r, found, class)
+				if err != nil {
+					return nil, driver.NewBatchCorrupt(i, err.(*driver.CorruptError).Err)
 				}
+				f := formInsert
+				if replace {
+					f = formReplace
+				}
+				if forms[i] != f || !seen[i].same(next) {
+					changed = true
+				}
+				forms[i], seen[i] = f, next
 			}
 		}
 		if !changed {
-			return nil, fmt.Errorf("%w: the batch was not applied, yet every condition held", errBadReply)
+			// Every condition holds now: the rows changed between the batch
+			// and the reads. Try again.
+			continue
 		}
 	}
 	if lastErr != nil {
@@ -208,11 +249,13 @@ func mapExecuteBatchCAS(session *gocql.Session, b *gocql.Batch, m map[string]any
 
 // settleBatch resolves the outcome of a batch that failed with txErr, as
 // settleRead does for one write, by a serial read of each of its rows: if
-// any row holds the batch's write id, the batch was applied (all of it);
-// if every row still satisfies its write's condition, it was not
+// any row it writes holds the batch's write id, the batch was applied (all
+// of it); if every row still satisfies its write's condition, it was not
 // (notAppliedYet, with the forms updated to what the rows now need); if a
-// row holds version expected+1 from another write, that write won, a
-// conflict; anything else leaves the outcome unknown.
+// row holds what its write would have left from another write (the version
+// a put would have written, or the tombstone of the version a delete
+// expected), that write won, a conflict; anything else leaves the outcome
+// unknown.
 func (s *store) settleBatch(ctx context.Context, ws []write, forms []form, seen []nullUUID, txErr error) (verdict, error) {
 	if notApplied(txErr) || ctx.Err() != nil {
 		return settled, txErr
@@ -225,28 +268,40 @@ func (s *store) settleBatch(ctx context.Context, ws []write, forms []form, seen 
 			return settled, &outcomeError{op: "save batch", applied: "unknown", err: txErr, why: "the serial read to settle it failed", readErr: err}
 		}
 		found[i] = f
-		if f && rows[i].writeID.ok && rows[i].writeID.u == ws[i].id && rows[i].version.v == ws[i].version {
+		if forms[i] != formCheck && f && rows[i].writeID.ok && rows[i].writeID.u == ws[i].id && rows[i].version.v == ws[i].version {
 			return settled, nil // ours: the batch was applied
 		}
 	}
 	now := s.now().UnixNano()
 	holds := true
 	for i := range ws {
-		r := &rows[i]
+		r, w := &rows[i], &ws[i]
 		_, class, err := r.classify(found[i], now)
 		switch {
 		case err != nil:
 			return settled, &outcomeError{op: "save batch", applied: "unknown", err: txErr, why: "the serial read found a damaged row", readErr: err}
-		case class == rowLive && r.version.v == ws[i].expected+1:
+		case !w.del && class == rowLive && r.version.v == w.version:
 			return settled, driver.NewBatchConflict(i, r.version.v)
-		case ws[i].expected > 0:
-			holds = holds && class == rowLive && r.version.v == ws[i].expected
+		case w.del && w.expected > 0 && class == rowDeleted && r.version.v == w.expected:
+			return settled, driver.NewBatchConflict(i, 0)
+		case w.expected > 0:
+			holds = holds && class == rowLive && r.version.v == w.expected
 		case class == rowLive:
 			holds = false
-		case class == rowAbsent:
-			forms[i] = formInsert
+		case forms[i] == formCheck:
+			seen[i] = nullUUID{}
+			if found[i] {
+				seen[i] = r.writeID
+			}
 		default:
-			forms[i], seen[i] = formReplace, r.writeID
+			replace, next, err := w.createOver(r, found[i], class)
+			if err != nil {
+				return settled, &outcomeError{op: "save batch", applied: "unknown", err: txErr, why: "the serial read found a damaged row", readErr: err}
+			}
+			forms[i], seen[i] = formInsert, next
+			if replace {
+				forms[i] = formReplace
+			}
 		}
 	}
 	if holds {
