@@ -86,10 +86,10 @@ func newStore(ctx context.Context, db *sql.DB, opts *Options, ownDB bool) (*stor
 		return nil, invalid(fmt.Errorf("%w (it uses %T)", errNotMSSQL, db.Driver()))
 	}
 	s := &store{
-		retrier:  retrier{policy: o.Retry},
-		db:       db,
-		ownDB:    ownDB,
-		st:       st,
+		retrier:   retrier{policy: o.Retry},
+		db:        db,
+		ownDB:     ownDB,
+		st:        st,
 		now:       o.Now,
 		maxBytes:  o.MaxRecordBytes,
 		retention: o.TombstoneRetention,
