@@ -59,6 +59,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	invalid("WriteConsistency LOCAL_SERIAL", &Options{WriteConsistency: gocql.Consistency(gocql.LocalSerial)})
 	invalid("SerialConsistency 1", &Options{SerialConsistency: 1})
 	invalid("MaxRecordBytes -1", &Options{MaxRecordBytes: -1})
+	invalid("TombstoneRetention -1s", &Options{TombstoneRetention: -time.Second})
 	invalid("MaxRecordBytes over the limit", &Options{MaxRecordBytes: MaxRecordBytesLimit + 1})
 	invalid("Replication SimpleStrategy(0)", &Options{Replication: SimpleStrategy(0)})
 	invalid("Replication of an unknown class", &Options{Replication: Replication{Class: "OldNetworkTopologyStrategy", ReplicationFactor: 1}})
@@ -542,6 +543,53 @@ func TestNativeTTL(t *testing.T) {
 	admin.advance(t, 10*time.Second)
 	if row, ok := tb.read(t, key); ok {
 		t.Errorf("the server still holds the record after its TTL: %v", row)
+	}
+}
+
+// TestTombstoneRetention moves the stand-in's clock: a delete's tombstone
+// keeps the deleted version for the retention (its TTL), refusing stale
+// writers and making a create continue the versions; then Cassandra purges
+// it, and a create starts again from version 1.
+func TestTombstoneRetention(t *testing.T) {
+	admin := stubAdmin(t)
+	ctx := context.Background()
+	s, tb := testStore(t, connect(t), &Options{TombstoneRetention: 10 * time.Second})
+	var ce *persistence.ConcurrencyError
+	for i, then := range []string{"create within the retention", "create after it"} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("tombstone-", i), Slot: "state"}
+		for v := range int64(2) {
+			if _, err := s.Save(ctx, key, rec(fmt.Sprintf(`{"v":%d}`, v+1)), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Delete(ctx, key, 2); err != nil {
+			t.Fatal(err)
+		}
+		admin.advance(t, 9*time.Second)
+		if row, ok := tb.read(t, key); !ok || row.version == nil || *row.version != 2 || row.expires == nil || *row.expires != cql.Deleted {
+			t.Fatalf("%s: the tombstone before the retention = %v, %v; want version 2 kept", then, row, ok)
+		}
+		for _, expected := range []int64{1, 2} {
+			if _, err := s.Save(ctx, key, rec(`{"stale":true}`), expected); !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Save(expected %d) over the tombstone = %v, want a conflict with version 0", then, expected, err)
+			}
+			if err := s.Delete(ctx, key, expected); !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Delete(expected %d) of the tombstone = %v, want a conflict with version 0", then, expected, err)
+			}
+		}
+		if then == "create within the retention" {
+			if v, err := s.Save(ctx, key, rec(`{"v":3}`), 0); err != nil || v != 3 {
+				t.Errorf("%s: Save(expected 0) = %d, %v; want version 3", then, v, err)
+			}
+			continue
+		}
+		admin.advance(t, 4*time.Second) // past the retention, rounded up to the second, plus one
+		if row, ok := tb.read(t, key); ok && row.version != nil {
+			t.Fatalf("%s: the tombstone after the retention = %v; want it purged", then, row)
+		}
+		if v, err := s.Save(ctx, key, rec(`{"v":1}`), 0); err != nil || v != 1 {
+			t.Errorf("%s: Save(expected 0) = %d, %v; want version 1", then, v, err)
+		}
 	}
 }
 

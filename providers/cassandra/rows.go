@@ -46,15 +46,6 @@ func (n *nullInt64) UnmarshalCQL(info gocql.TypeInfo, data []byte) error {
 	return nil
 }
 
-// arg returns the value to bind for a condition on the column: nil for
-// NULL.
-func (n *nullInt64) arg() any {
-	if !n.ok {
-		return nil
-	}
-	return n.v
-}
-
 // nullBlob is a blob column that may be NULL. It copies the bytes, which
 // gocql reuses.
 type nullBlob struct {

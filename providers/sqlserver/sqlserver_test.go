@@ -202,10 +202,11 @@ func (h *harness) Corrupt(ctx context.Context, s driver.Store, key driver.Key, c
 	if err != nil || !ok {
 		return fmt.Errorf("reading %s: %v, %v", key, ok, err)
 	}
-	state, raw := placeData(&rec)
+	state, _ := placeData(&rec)
 	data := change(bytes.Clone(rec.Data))
+	var raw []byte
 	if _, isText := state.(string); isText {
-		state, raw = string(data), nil
+		state = string(data)
 	} else if raw = data; raw == nil {
 		raw = []byte{}
 	}
@@ -274,7 +275,7 @@ func TestNamesRejected(t *testing.T) {
 	}
 	for _, opts := range []*Options{
 		{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1},
-		{Retry: Retry{MaxAttempts: -1}}, {Retry: Retry{BaseDelay: -time.Second}},
+		{Retry: Retry{MaxAttempts: -1}}, {Retry: Retry{BaseDelay: -time.Second}}, {TombstoneRetention: -time.Second},
 	} {
 		if _, err := New(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
