@@ -469,15 +469,21 @@ func rawRow(ctx context.Context, db *sql.DB, drv *store, k driver.Key, state *sq
 }
 
 // writeRaw writes a row by hand with the provider's create statement and
-// arbitrary column values, as an administrator's tool could.
+// arbitrary column values, as an administrator's tool could, with the
+// checksum of those values: the row is damaged only as the values say.
 func writeRaw(t *testing.T, db *sql.DB, drv *store, k driver.Key, state any, raw []byte, codec string, schema int64) {
 	t.Helper()
 	args := append([]any{drv.st.Create.Text, drv.st.Create.Params}, keyArgs(k)...)
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rec := driver.Record{Data: raw, Codec: codec, Schema: uint32(schema), UpdatedAt: now}
+	if text, ok := state.(string); ok {
+		rec.Data = []byte(text)
+	}
 	args = append(args, sql.Named(tsql.ParamState, state), sql.Named(tsql.ParamBytes, raw),
 		sql.Named(tsql.ParamCodec, codec), sql.Named(tsql.ParamSchema, schema),
 		sql.Named(tsql.ParamCompressed, false), sql.Named(tsql.ParamUpdated, now),
-		sql.Named(tsql.ParamExpires, sql.NullTime{}), sql.Named(tsql.ParamChecksum, int64(0)), sql.Named(tsql.ParamNow, now))
+		sql.Named(tsql.ParamExpires, sql.NullTime{}), sql.Named(tsql.ParamChecksum, int64(driver.Checksum(&rec))),
+		sql.Named(tsql.ParamNow, now))
 	var n int64
 	var v, version sql.NullInt64
 	if err := db.QueryRowContext(context.Background(), spExecuteSQL, args...).Scan(&n, &v, &version); err != nil || n != 1 {
@@ -518,8 +524,8 @@ func TestCorruptRow(t *testing.T) {
 			slot := persistence.Declare[account](slots, k.Slot)
 			err = slots.LoadAll(ctx)
 			var de *persistence.DecodeError
-			if !errors.As(err, &de) || de.Key != k || !strings.Contains(err.Error(), k.ID) {
-				t.Fatalf("loading a slot over broken JSON = %v, want a *persistence.DecodeError naming %s", err, k)
+			if !errors.As(err, &de) || de.Key != k || !strings.Contains(err.Error(), k.ID) || strings.Contains(err.Error(), "checksum") {
+				t.Fatalf("loading a slot over broken JSON = %v, want a *persistence.DecodeError naming %s from decoding the JSON", err, k)
 			}
 			if slot.Loaded() {
 				t.Error("the slot counts as loaded")
