@@ -67,7 +67,11 @@
 // or none; when not applied, its answer has the rows the conditions read,
 // and the first write whose condition failed is reported with its index.
 // Cassandra checks all the conditions of a batch against the rows as they
-// were before it, so a batch that writes one slot twice is refused.
+// were before it and merges the writes to one row, so a batch that writes
+// one slot several times sends one statement for the slot, with the
+// condition of its first write and the values its last write leaves; the
+// store checks the writes in between against the state the earlier ones
+// leave.
 //
 // # Versions, tombstones and retention
 //

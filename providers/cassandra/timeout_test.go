@@ -83,6 +83,17 @@ func TestCASWriteTimeout(t *testing.T) {
 				t.Errorf("Load after the batch delete = %v, want ErrNotFound", err)
 			}
 			wantLoad(t, s, other, 2, `{"o":2}`)
+
+			// A batch writing one slot twice: one statement, settled alike.
+			// (Its first try assumes no row and only checks, since the
+			// second write could not follow a create of version 1; the
+			// first fault meets that check, the second the batch.)
+			admin.inject(t, tb, key, kind, 2)
+			vs, err = s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec(`{"n":5}`)}, {Key: key, Record: rec(`{"n":6}`), Expected: 5}})
+			if err != nil || len(vs) != 2 || vs[0] != 5 || vs[1] != 6 {
+				t.Fatalf("batch writing one slot twice with a CAS timeout = %v, %v; want [5 6]", vs, err)
+			}
+			wantLoad(t, s, key, 6, `{"n":6}`)
 			if n := admin.pending(t, tb); n != 0 {
 				t.Errorf("%d injected faults did not fire: the test proves nothing", n)
 			}
