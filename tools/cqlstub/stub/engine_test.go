@@ -230,6 +230,16 @@ func TestCheckOnly(t *testing.T) {
 	wantRows(t, "check expecting no write id", m, err, "[applied],write_id", "false|"+string(uid(1).Contents))
 	m, err = f.exec("replace", check("s", uid(1))...)
 	wantRows(t, "check of the write id seen", m, err, "[applied]", "true")
+	// Update, likewise: its condition alone.
+	u := unset()
+	now := f.clock.Now().UnixNano()
+	checkUpdate := func(expected int64) []*primitive.Value {
+		return []*primitive.Value{u, u, u, u, u, u, txt("K"), txt("a"), txt("s"), big(expected), big(now)}
+	}
+	m, err = f.exec("update", checkUpdate(2)...)
+	wantRows(t, "update check of another version", m, err, "[applied],version,expires_at", "false|1|max")
+	m, err = f.exec("update", checkUpdate(1)...)
+	wantRows(t, "update check of the version there", m, err, "[applied]", "true")
 	m, err = f.exec("select", txt("K"), txt("a"), txt("s"))
 	wantRows(t, "select after the checks", m, err, "version,data,write_id,expires_at", "1|d1|"+string(uid(1).Contents)+"|max")
 }
