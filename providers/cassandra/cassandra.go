@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -29,7 +30,10 @@ type store struct {
 	serialCL gocql.SerialConsistency
 	now      func() time.Time
 	maxBytes int
-	closed   atomic.Bool
+	// retention is how long tombstones and expired records stay, in
+	// nanoseconds: the TTL they are written with.
+	retention int64
+	closed    atomic.Bool
 }
 
 var (
@@ -64,13 +68,14 @@ func New(session *gocql.Session, opts *Options) (*persistence.Store, error) {
 // newStore returns the driver over session with validated options.
 func newStore(session *gocql.Session, o *Options) *store {
 	return &store{
-		session:  session,
-		stmts:    cql.For(o.Keyspace, o.Table),
-		readCL:   o.ReadConsistency,
-		writeCL:  o.WriteConsistency,
-		serialCL: o.SerialConsistency,
-		now:      o.Now,
-		maxBytes: o.MaxRecordBytes,
+		session:   session,
+		stmts:     cql.For(o.Keyspace, o.Table),
+		readCL:    o.ReadConsistency,
+		writeCL:   o.WriteConsistency,
+		serialCL:  o.SerialConsistency,
+		now:       o.Now,
+		maxBytes:  o.MaxRecordBytes,
+		retention: int64(o.TombstoneRetention),
 	}
 }
 
@@ -169,52 +174,121 @@ func (s *store) cas(ctx context.Context, stmt string, args ...any) (casResult, e
 	return res, nil
 }
 
-// write is one conditional write, ready to bind.
+// write is one conditional write, ready to bind: a put of a record, or
+// the tombstone a delete writes.
 type write struct {
 	key      driver.Key
+	del      bool // a delete: the tombstone of the live record of version expected
 	expected int64
-	version  int64 // expected+1
-	env      []byte
-	id       gocql.UUID
-	updated  any   // updated_at: a time.Time, or nil
-	expires  int64 // expires_at
+	// version is what the write stores: expected+1 for an update, the
+	// deleted version for a delete, and for a create one more than the
+	// version of the tombstone or expired record the slot holds (1 if none;
+	// see retarget).
+	version   int64
+	rec       driver.Record // the record to write (puts)
+	env       []byte
+	id        gocql.UUID
+	updated   any   // updated_at: a time.Time, or nil
+	expires   int64 // expires_at: the record's expiry, or cql.Deleted
+	retention int64 // the tombstone retention, in nanoseconds
 }
 
 // newWrite prepares the write of rec under key, with write id id.
-func newWrite(key driver.Key, rec *driver.Record, expected int64, id gocql.UUID) (write, error) {
+func (s *store) newWrite(key driver.Key, rec *driver.Record, expected int64, id gocql.UUID) (write, error) {
 	if expected < 0 || expected == math.MaxInt64 {
 		return write{}, fmt.Errorf("%w: expected version %d", errInvalidWrite, expected)
 	}
-	stored := *rec
-	stored.Version = expected + 1
-	w := write{key: key, expected: expected, version: stored.Version, env: driver.MarshalRecord(&stored), id: id,
-		expires: expiresColumn(rec.ExpiresAt)}
+	w := write{key: key, expected: expected, rec: *rec, id: id, expires: expiresColumn(rec.ExpiresAt), retention: s.retention}
 	if !rec.UpdatedAt.IsZero() {
 		w.updated = rec.UpdatedAt
 	}
+	w.retarget(expected + 1)
 	return w, nil
+}
+
+// newDelete prepares the tombstone that deletes the live record of version
+// expected under key at time at.
+func (s *store) newDelete(key driver.Key, expected int64, id gocql.UUID, at time.Time) (write, error) {
+	if expected < 0 {
+		return write{}, fmt.Errorf("%w: expected version %d", errInvalidWrite, expected)
+	}
+	return write{key: key, del: true, expected: expected, version: expected, id: id, updated: at,
+		env: driver.MarshalTombstone(expected, at), expires: cql.Deleted, retention: s.retention}, nil
+}
+
+// retarget sets the version a put stores, and encodes its envelope.
+func (w *write) retarget(version int64) {
+	w.version = version
+	w.rec.Version = version
+	w.env = driver.MarshalRecord(&w.rec)
+}
+
+// createOver points a create at the slot's state, as a read showed it:
+// nothing (insert version 1), a row emptied by its TTL (replace it,
+// version 1), or a tombstone or expired record (replace it, continuing its
+// versions). It returns whether to replace, and the write id to condition
+// on.
+func (w *write) createOver(r *row, found bool, class rowClass) (replace bool, seen nullUUID, err error) {
+	switch {
+	case !found:
+		w.retarget(1)
+		return false, nullUUID{}, nil
+	case class.dead() && r.version.v == math.MaxInt64:
+		return false, nullUUID{}, driver.NewCorrupt(errors.New("the slot's last version is the largest there is"))
+	case class.dead():
+		w.retarget(r.version.v + 1)
+	default:
+		w.retarget(1)
+	}
+	return true, r.writeID, nil
+}
+
+// ttl is the TTL (seconds) to write w with at now: a record with an
+// expiry lives until the retention after it; a tombstone for the
+// retention; a record without expiry has none.
+func (w *write) ttl(now int64) int {
+	if w.del {
+		return cql.TTL(cql.PurgeAt(now, w.retention), now)
+	}
+	return cql.TTL(cql.PurgeAt(w.expires, w.retention), now)
 }
 
 // insertArgs, updateArgs and replaceArgs bind the statements of package
 // cql for w at now.
 func (w *write) insertArgs(now int64) []any {
-	return []any{w.key.Kind, w.key.ID, w.key.Slot, w.version, w.env, w.id, w.updated, w.expires, cql.TTL(w.expires, now)}
+	return []any{w.key.Kind, w.key.ID, w.key.Slot, w.version, w.env, w.id, w.updated, w.expires, w.ttl(now)}
 }
 
 func (w *write) updateArgs(now int64) []any {
-	return []any{cql.TTL(w.expires, now), w.version, w.env, w.id, w.updated, w.expires, w.key.Kind, w.key.ID, w.key.Slot,
+	return []any{w.ttl(now), w.version, w.env, w.id, w.updated, w.expires, w.key.Kind, w.key.ID, w.key.Slot,
 		w.expected, now}
 }
 
 func (w *write) replaceArgs(now int64, seen *nullUUID) []any {
-	return []any{cql.TTL(w.expires, now), w.version, w.env, w.id, w.updated, w.expires, w.key.Kind, w.key.ID, w.key.Slot,
+	return []any{w.ttl(now), w.version, w.env, w.id, w.updated, w.expires, w.key.Kind, w.key.ID, w.key.Slot,
 		seen.arg()}
+}
+
+// deleteArgs bind Delete for w, a tombstone, over the record of version
+// w.expected and write id seen.
+func (w *write) deleteArgs(now int64, seen *nullUUID) []any {
+	return []any{w.ttl(now), w.version, w.env, w.id, w.updated, w.expires, w.key.Kind, w.key.ID, w.key.Slot,
+		w.expected, seen.arg()}
+}
+
+// checkArgs bind Replace with nothing to write: it only checks that the
+// slot still holds the row seen (no live record), for a delete expecting
+// version 0 in a batch.
+func checkArgs(key driver.Key, seen *nullUUID) []any {
+	u := gocql.UnsetValue
+	return []any{u, u, u, u, u, u, key.Kind, key.ID, key.Slot, seen.arg()}
 }
 
 // Put implements driver.Store: an UPDATE ... IF version = expected AND
 // expires_at > now, or for expected 0 an INSERT ... IF NOT EXISTS (an
 // UPDATE ... IF write_id = seen over a row that is there but counts as
-// absent).
+// absent: a tombstone or an expired record, whose version the create
+// continues).
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, errClosed
@@ -223,7 +297,7 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	if err != nil {
 		return 0, err
 	}
-	w, err := newWrite(key, &rec, expected, id)
+	w, err := s.newWrite(key, &rec, expected, id)
 	if err != nil {
 		return 0, err
 	}
@@ -240,12 +314,13 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 
 // update writes w over the live record of version w.expected.
 func (s *store) update(ctx context.Context, w *write) error {
+	const op = "save"
 	var lastErr error // the last transaction error a serial read settled as "not applied"
 	for range maxAttempts {
 		now := s.now().UnixNano()
 		res, err := s.cas(ctx, s.stmts.Update, w.updateArgs(now)...)
 		if err != nil {
-			v, err := s.settle(ctx, "save", w, err)
+			v, err := s.settle(ctx, op, w, err)
 			if v != notAppliedYet {
 				return err
 			}
@@ -266,7 +341,7 @@ func (s *store) update(ctx context.Context, w *write) error {
 		}
 		return driver.NewConflict(0)
 	}
-	return &outcomeError{op: "save", applied: "no", err: lastErr,
+	return &outcomeError{op: op, applied: "no", err: lastErr,
 		why: fmt.Sprintf("serial reads showed, %d times, that it was not applied", maxAttempts)}
 }
 
@@ -286,13 +361,18 @@ func (s *store) create(ctx context.Context, w *write) error {
 		}
 		if err != nil {
 			var r row
-			v, err := s.settleRead(ctx, "save", w, err, &r)
+			var found bool
+			v, err := s.settleRead(ctx, "save", w, err, &r, &found)
 			if v != notAppliedYet {
 				return err
 			}
 			// Not applied, and the slot still has no live record: insert, or
 			// replace the row that is there.
-			lastErr, replace, seen = err, r.writeID.present, r.writeID
+			_, class, _ := r.classify(found, now) // sound: settleRead checked it
+			lastErr = err
+			if replace, seen, err = w.createOver(&r, found, class); err != nil {
+				return err
+			}
 			continue
 		}
 		if res.applied {
@@ -301,6 +381,7 @@ func (s *store) create(ctx context.Context, w *write) error {
 		if replace {
 			// The row changed, or was removed, since it was seen: look again.
 			replace = false
+			w.retarget(1)
 			continue
 		}
 		_, class, err := res.row.classify(res.found, now)
@@ -312,7 +393,11 @@ func (s *store) create(ctx context.Context, w *write) error {
 		case class == rowAbsent:
 			return fmt.Errorf("%w: INSERT IF NOT EXISTS was not applied and returned no row", errBadReply)
 		}
-		replace, seen = true, res.row.writeID // expired or emptied: replace it if it is still there
+		// A tombstone, an expired or an emptied row: replace it if it is
+		// still there.
+		if replace, seen, err = w.createOver(&res.row, true, class); err != nil {
+			return err
+		}
 	}
 	if lastErr != nil {
 		return &outcomeError{op: "save", applied: "no", err: lastErr,
@@ -334,66 +419,76 @@ const (
 // See settleRead.
 func (s *store) settle(ctx context.Context, op string, w *write, err error) (verdict, error) {
 	var r row
-	return s.settleRead(ctx, op, w, err, &r)
+	var found bool
+	return s.settleRead(ctx, op, w, err, &r, &found)
 }
 
 // settleRead resolves the outcome of w's transaction, which failed with
-// txErr, by a serial read of its row into r. Unless txErr proves that the
-// transaction was not applied (it was never sent, or the server refused it
-// as invalid: returned as it is), or the caller's context has ended
-// (returned as it is: the persistence layer reports the context's error),
-// the read decides:
+// txErr, by a serial read of its row into r (found: there was one). Unless
+// txErr proves that the transaction was not applied (it was never sent, or
+// the server refused it as invalid: returned as it is), or the caller's
+// context has ended (returned as it is: the persistence layer reports the
+// context's error), the read decides:
 //
 //   - the row holds w's write id: applied (nil);
 //   - the row still satisfies w's condition (the expected live version, or
 //     no live record when creating): not applied, and no longer can be, as
 //     the serial read completed or superseded any Paxos proposal in
 //     progress: notAppliedYet, to send it again;
-//   - the row holds version expected+1 from another write: another writer
-//     won this very compare-and-set, so w was not applied: a conflict;
+//   - the row holds the very version w would have written, from another
+//     write: another writer won this compare-and-set, so w was not applied:
+//     a conflict. Versions are never reused, so no later history can bring
+//     that version back;
 //   - anything else, or a failed read: the outcome stays unknown, an
 //     outcomeError (Unavailable).
-func (s *store) settleRead(ctx context.Context, op string, w *write, txErr error, r *row) (verdict, error) {
+func (s *store) settleRead(ctx context.Context, op string, w *write, txErr error, r *row, found *bool) (verdict, error) {
 	if notApplied(txErr) || ctx.Err() != nil {
 		return settled, txErr
 	}
-	found, err := s.serialRead(ctx, w.key, r)
+	f, err := s.serialRead(ctx, w.key, r)
 	if err != nil {
 		return settled, &outcomeError{op: op, applied: "unknown", err: txErr, why: "the serial read to settle it failed", readErr: err}
 	}
-	if found && r.writeID.ok && r.writeID.u == w.id && r.version.v == w.version {
+	*found = f
+	if f && r.writeID.ok && r.writeID.u == w.id && r.version.v == w.version {
 		return settled, nil // ours
 	}
-	_, class, derr := r.classify(found, s.now().UnixNano())
+	_, class, derr := r.classify(f, s.now().UnixNano())
 	switch {
 	case derr != nil:
 		return settled, &outcomeError{op: op, applied: "unknown", err: txErr, why: "the serial read found a damaged row", readErr: derr}
 	case w.expected == 0 && class != rowLive, w.expected > 0 && class == rowLive && r.version.v == w.expected:
 		return notAppliedYet, txErr
-	case class == rowLive && r.version.v == w.expected+1:
-		return settled, driver.NewConflict(w.expected + 1)
+	case class == rowLive && r.version.v == w.version:
+		return settled, driver.NewConflict(w.version)
 	}
 	what := class.String()
 	if class == rowLive {
 		what = fmt.Sprintf("version %d of another write", r.version.v)
+	} else if class.dead() {
+		what = fmt.Sprintf("%s of version %d", class, r.version.v)
 	}
 	return settled, &outcomeError{op: op, applied: "unknown", err: txErr,
 		why: fmt.Sprintf("the serial read found %s, which the write cannot be told apart in (expected version %d)", what, w.expected)}
 }
 
-// Delete implements driver.Store: a serial read of the row, then DELETE
-// ... IF version = seen AND write_id = seen, so that the delete applies to
-// the very record that was checked, and its outcome can be settled if the
-// transaction fails (a record's write id never comes back once deleted).
-// Deleting an absent or expired record with expected 0 needs no
-// transaction; an expired or emptied row is then removed on the way, if it
-// is still there.
+// Delete implements driver.Store: a serial read of the row, then UPDATE
+// ... SET the tombstone IF version = seen AND write_id = seen, so that the
+// tombstone replaces the very record that was checked (a damaged row is
+// reported, not deleted), and its outcome can be settled by the write id
+// if the transaction fails. The tombstone keeps the version and lives for
+// the retention. Deleting with expected 0 writes nothing: the read checks
+// that there is no live record.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
 	if s.closed.Load() {
 		return errClosed
 	}
 	if expected < 0 {
 		return fmt.Errorf("%w: expected version %d", errInvalidWrite, expected)
+	}
+	id, err := gocql.RandomUUID()
+	if err != nil {
+		return err
 	}
 	var lastErr error
 	for range maxAttempts {
@@ -411,28 +506,32 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 		case class != rowLive && expected != 0:
 			return driver.NewConflict(0)
 		case class != rowLive:
-			if class != rowAbsent {
-				// Best effort: Cassandra's TTL removes an expired row anyway,
-				// and the outcome of this delete is already decided.
-				_, _ = s.cas(ctx, s.stmts.Delete, key.Kind, key.ID, key.Slot, r.version.arg(), r.writeID.arg())
-			}
-			return nil
+			return nil // nothing to delete, and nothing is written
 		}
-		res, err := s.cas(ctx, s.stmts.Delete, key.Kind, key.ID, key.Slot, r.version.v, r.writeID.u)
+		at := s.now()
+		w, err := s.newDelete(key, expected, id, at)
+		if err != nil {
+			return err
+		}
+		res, err := s.cas(ctx, s.stmts.Delete, w.deleteArgs(at.UnixNano(), &r.writeID)...)
 		if err != nil {
 			if notApplied(err) || ctx.Err() != nil {
 				return err
 			}
 			var after row
 			found, rerr := s.serialRead(ctx, key, &after)
-			switch {
-			case rerr != nil:
+			if rerr != nil {
 				return &outcomeError{op: "delete", applied: "unknown", err: err, why: "the serial read to settle it failed", readErr: rerr}
-			case !found, !after.writeID.ok && !after.version.ok:
-				return nil // the record is gone: deleted, by this transaction or another with the same condition
-			case after.writeID.ok && after.writeID.u == r.writeID.u:
+			}
+			_, class, derr := after.classify(found, s.now().UnixNano())
+			switch {
+			case found && after.writeID.ok && after.writeID.u == id:
+				return nil // ours
+			case found && after.writeID.same(r.writeID):
 				lastErr = err // not applied: the record is still there
 				continue
+			case derr == nil && class == rowDeleted && after.version.v == expected:
+				return driver.NewConflict(0) // another delete of this version won
 			}
 			return &outcomeError{op: "delete", applied: "unknown", err: err,
 				why: "the serial read found another record in its place"}

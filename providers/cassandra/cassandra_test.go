@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	invalid("WriteConsistency LOCAL_SERIAL", &Options{WriteConsistency: gocql.Consistency(gocql.LocalSerial)})
 	invalid("SerialConsistency 1", &Options{SerialConsistency: 1})
 	invalid("MaxRecordBytes -1", &Options{MaxRecordBytes: -1})
+	invalid("TombstoneRetention -1s", &Options{TombstoneRetention: -time.Second})
 	invalid("MaxRecordBytes over the limit", &Options{MaxRecordBytes: MaxRecordBytesLimit + 1})
 	invalid("Replication SimpleStrategy(0)", &Options{Replication: SimpleStrategy(0)})
 	invalid("Replication of an unknown class", &Options{Replication: Replication{Class: "OldNetworkTopologyStrategy", ReplicationFactor: 1}})
@@ -194,6 +196,9 @@ func TestStoredLayout(t *testing.T) {
 	updated := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.UTC)
 	r := rec(`{"balance":100}`)
 	r.UpdatedAt = updated
+	stored := r // as the persistence layer hands it over: to the microsecond, with its checksum
+	stored.UpdatedAt = updated.Truncate(time.Microsecond)
+	stored.Checksum = driver.Checksum(&stored)
 	if _, err := s.Save(ctx, testKey, r, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -205,13 +210,26 @@ func TestStoredLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := tb.read(t, testKey)
-	r.Version = 2
-	if got.version == nil || *got.version != 2 || !bytes.Equal(got.data, driver.MarshalRecord(&r)) ||
+	stored.Version = 2
+	if got.version == nil || *got.version != 2 || !bytes.Equal(got.data, driver.MarshalRecord(&stored)) ||
 		got.expires == nil || *got.expires != cql.NeverExpires || got.writeID == nil {
 		t.Errorf("row = %v; want version 2, the envelope of the record, a write id, expires_at %d", got, cql.NeverExpires)
 	}
 	if *got.writeID == *first.writeID {
 		t.Errorf("two writes have the same write id %v", *got.writeID)
+	}
+	// A delete leaves the tombstone: the version kept, the tombstone
+	// envelope, expires_at cql.Deleted, a new write id.
+	if err := s.Delete(ctx, testKey, 2); err != nil {
+		t.Fatal(err)
+	}
+	tomb, ok := tb.read(t, testKey)
+	if !ok || tomb.version == nil || *tomb.version != 2 || tomb.expires == nil || *tomb.expires != cql.Deleted ||
+		tomb.writeID == nil || *tomb.writeID == *got.writeID {
+		t.Errorf("tombstone row = %v, %v; want version 2, expires_at %d, a new write id", tomb, ok, cql.Deleted)
+	}
+	if rec, tombstone, err := driver.UnmarshalRecord(tomb.data); err != nil || !tombstone || rec.Version != 2 || len(rec.Data) != 0 {
+		t.Errorf("tombstone data = %+v, tombstone %v, %v; want the tombstone envelope of version 2", rec, tombstone, err)
 	}
 	var updatedAt time.Time
 	if err := tb.session.Query(`SELECT updated_at FROM "`+tb.keyspace+`"."`+tb.name+`" WHERE kind = ? AND actor_id = ? AND state_name = ?`,
@@ -250,7 +268,9 @@ func corruptRows() []struct {
 	return []row{
 		{"not an envelope", int64(1), id, []byte("\x00not an envelope"), cql.NeverExpires},
 		{"truncated envelope", int64(1), id, good[:5], cql.NeverExpires},
-		{"unknown envelope format", int64(1), id, append([]byte("Q\x02"), good[2:]...), cql.NeverExpires},
+		{"unknown envelope format", int64(1), id, append([]byte("Q\x09"), good[2:]...), cql.NeverExpires},
+		{"tombstone envelope, live expires_at", int64(1), id, driver.MarshalTombstone(1, time.Now()), cql.NeverExpires},
+		{"record envelope, tombstone expires_at", int64(1), id, good, cql.Deleted},
 		{"version 0", int64(0), id, good, cql.NeverExpires},
 		{"negative version", int64(-3), id, good, cql.NeverExpires},
 		{"version disagrees with the envelope", int64(2), id, good, cql.NeverExpires},
@@ -316,6 +336,7 @@ func TestCorruptPayloadThroughSlot(t *testing.T) {
 	s, tb := testStore(t, connect(t), nil)
 	key := driver.Key{Kind: "Account", ID: "acc-7", Slot: "balance"}
 	bad := driver.Record{Data: []byte(`{"balance": not json`), Codec: "json", Version: 3}
+	bad.Checksum = driver.Checksum(&bad) // sound bytes: only the payload is wrong
 	id, _ := gocql.RandomUUID()
 	tb.insert(t, key, int64(3), driver.MarshalRecord(&bad), id, cql.NeverExpires, 0)
 	before, _ := tb.read(t, key)
@@ -369,7 +390,7 @@ func TestExpiry(t *testing.T) {
 	s, tb := testStore(t, connect(t), &Options{Now: clock.Now})
 	key := driver.Key{Kind: "Session", ID: "s1", Slot: "state"}
 
-	expires := clock.Now().Add(90*time.Second + 123456789)
+	expires := clock.Now().Add(90*time.Second + 123456789).Truncate(time.Microsecond) // what the persistence layer keeps
 	r := rec(`{"user":1}`)
 	r.ExpiresAt = expires
 	if _, err := s.Save(ctx, key, r, 0); err != nil {
@@ -410,29 +431,29 @@ func TestExpiry(t *testing.T) {
 	if err := s.Delete(ctx, key, 3); !errors.As(err, &ce) || ce.Actual != 0 {
 		t.Errorf("Delete(expected 3) of the expired record = %v, want a conflict with stored version 0", err)
 	}
+	expiredRow, _ := tb.read(t, key)
 	if err := s.Delete(ctx, key, 0); err != nil {
 		t.Errorf("Delete(expected 0) of the expired record = %v, want success", err)
 	}
-	if _, ok := tb.read(t, key); ok {
-		t.Error("Delete(expected 0) left the expired row")
+	if row, ok := tb.read(t, key); !ok || !row.equal(expiredRow) {
+		t.Errorf("Delete(expected 0) changed the expired row from %v to %v, %v; it keeps the version", expiredRow, row, ok)
 	}
 
 	// Created over an expired row that is still there: the row is replaced
-	// (version 1, no expiry, a new write id).
-	r.ExpiresAt = clock.Now().Add(time.Minute)
-	if _, err := s.Save(ctx, key, r, 0); err != nil {
-		t.Fatal(err)
+	// (the versions go on, no expiry, a new write id).
+	if v, err := s.Save(ctx, key, r, 0); err != nil || v != 4 {
+		t.Fatalf("Save(expected 0) over the record expired at version 3 = %d, %v; want 4", v, err)
 	}
 	old, _ := tb.read(t, key)
 	clock.Advance(2 * time.Minute)
-	if v, err := s.Save(ctx, key, rec(`{"user":3}`), 0); err != nil || v != 1 {
-		t.Fatalf("Save(expected 0) over an expired row = %d, %v; want 1", v, err)
+	if v, err := s.Save(ctx, key, rec(`{"user":3}`), 0); err != nil || v != 5 {
+		t.Fatalf("Save(expected 0) over an expired row = %d, %v; want 5", v, err)
 	}
 	row, _ = tb.read(t, key)
-	if *row.version != 1 || *row.expires != cql.NeverExpires || *row.writeID == *old.writeID {
+	if *row.version != 5 || *row.expires != cql.NeverExpires || *row.writeID == *old.writeID {
 		t.Errorf("after recreating over an expired row: %v (the expired row was %v)", row, old)
 	}
-	wantLoad(t, s, key, 1, `{"user":3}`)
+	wantLoad(t, s, key, 5, `{"user":3}`)
 
 	// A batch creating a slot over an expired row replaces it too.
 	other := driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}
@@ -441,15 +462,15 @@ func TestExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Minute)
-	vs, err := s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec(`{"user":4}`), Expected: 1}, {Key: other, Record: rec(`{"o":1}`)}})
-	if err != nil || vs[0] != 2 || vs[1] != 1 {
-		t.Fatalf("SaveBatch over an expired row = %v, %v; want [2 1]", vs, err)
+	vs, err := s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec(`{"user":4}`), Expected: 5}, {Key: other, Record: rec(`{"o":1}`)}})
+	if err != nil || vs[0] != 6 || vs[1] != 2 {
+		t.Fatalf("SaveBatch over an expired row = %v, %v; want [6 2]", vs, err)
 	}
-	wantLoad(t, s, other, 1, `{"o":1}`)
+	wantLoad(t, s, other, 2, `{"o":1}`)
 
 	// An ExpiresAt already past leaves no live record.
 	r.ExpiresAt = clock.Now().Add(-time.Second)
-	if _, err := s.Save(ctx, key, r, 2); err != nil {
+	if _, err := s.Save(ctx, key, r, 6); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
@@ -500,12 +521,12 @@ func TestTTLRounding(t *testing.T) {
 }
 
 // TestNativeTTL moves the stand-in's clock: Cassandra (here, the stand-in)
-// removes a record with an expiry by itself, once its TTL has passed and
-// not before its ExpiresAt.
+// removes a record with an expiry by itself, once its TTL has passed: the
+// tombstone retention after its ExpiresAt, never before.
 func TestNativeTTL(t *testing.T) {
 	admin := stubAdmin(t)
 	ctx := context.Background()
-	s, tb := testStore(t, connect(t), nil)
+	s, tb := testStore(t, connect(t), &Options{TombstoneRetention: 10 * time.Second})
 	key := driver.Key{Kind: "Session", ID: "ttl", Slot: "state"}
 	r := rec(`{"user":1}`)
 	r.ExpiresAt = time.Now().Add(30 * time.Second)
@@ -517,8 +538,59 @@ func TestNativeTTL(t *testing.T) {
 		t.Fatal("the server removed the record before its ExpiresAt")
 	}
 	admin.advance(t, 3*time.Second)
+	if _, ok := tb.read(t, key); !ok {
+		t.Fatal("the server removed the expired record before the retention")
+	}
+	admin.advance(t, 10*time.Second)
 	if row, ok := tb.read(t, key); ok {
 		t.Errorf("the server still holds the record after its TTL: %v", row)
+	}
+}
+
+// TestTombstoneRetention moves the stand-in's clock: a delete's tombstone
+// keeps the deleted version for the retention (its TTL), refusing stale
+// writers and making a create continue the versions; then Cassandra purges
+// it, and a create starts again from version 1.
+func TestTombstoneRetention(t *testing.T) {
+	admin := stubAdmin(t)
+	ctx := context.Background()
+	s, tb := testStore(t, connect(t), &Options{TombstoneRetention: 10 * time.Second})
+	var ce *persistence.ConcurrencyError
+	for i, then := range []string{"create within the retention", "create after it"} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("tombstone-", i), Slot: "state"}
+		for v := range int64(2) {
+			if _, err := s.Save(ctx, key, rec(fmt.Sprintf(`{"v":%d}`, v+1)), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Delete(ctx, key, 2); err != nil {
+			t.Fatal(err)
+		}
+		admin.advance(t, 9*time.Second)
+		if row, ok := tb.read(t, key); !ok || row.version == nil || *row.version != 2 || row.expires == nil || *row.expires != cql.Deleted {
+			t.Fatalf("%s: the tombstone before the retention = %v, %v; want version 2 kept", then, row, ok)
+		}
+		for _, expected := range []int64{1, 2} {
+			if _, err := s.Save(ctx, key, rec(`{"stale":true}`), expected); !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Save(expected %d) over the tombstone = %v, want a conflict with version 0", then, expected, err)
+			}
+			if err := s.Delete(ctx, key, expected); !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("%s: stale Delete(expected %d) of the tombstone = %v, want a conflict with version 0", then, expected, err)
+			}
+		}
+		if then == "create within the retention" {
+			if v, err := s.Save(ctx, key, rec(`{"v":3}`), 0); err != nil || v != 3 {
+				t.Errorf("%s: Save(expected 0) = %d, %v; want version 3", then, v, err)
+			}
+			continue
+		}
+		admin.advance(t, 4*time.Second) // past the retention, rounded up to the second, plus one
+		if row, ok := tb.read(t, key); ok && row.version != nil {
+			t.Fatalf("%s: the tombstone after the retention = %v; want it purged", then, row)
+		}
+		if v, err := s.Save(ctx, key, rec(`{"v":1}`), 0); err != nil || v != 1 {
+			t.Errorf("%s: Save(expected 0) = %d, %v; want version 1", then, v, err)
+		}
 	}
 }
 
@@ -529,7 +601,7 @@ func TestNativeTTL(t *testing.T) {
 func TestEmptiedRow(t *testing.T) {
 	admin := stubAdmin(t)
 	ctx := context.Background()
-	s, tb := testStore(t, connect(t), nil)
+	s, tb := testStore(t, connect(t), &Options{TombstoneRetention: time.Second})
 	for i, then := range []string{"create", "delete", "batch"} {
 		key := driver.Key{Kind: "Session", ID: fmt.Sprint("emptied-", i), Slot: "state"}
 		if _, err := s.Save(ctx, key, rec(`{"v":1}`), 0); err != nil {
@@ -540,7 +612,7 @@ func TestEmptiedRow(t *testing.T) {
 		if _, err := s.Save(ctx, key, r, 1); err != nil {
 			t.Fatal(err)
 		}
-		admin.advance(t, 5*time.Second)
+		admin.advance(t, 5*time.Second) // past the expiry and the retention
 		row, ok := tb.read(t, key)
 		if !ok || row.version != nil || row.data != nil || row.writeID != nil || row.expires != nil {
 			t.Fatalf("after the TTL: row %v, %v; want a row of NULLs", row, ok)
@@ -562,8 +634,8 @@ func TestEmptiedRow(t *testing.T) {
 			if err := s.Delete(ctx, key, 0); err != nil {
 				t.Fatalf("Delete(expected 0) of an emptied row: %v", err)
 			}
-			if row, ok := tb.read(t, key); ok {
-				t.Errorf("Delete(expected 0) left the emptied row %v", row)
+			if row, ok := tb.read(t, key); !ok || row.version != nil || row.data != nil {
+				t.Errorf("Delete(expected 0) of an emptied row wrote %v, %v; it writes nothing", row, ok)
 			}
 		case "batch":
 			other := driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}
@@ -630,7 +702,6 @@ func TestDriverRefusesOtherWrites(t *testing.T) {
 		writes []driver.Write
 	}{
 		{"two actors", []driver.Write{{Key: testKey, Record: rec("{}")}, {Key: driver.Key{Kind: "Account", ID: "other", Slot: "state"}, Record: rec("{}")}}},
-		{"one slot twice", []driver.Write{{Key: testKey, Record: rec("{}")}, {Key: testKey, Record: rec("{}"), Expected: 1}}},
 		{"negative version", []driver.Write{{Key: testKey, Record: rec("{}"), Expected: -1}, {Key: driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "b"}, Record: rec("{}")}}},
 	}
 	for _, tt := range tests {
@@ -647,6 +718,65 @@ func TestDriverRefusesOtherWrites(t *testing.T) {
 	if vs, err := d.PutBatch(ctx, nil); err != nil || vs != nil {
 		t.Errorf("PutBatch(nil) = %v, %v", vs, err)
 	}
+}
+
+// TestBatchOneSlotTwice: a batch may write one slot several times, each
+// write checked as if the ones before it were applied, all or nothing.
+// Cassandra would check every condition against the row as it was before
+// the batch, so the store sends one statement per slot and checks the
+// later writes itself.
+func TestBatchOneSlotTwice(t *testing.T) {
+	ctx := context.Background()
+	s, tb := testStore(t, connect(t), nil)
+	a := driver.Key{Kind: "Account", ID: "twice", Slot: "a"}
+	b := driver.Key{Kind: "Account", ID: "twice", Slot: "b"}
+	batch := func(what string, want []int64, writes ...driver.Write) {
+		t.Helper()
+		vs, err := s.SaveBatch(ctx, writes)
+		if err != nil || !slices.Equal(vs, want) {
+			t.Fatalf("%s: SaveBatch = %v, %v; want %v", what, vs, err, want)
+		}
+	}
+	refused := func(what string, index int, actual int64, writes ...driver.Write) {
+		t.Helper()
+		before, _ := tb.read(t, a)
+		_, err := s.SaveBatch(ctx, writes)
+		var ce *persistence.ConcurrencyError
+		if !errors.As(err, &ce) || ce.Key != writes[index].Key || ce.Expected != writes[index].Expected || ce.Actual != actual {
+			t.Fatalf("%s: SaveBatch = %v; want a conflict of write %d (%s expecting %d) with version %d",
+				what, err, index, writes[index].Key, writes[index].Expected, actual)
+		}
+		if after, _ := tb.read(t, a); !after.equal(before) {
+			t.Errorf("%s: the refused batch changed %s from %v to %v", what, a, before, after)
+		}
+		if _, ok := tb.read(t, b); ok {
+			t.Errorf("%s: the refused batch wrote %s", what, b)
+		}
+	}
+	batch("create and update", []int64{1, 2},
+		driver.Write{Key: a, Record: rec(`{"n":1}`)}, driver.Write{Key: a, Record: rec(`{"n":2}`), Expected: 1})
+	wantLoad(t, s, a, 2, `{"n":2}`)
+	batch("delete and re-create", []int64{0, 3},
+		driver.Write{Key: a, Delete: true, Expected: 2}, driver.Write{Key: a, Record: rec(`{"n":3}`)})
+	wantLoad(t, s, a, 3, `{"n":3}`)
+	batch("update, delete, delete expecting 0", []int64{4, 0, 0},
+		driver.Write{Key: a, Record: rec(`{"n":4}`), Expected: 3}, driver.Write{Key: a, Delete: true, Expected: 4},
+		driver.Write{Key: a, Delete: true})
+	if row, ok := tb.read(t, a); !ok || row.version == nil || *row.version != 4 || row.expires == nil || *row.expires != cql.Deleted {
+		t.Fatalf("after the batch deleting it: %v, %v; want the tombstone of version 4", row, ok)
+	}
+	refused("a second create of one slot", 2, 5,
+		driver.Write{Key: b, Record: rec(`{}`)}, driver.Write{Key: a, Record: rec(`{"n":5}`)}, driver.Write{Key: a, Record: rec(`{}`)})
+	refused("an update expecting the version before the batch", 1, 5,
+		driver.Write{Key: a, Record: rec(`{"n":5}`)}, driver.Write{Key: a, Record: rec(`{}`), Expected: 4}, driver.Write{Key: b, Record: rec(`{}`)})
+	refused("a stale write before the refused one", 0, 0,
+		driver.Write{Key: b, Record: rec(`{}`), Expected: 7}, driver.Write{Key: a, Record: rec(`{"n":5}`)}, driver.Write{Key: a, Record: rec(`{}`)})
+	batch("only checks", []int64{0, 0}, driver.Write{Key: a, Delete: true}, driver.Write{Key: a, Delete: true})
+	batch("create, delete, create", []int64{5, 0, 6, 1},
+		driver.Write{Key: a, Record: rec(`{"n":5}`)}, driver.Write{Key: a, Delete: true, Expected: 5},
+		driver.Write{Key: a, Record: rec(`{"n":6}`)}, driver.Write{Key: b, Record: rec(`{"b":1}`)})
+	wantLoad(t, s, a, 6, `{"n":6}`)
+	wantLoad(t, s, b, 1, `{"b":1}`)
 }
 
 // TestSerialLoads: loads at LOCAL_SERIAL consistency work too.

@@ -24,13 +24,15 @@
 // default; the DDL is package cql's):
 //
 //	kind text, actor_id text, state_name text   PRIMARY KEY ((kind, actor_id), state_name)
-//	version bigint       1, 2, ...
-//	data blob            the record envelope of driver.MarshalRecord (codec, schema,
-//	                     compressed flag, version, updated-at and expires-at in
-//	                     nanoseconds, then the encoded state, byte for byte)
+//	version bigint       1, 2, ...; a tombstone keeps the deleted version
+//	data blob            the record envelope of driver.MarshalRecord (format 2: flags,
+//	                     the record's CRC-32C checksum, codec, schema, version,
+//	                     updated-at and expires-at in nanoseconds, then the encoded
+//	                     state, byte for byte); for a tombstone driver.MarshalTombstone
 //	write_id uuid        random per write: which write produced the row
 //	updated_at timestamp when it was written, in milliseconds, for operators
-//	expires_at bigint    the expiry in Unix nanoseconds; cql.NeverExpires if none
+//	expires_at bigint    the expiry in Unix nanoseconds; cql.NeverExpires if none;
+//	                     cql.Deleted (the smallest bigint) for a tombstone
 //
 // (kind, actor_id) is the partition key: the slots of one actor live in one
 // partition, on the same replicas, which is what makes an actor's batch one
@@ -43,9 +45,11 @@
 //
 // Every write is a lightweight transaction: Save with expected version n is
 // UPDATE ... IF version = n AND expires_at > now, with expected 0 INSERT ...
-// IF NOT EXISTS (two concurrent creators: one wins). Delete reads the row
-// at the serial consistency, then runs DELETE ... IF version = v AND
-// write_id = w, so that it removes the very record it checked. The Paxos
+// IF NOT EXISTS (two concurrent creators: one wins), or UPDATE ... IF
+// write_id = w over a row that holds no live record. Delete reads the row
+// at the serial consistency, then writes the record's tombstone with
+// UPDATE ... IF version = v AND write_id = w, so that it replaces the very
+// record it checked; expecting version 0 it writes nothing. The Paxos
 // phase runs at Options.SerialConsistency (LOCAL_SERIAL by default, SERIAL
 // across data centers), the commit at Options.WriteConsistency
 // (LOCAL_QUORUM); loads read at Options.ReadConsistency (LOCAL_QUORUM: they
@@ -55,10 +59,31 @@
 // *persistence.ConcurrencyError: never parsed from an error.
 //
 // SaveBatch ([driver.Batcher]) is one conditional BATCH of the same
-// statements. The rows share a partition, so Cassandra applies it as one
-// Paxos round: all the writes or none; when not applied, its answer has the
-// rows the conditions read, and the first write whose condition failed is
-// reported with its index.
+// statements; a delete in it writes the tombstone with the update
+// statement (IF version = n AND expires_at > now), or, expecting 0, is the
+// replace statement with every value unset, which writes nothing and only
+// checks that the row seen (no live record) is still there. The rows share
+// a partition, so Cassandra applies it as one Paxos round: all the writes
+// or none; when not applied, its answer has the rows the conditions read,
+// and the first write whose condition failed is reported with its index.
+// Cassandra checks all the conditions of a batch against the rows as they
+// were before it and merges the writes to one row, so a batch that writes
+// one slot several times sends one statement for the slot, with the
+// condition of its first write and the values its last write leaves; the
+// store checks the writes in between against the state the earlier ones
+// leave.
+//
+// # Versions, tombstones and retention
+//
+// A version is never handed out twice for a key. A delete leaves a
+// tombstone that keeps the deleted version, and an expired record keeps
+// its version too; a create over either continues from it. Tombstones are
+// written USING TTL Options.TombstoneRetention (7 days unless set), and
+// records with an expiry with a TTL ending the retention after it, so
+// Cassandra purges both once the retention has passed; a create then
+// starts again from version 1. Until then a writer holding a version from
+// before the delete or the expiry is refused with a conflict; the price is
+// the rows' space for the retention.
 //
 // # Unknown outcomes
 //
@@ -73,8 +98,9 @@
 //   - the row still satisfies the write's condition: it was not applied, and
 //     the transaction is sent again (the same write, the same id), up to four
 //     times in all; then Unavailable, saying it was not applied;
-//   - the row holds version expected+1 from another write: that writer won
-//     this compare-and-set, a conflict;
+//   - the row holds the version the write would have produced, from
+//     another write: that writer won this compare-and-set, a conflict
+//     (versions are never reused, so nothing else can have put it there);
 //   - anything else, or a failed read: Unavailable, saying the outcome is
 //     unknown; the slot is marked stale and the actor reloads.
 //
@@ -82,35 +108,40 @@
 // server refused as invalid) are returned without a read; gocql's retry
 // policy is turned off for the transactions (a retry of an applied
 // transaction would report a conflict with itself). A delete's outcome is
-// settled the same way by its record's write id: gone means deleted (by this
-// transaction, or another with the same condition). The inference from
-// versions is sound unless, within the timeout, other writers delete and
-// recreate the slot and bring it back to the very version the write
-// expected: several writes to one actor's slot by others, which its single
-// activation makes all but impossible.
+// settled the same way by write ids: its tombstone's id means applied, the
+// deleted record's id still there means not applied, another tombstone of
+// the same version means another delete won (a conflict).
 //
 // # Expiry
 //
-// A record with an ExpiresAt is written USING TTL: the time left, rounded up
-// to the second, plus one second, because Cassandra counts a TTL from the
-// current second; Cassandra removes the row between the expiry and two
-// seconds after it, never before ([driver.NativeTTL]). (An expiry more than
-// 20 years away gets no TTL.) A record is absent for Load, Save and Delete
-// as soon as ExpiresAt has passed by the store's clock (Options.Now), before
-// Cassandra removes it: loads skip it, updates find the condition
-// expires_at > now false, and creating over it replaces the expired row
-// (UPDATE ... IF write_id = the one seen). Deleting it with expected
-// version 0 removes it. A row created without TTL whose columns later expire
-// by the TTL of an update stays in Cassandra with NULL columns (its primary
-// key liveness has no TTL); the store treats such a row as absent too, and
-// writes over or deletes it the same way. Clocks of clients and nodes must
-// agree within a second or so.
+// A record with an ExpiresAt is written USING TTL: the time left until the
+// expiry plus the tombstone retention, rounded up to the second, plus one
+// second, because Cassandra counts a TTL from the current second; Cassandra
+// removes the row between expiry + retention and two seconds after it,
+// never before ([driver.NativeTTL]). (A TTL beyond 20 years is not set.) A
+// record is absent for Load, Save and Delete as soon as ExpiresAt has passed
+// by the store's clock (Options.Now), before Cassandra removes it: loads
+// skip it, updates find the condition expires_at > now false, and creating
+// over it replaces the expired row with the next version (UPDATE ... IF
+// write_id = the one seen). Deleting it with expected version 0 succeeds
+// and writes nothing. A row created without TTL whose columns later expire
+// by the TTL of an update or a tombstone stays in Cassandra with NULL
+// columns (its primary key liveness has no TTL); its version is gone, and
+// the store treats it as absent, creating over it at version 1. Clocks of
+// clients and nodes must agree within a second or so.
 //
-// # Corrupt records
+// # Corrupt records and damage detection
+//
+// The envelope carries the checksum the persistence layer computed over the
+// record (driver.Checksum); Get returns it as stored and every load
+// compares it, so data changed behind the store's back loads as a
+// *persistence.DecodeError matching persistence.ErrCorrupt, naming the key,
+// and the row is left as it is.
 //
 // A row the store cannot have written (NULL or non-positive version, NULL
 // columns, an envelope that does not decode, a version or expiry that
-// disagrees with the envelope) is persistence.ErrCorrupt naming the key, for
+// disagrees with the envelope, a tombstone envelope without the tombstone's
+// expires_at or the reverse) is persistence.ErrCorrupt naming the key, for
 // Load, Delete and a create (Save with expected 0, alone or in a batch),
 // and stays as it is. An update conditions on version and expires_at only:
 // a row whose condition columns are damaged fails it the same way, but one

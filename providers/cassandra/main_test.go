@@ -364,6 +364,35 @@ func (h *harness) Capabilities() storetest.Capabilities {
 
 func (h *harness) Close() {}
 
+// Corrupt implements storetest.Corrupter: it rewrites the record's data
+// inside its envelope, leaving the version, the checksum and the rest as
+// they are, with the update statement naming the version the row has (so
+// that the version stays).
+func (h *harness) Corrupt(ctx context.Context, s driver.Store, key driver.Key, change func([]byte) []byte) error {
+	st := s.(*store)
+	var r row
+	found, err := st.serialRead(ctx, key, &r)
+	if err != nil {
+		return err
+	}
+	now := st.now().UnixNano()
+	rec, class, err := r.classify(found, now)
+	if err != nil || class != rowLive {
+		return fmt.Errorf("corrupting %s: %v, %v", key, class, err)
+	}
+	rec.Data = change(bytes.Clone(rec.Data))
+	w := write{key: key, expected: rec.Version, version: rec.Version, rec: rec, env: driver.MarshalRecord(&rec), id: r.writeID.u,
+		expires: r.expires.v, retention: st.retention}
+	if !rec.UpdatedAt.IsZero() {
+		w.updated = rec.UpdatedAt
+	}
+	res, err := st.cas(ctx, st.stmts.Update, w.updateArgs(now)...)
+	if err == nil && !res.applied {
+		err = errors.New("not applied")
+	}
+	return err
+}
+
 func TestConformance(t *testing.T) {
 	storetest.RunConformanceTests(t, newHarness)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gocql/gocql"
 
+	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/providers/cassandra/cql"
 )
 
@@ -65,6 +66,17 @@ type Options struct {
 	// larger records fail with persistence.ErrTooLarge before any I/O. 0
 	// means DefaultMaxRecordBytes (1 MiB). At most MaxRecordBytesLimit.
 	MaxRecordBytes int
+
+	// TombstoneRetention is how long the row of a deleted record (its
+	// tombstone) and of an expired record stays in the table, keeping the
+	// record's version so that versions are never reused: a writer holding
+	// a version from before the delete or the expiry is refused with a
+	// conflict for at least that long. Tombstones are written with this TTL,
+	// records with an expiry with a TTL that ends this long after it.
+	// Cassandra counts TTLs in whole seconds: the retention is rounded up
+	// to the second. 0 means driver.DefaultTombstoneRetention (7 days);
+	// negative is invalid.
+	TombstoneRetention time.Duration
 
 	// Now is the clock used for UpdatedAt stamps, TTLs and to decide whether
 	// a record has expired. nil means time.Now.
@@ -125,6 +137,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.MaxRecordBytes < 0 || out.MaxRecordBytes > MaxRecordBytesLimit {
 		return out, fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalidOption, out.MaxRecordBytes, MaxRecordBytesLimit)
+	}
+	switch {
+	case out.TombstoneRetention == 0:
+		out.TombstoneRetention = driver.DefaultTombstoneRetention
+	case out.TombstoneRetention < 0:
+		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalidOption, out.TombstoneRetention)
 	}
 	if out.Now == nil {
 		out.Now = time.Now

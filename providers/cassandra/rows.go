@@ -46,15 +46,6 @@ func (n *nullInt64) UnmarshalCQL(info gocql.TypeInfo, data []byte) error {
 	return nil
 }
 
-// arg returns the value to bind for a condition on the column: nil for
-// NULL.
-func (n *nullInt64) arg() any {
-	if !n.ok {
-		return nil
-	}
-	return n.v
-}
-
 // nullBlob is a blob column that may be NULL. It copies the bytes, which
 // gocql reuses.
 type nullBlob struct {
@@ -100,6 +91,10 @@ func (n *nullUUID) UnmarshalCQL(info gocql.TypeInfo, data []byte) error {
 	n.ok = true
 	return nil
 }
+
+// same reports whether n and o bind the same value: both NULL, or the same
+// id.
+func (n nullUUID) same(o nullUUID) bool { return n.ok == o.ok && (!n.ok || n.u == o.u) }
 
 func (n *nullUUID) arg() any {
 	if !n.ok {
@@ -164,8 +159,11 @@ const (
 	// of a later UPDATE: the row's primary key liveness outlives them. It
 	// counts as absent.
 	rowEmpty
+	// rowDeleted: the tombstone a delete left (expires_at cql.Deleted),
+	// keeping the deleted record's version; it counts as absent.
+	rowDeleted
 	// rowExpired: a sound record whose ExpiresAt has passed; it counts as
-	// absent.
+	// absent, and keeps its version like a tombstone.
 	rowExpired
 	// rowLive: a sound record that has not expired (or whose expiry is not
 	// among the columns read).
@@ -178,17 +176,24 @@ func (c rowClass) String() string {
 		return "no row"
 	case rowEmpty:
 		return "a row emptied by its TTL"
+	case rowDeleted:
+		return "a tombstone"
 	case rowExpired:
 		return "an expired record"
 	}
 	return "a live record"
 }
 
+// dead reports whether the class is a tombstone or an expired record: no
+// live record, but a version a create continues from.
+func (c rowClass) dead() bool { return c == rowDeleted || c == rowExpired }
+
 // classify checks the columns of r that were read and says what the row
 // counts as at now (Unix nanoseconds). found is false when the result had
 // no row. A row that cannot be a record the store wrote gives an error
 // made by driver.NewCorrupt. If the data column was read, classify
-// decodes it and returns the record.
+// decodes it and returns the record (for a tombstone, only its version and
+// the time of the delete).
 func (r *row) classify(found bool, now int64) (driver.Record, rowClass, error) {
 	if !found {
 		return driver.Record{}, rowAbsent, nil
@@ -224,20 +229,29 @@ func (r *row) classify(found bool, now int64) (driver.Record, rowClass, error) {
 		return driver.Record{}, 0, driver.NewCorrupt(errors.New("expires_at is NULL"))
 	}
 	var rec driver.Record
+	deleted := r.expires.present && r.expires.v == cql.Deleted
 	if r.data.present {
 		var err error
-		rec, err = driver.UnmarshalRecord(r.data.b)
+		var tombstone bool
+		rec, tombstone, err = driver.UnmarshalRecord(r.data.b)
 		if err != nil {
 			return driver.Record{}, 0, err // made by driver.NewCorrupt
 		}
 		if r.version.present && rec.Version != r.version.v {
 			return driver.Record{}, 0, driver.NewCorrupt(fmt.Errorf("version is %d but the envelope has version %d", r.version.v, rec.Version))
 		}
-		if r.expires.present && r.expires.v != expiresColumn(rec.ExpiresAt) {
+		switch {
+		case r.expires.present && tombstone != deleted:
+			return driver.Record{}, 0, driver.NewCorrupt(fmt.Errorf("expires_at %d does not match the envelope (tombstone %v)", r.expires.v, tombstone))
+		case r.expires.present && !tombstone && r.expires.v != expiresColumn(rec.ExpiresAt):
 			return driver.Record{}, 0, driver.NewCorrupt(fmt.Errorf("expires_at %d does not match the envelope's expiry %v", r.expires.v, rec.ExpiresAt))
 		}
+		deleted = tombstone
 	}
-	if r.expires.present && r.expires.v != cql.NeverExpires && r.expires.v <= now {
+	switch {
+	case deleted:
+		return rec, rowDeleted, nil
+	case r.expires.present && r.expires.v != cql.NeverExpires && r.expires.v <= now:
 		return rec, rowExpired, nil
 	}
 	return rec, rowLive, nil

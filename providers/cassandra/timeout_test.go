@@ -3,6 +3,7 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,35 @@ func TestCASWriteTimeout(t *testing.T) {
 			if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
 				t.Errorf("Load after the delete = %v, want ErrNotFound", err)
 			}
+
+			// A create over the tombstone continues its versions.
+			admin.inject(t, tb, key, kind, 1)
+			if v, err := s.Save(ctx, key, rec(`{"n":4}`), 0); err != nil || v != 4 {
+				t.Fatalf("create over the tombstone with a CAS timeout = %d, %v; want 4", v, err)
+			}
+			wantLoad(t, s, key, 4, `{"n":4}`)
+
+			// A batch deleting one slot and updating the other.
+			admin.inject(t, tb, key, kind, 1)
+			vs, err = s.SaveBatch(ctx, []driver.Write{{Key: key, Delete: true, Expected: 4}, {Key: other, Record: rec(`{"o":2}`), Expected: 1}})
+			if err != nil || len(vs) != 2 || vs[0] != 0 || vs[1] != 2 {
+				t.Fatalf("batch deleting with a CAS timeout = %v, %v; want [0 2]", vs, err)
+			}
+			if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("Load after the batch delete = %v, want ErrNotFound", err)
+			}
+			wantLoad(t, s, other, 2, `{"o":2}`)
+
+			// A batch writing one slot twice: one statement, settled alike.
+			// (Its first try assumes no row and only checks, since the
+			// second write could not follow a create of version 1; the
+			// first fault meets that check, the second the batch.)
+			admin.inject(t, tb, key, kind, 2)
+			vs, err = s.SaveBatch(ctx, []driver.Write{{Key: key, Record: rec(`{"n":5}`)}, {Key: key, Record: rec(`{"n":6}`), Expected: 5}})
+			if err != nil || len(vs) != 2 || vs[0] != 5 || vs[1] != 6 {
+				t.Fatalf("batch writing one slot twice with a CAS timeout = %v, %v; want [5 6]", vs, err)
+			}
+			wantLoad(t, s, key, 6, `{"n":6}`)
 			if n := admin.pending(t, tb); n != 0 {
 				t.Errorf("%d injected faults did not fire: the test proves nothing", n)
 			}
@@ -206,6 +236,51 @@ func TestCASTimeoutOtherWriter(t *testing.T) {
 			}
 		}
 		wantLoad(t, s, key, int64(1+otherWrites), `{"w":"fast"}`)
+	}
+
+	// A delete hangs while another writer deletes the record (the same
+	// tombstone version: the hung one lost, a conflict), or deletes and
+	// re-creates it (cannot be told apart from the hung delete applied and
+	// a create after it: outcome unknown).
+	for _, recreate := range []bool{false, true} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("contended-delete-", recreate), Slot: "state"}
+		if _, err := s.Save(ctx, key, rec(`{"w":"first"}`), 0); err != nil {
+			t.Fatal(err)
+		}
+		admin.inject(t, tb, key, faultHangNotApplied, 1)
+		done := make(chan error, 1)
+		go func() { done <- s.Delete(ctx, key, 1) }()
+		deadline := time.Now().Add(5 * time.Second)
+		for admin.pending(t, tb) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the hanging delete never reached the stand-in")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := fast.Delete(ctx, key, 1); err != nil {
+			t.Fatal(err)
+		}
+		if recreate {
+			if v, err := fast.Save(ctx, key, rec(`{"w":"again"}`), 0); err != nil || v != 2 {
+				t.Fatalf("re-creating = %d, %v; want version 2", v, err)
+			}
+		}
+		err := <-done
+		var ce *persistence.ConcurrencyError
+		switch {
+		case !recreate:
+			if !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("the hung delete after another delete won = %v, want a conflict with version 0", err)
+			}
+			if _, err := s.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("Load = %v, want ErrNotFound", err)
+			}
+		default:
+			if !errors.Is(err, persistence.ErrUnavailable) || !strings.Contains(err.Error(), "unknown") {
+				t.Errorf("the hung delete after a delete and a create = %v, want ErrUnavailable, outcome unknown", err)
+			}
+			wantLoad(t, s, key, 2, `{"w":"again"}`)
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 //	                                    NetworkTopologyStrategy:dc1=3,dc2=2
 //	quark_init=false                    do not run CreateSchema (default: run it)
 //	quark_max_record_bytes=N            Options.MaxRecordBytes
+//	quark_tombstone_retention=D         Options.TombstoneRetention (a Go duration, e.g. 24h)
 //
 // The others configure the gocql session:
 //
@@ -155,9 +156,11 @@ func (c *urlConfig) setStoreParam(name, v string) error {
 		c.init, err = strconv.ParseBool(v)
 	case "quark_max_record_bytes":
 		c.opts.MaxRecordBytes, err = strconv.Atoi(v)
+	case "quark_tombstone_retention":
+		c.opts.TombstoneRetention, err = time.ParseDuration(v)
 	default:
 		return fmt.Errorf("unknown parameter %q (known: quark_table, quark_read_consistency, quark_write_consistency, "+
-			"quark_serial_consistency, quark_replication, quark_init, quark_max_record_bytes)", name)
+			"quark_serial_consistency, quark_replication, quark_init, quark_max_record_bytes, quark_tombstone_retention)", name)
 	}
 	if err != nil {
 		return fmt.Errorf("%s=%q: %w", name, v, unwrapNum(err))

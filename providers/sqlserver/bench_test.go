@@ -101,14 +101,14 @@ func rawSaves(db *sql.DB, st *tsql.Statements, actors int) func(int) error {
 			sql.Named("kind", []byte("Bench")), sql.Named("id", []byte(id)), sql.Named("slot", []byte("state")),
 			sql.Named("state", data), sql.Named("bytes", []byte(nil)), sql.Named("codec", "json"),
 			sql.Named("schema", int64(1)), sql.Named("compressed", false), sql.Named("updated", now),
-			sql.Named("expires", sql.NullTime{}), sql.Named("now", now)}
+			sql.Named("expires", sql.NullTime{}), sql.Named("checksum", int64(0)), sql.Named("now", now)}
 		if expected > 0 {
 			args[0], args[1] = st.Update.Text, st.Update.Params
 			args = append(args, sql.Named("expected", expected))
 		}
 		var applied int64
-		var actual sql.NullInt64
-		if err := db.QueryRowContext(context.Background(), "sp_executesql", args...).Scan(&applied, &actual); err != nil {
+		var actual, version sql.NullInt64
+		if err := db.QueryRowContext(context.Background(), "sp_executesql", args...).Scan(&applied, &actual, &version); err != nil {
 			return err
 		}
 		if applied != 1 {
@@ -171,11 +171,12 @@ func BenchmarkLoad(b *testing.B) {
 								compressed bool
 								updated    time.Time
 								expires    sql.NullTime
+								checksum   int64
 							)
 							err := db.QueryRowContext(ctx, "sp_executesql", drv.st.Get.Text, drv.st.Get.Params,
 								sql.Named("kind", []byte(key.Kind)), sql.Named("id", []byte(key.ID)),
 								sql.Named("slot", []byte(key.Slot)), sql.Named("now", time.Now().UTC())).
-								Scan(&state, &raw, &codec, &schema, &compressed, &v, &updated, &expires)
+								Scan(&state, &raw, &codec, &schema, &compressed, &v, &updated, &expires, &checksum)
 							if err == nil && v != 1 {
 								err = fmt.Errorf("loaded version %d", v)
 							}
@@ -212,11 +213,12 @@ func rawLoads(db *sql.DB, st *tsql.Statements, key driver.Key) func(int) error {
 			compressed bool
 			updated    time.Time
 			expires    sql.NullTime
+			checksum   int64
 		)
 		err := db.QueryRowContext(context.Background(), "sp_executesql", st.Get.Text, st.Get.Params,
 			sql.Named("kind", []byte(key.Kind)), sql.Named("id", []byte(key.ID)),
 			sql.Named("slot", []byte(key.Slot)), sql.Named("now", time.Now().UTC())).
-			Scan(&state, &raw, &codec, &schema, &compressed, &v, &updated, &expires)
+			Scan(&state, &raw, &codec, &schema, &compressed, &v, &updated, &expires, &checksum)
 		if err == nil && v != 1 {
 			err = fmt.Errorf("loaded version %d", v)
 		}

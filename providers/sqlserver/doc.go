@@ -12,9 +12,10 @@
 //
 // [New] returns a *persistence.Store, registered with the host under a
 // provider name like any other. It implements the whole persistence
-// contract: conditional saves and deletes with atomic creation, an atomic
-// multi-slot batch per actor (driver.Batcher), expiry, a size limit
-// (driver.Limiter) and stored records returned byte for byte.
+// contract: conditional saves and deletes with atomic creation and versions
+// never reused (deletes leave tombstones), an atomic multi-slot batch per
+// actor that may delete too (driver.Batcher), expiry, checksums, a size
+// limit (driver.Limiter) and stored records returned byte for byte.
 //
 // A store can also be opened by URL through persistence.OpenStore once this
 // package is imported ("sqlserver://", see [Scheme]); such a store opens
@@ -36,7 +37,9 @@
 //		compressed     bit             NOT NULL,
 //		version        bigint          NOT NULL CHECK (version > 0),
 //		updated_at     datetime2(7)    NOT NULL,  -- UTC
-//		expires_at     datetime2(7)    NULL,      -- UTC; NULL: never
+//		expires_at     datetime2(7)    NULL,      -- UTC; NULL: never; a tombstone: the time of the delete
+//		checksum       bigint          NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
+//		deleted        bit             NOT NULL,  -- 1: a tombstone
 //		CHECK (state IS NULL OR state_bytes IS NULL),
 //		PRIMARY KEY NONCLUSTERED (kind, actor_id, state_name)
 //	);
@@ -90,8 +93,21 @@
 // A row written by hand with JSON the slot's state type does not fit, or
 // with an unknown codec, loads as a *persistence.DecodeError naming the
 // key; the row is not touched. A row the provider cannot read as a record
-// (no data column, a version below 1, a schema version out of range, a
-// column of another type) is reported as corrupt the same way.
+// (no data column, a version below 1, a schema version or checksum out of
+// range, a column of another type) is reported as corrupt the same way.
+//
+// # Damage detection
+//
+// The checksum column holds the CRC-32C the persistence layer computed
+// over the record's envelope (codec, schema version, compressed flag,
+// updated-at and expires-at to the microsecond) and data before writing it
+// (driver.Checksum). Get returns it as stored; the persistence layer
+// compares it on every load, so data changed behind the store's back (a
+// hand edit, a truncated value, a flipped bit) loads as a
+// *persistence.DecodeError matching persistence.ErrCorrupt, naming the key,
+// and the row is left as it is. The statement set's Overwrite, which
+// rewrites the data columns alone, is how the tests do such damage; the
+// provider never runs it.
 //
 // # Consistency
 //
@@ -104,16 +120,23 @@
 //
 // followed, if no row was affected (@@ROWCOUNT), by a SELECT of the live
 // version in the same transaction: that is the actual version of a
-// conflict, never parsed from an error. A create takes over an expired
-// row, or inserts with WHERE NOT EXISTS; two concurrent creators meet at the
-// primary key, where the loser either finds the winner's row (reading its
-// version) or, under read committed snapshot isolation (Azure SQL's
+// conflict, never parsed from an error. Each write answers the version it
+// wrote.
+//
+// Versions are never reused for a key. A delete expecting a version
+// replaces the live record of that version by its tombstone: the row stays,
+// with deleted = 1, no data and the deleted version, and expires_at (and
+// updated_at) set to the time of the delete; expecting 0 it changes nothing
+// and succeeds when no live record is there. A create takes over a row
+// that holds no live record (a tombstone, or an expired record, which keeps
+// its version too) and writes one more than its version, or inserts version
+// 1 with WHERE NOT EXISTS; two concurrent creators meet at the row or at
+// the primary key, where the loser either finds the winner's row (reading
+// its version) or, under read committed snapshot isolation (Azure SQL's
 // default), fails with error 2627 (or 2601 for a unique index), which the
-// provider turns into a conflict with the version read back. A delete
-// expecting a version removes the row only at that version; expecting 0 it
-// succeeds when no live record is there, removing an expired row if any.
-// Expired rows count as absent for all of them, by the store's clock
-// (Options.Now), not the server's. In the one ambiguous case, a write that
+// provider turns into a conflict with the version read back. Tombstones
+// and expired rows count as absent for all of them (a conflict reports
+// version 0), expiry by the store's clock (Options.Now), not the server's. In the one ambiguous case, a write that
 // was not applied while the version read back equals the expected one (the
 // row changed in between), the write runs again; after three such rounds
 // the conflict reports the actual version as unknown (-1).
@@ -121,8 +144,10 @@
 // SaveBatch (driver.Batcher) runs the writes in one transaction
 // (go-mssqldb's transaction manager requests BEGIN and COMMIT around one
 // statement per write, in key order so that concurrent batches lock rows
-// in the same order): all are committed, or none is, and a mismatch is
-// reported with the index of the first stale write.
+// in the same order, keeping the order of writes to one slot so that each
+// sees the ones before it): all are committed, or none is, and a mismatch
+// is reported with the index of the first stale write. A write with Delete
+// set runs the delete statement.
 //
 // # Retry policy
 //
@@ -163,13 +188,21 @@
 // unretried; go-mssqldb drops a connection whose request hit its context's
 // deadline.
 //
-// # Expiry
+// # Expiry, tombstones and retention
 //
 // A record whose ExpiresAt has passed is absent for Load, Save and Delete at
-// once. A background sweeper (Options.SweepInterval, default one minute)
-// deletes expired rows, 1000 per statement, using the index on expires_at;
-// a row saved again meanwhile is left alone. Several stores on one table
-// need only one sweeper.
+// once, and keeps its row and version, as a tombstone does. A background
+// sweeper (Options.SweepInterval, default one minute) purges tombstones
+// and expired records once they are older than Options.TombstoneRetention
+// (driver.DefaultTombstoneRetention, 7 days, unless set; the URL parameter
+// quark_tombstone_retention): every row whose expires_at is at or before
+// the store's clock less the retention, 1000 per statement, using the
+// index on expires_at; a row saved again meanwhile is left alone. Several
+// stores on one table need only one sweeper. After the purge a create
+// starts the key's versions again from 1. The retention is a trade-off:
+// the rows of deleted records take space for that long, and a writer
+// holding a version from before a delete or an expiry is refused with a
+// conflict for at least that long.
 //
 // # Errors
 //

@@ -27,6 +27,9 @@ var (
 	errInvalid = errors.New("sqlserver: invalid argument")
 	// errNilDB is returned by New and InitSchema for a nil *sql.DB.
 	errNilDB = errors.New("sqlserver: nil *sql.DB")
+	// errBadAnswer is returned when a statement answers what it cannot
+	// (Internal).
+	errBadAnswer = errors.New("sqlserver: unexpected answer from the server")
 	// errNotMSSQL is returned by New for a *sql.DB of another driver.
 	errNotMSSQL = errors.New("sqlserver: the *sql.DB does not use github.com/microsoft/go-mssqldb")
 )

@@ -62,12 +62,13 @@ func TestNoGoroutineLeak(t *testing.T) {
 	injectedDB.Close()
 }
 
-// The background sweeper deletes expired rows.
+// The background sweeper deletes expired rows once the retention has
+// passed.
 func TestBackgroundSweeper(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		db := openDB(t, tg, 4)
 		swept := make(chan int64, 64)
-		s, _ := openStore(t, db, &Options{SweepInterval: 5 * time.Millisecond, sweptHook: func(n int64, err error) {
+		s, _ := openStore(t, db, &Options{SweepInterval: 5 * time.Millisecond, TombstoneRetention: time.Millisecond, sweptHook: func(n int64, err error) {
 			if err != nil {
 				t.Errorf("sweep: %v", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
 
@@ -57,12 +58,23 @@ type Options struct {
 	// transient errors, lost connections); see the package documentation.
 	Retry Retry
 
-	// SweepInterval is how often a background goroutine deletes rows whose
-	// expires_at has passed. Expired rows are invisible whether or not they
-	// were swept; sweeping reclaims space. 0 means DefaultSweepInterval; a
+	// SweepInterval is how often a background goroutine deletes the rows
+	// of tombstones and expired records older than TombstoneRetention.
+	// Expired records and tombstones are invisible whether or not they were
+	// swept; sweeping reclaims space. 0 means DefaultSweepInterval; a
 	// negative value disables the sweeper (several stores on one table need
 	// only one sweeper).
 	SweepInterval time.Duration
+
+	// TombstoneRetention is how long the row of a deleted record (its
+	// tombstone) and of an expired record stays in the table, keeping the
+	// record's version so that versions are never reused: a writer holding
+	// a version from before the delete or the expiry is refused with a
+	// conflict for at least that long. The sweeper purges a tombstone this
+	// long after the delete, an expired record this long after its expiry;
+	// a create after the purge starts again from version 1. 0 means
+	// driver.DefaultTombstoneRetention (7 days); negative is invalid.
+	TombstoneRetention time.Duration
 
 	// MaxRecordBytes is the largest len(Record.Data) the store accepts;
 	// larger records fail with persistence.ErrTooLarge before any I/O. 0
@@ -102,6 +114,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: negative Retry.MaxAttempts %d", errInvalid, o.Retry.MaxAttempts)
 	case o.Retry.BaseDelay < 0 || o.Retry.MaxDelay < 0:
 		return fmt.Errorf("%w: negative Retry delay", errInvalid)
+	case o.TombstoneRetention < 0:
+		return fmt.Errorf("%w: negative TombstoneRetention %v", errInvalid, o.TombstoneRetention)
+	}
+	if o.TombstoneRetention == 0 {
+		o.TombstoneRetention = driver.DefaultTombstoneRetention
 	}
 	if o.MaxRecordBytes == 0 {
 		o.MaxRecordBytes = DefaultMaxRecordBytes

@@ -92,19 +92,22 @@ func (s *store) initSchema(ctx context.Context) error {
 	return nil
 }
 
-// sweepChunk is how many expired rows one sweep statement deletes. Short
+// sweepChunk is how many rows one sweep statement deletes. Short
 // statements keep locks and log bursts small, and let saves interleave.
 const sweepChunk = 1000
 
-// sweep deletes every row whose expires_at is at or before the store's
-// clock, in statements of sweepChunk rows, and returns how many it deleted.
-// Each statement is its own transaction; a row saved again meanwhile (with
-// a later expiry, or none) is left alone.
+// sweep purges the tombstones and expired records older than the
+// retention: every row whose expires_at (for a tombstone, the time of the
+// delete) is at or before the store's clock less the retention, in
+// statements of sweepChunk rows, and returns how many it deleted. Each
+// statement is its own transaction; a row saved again meanwhile (with a
+// later expiry, or none) is left alone.
 func (s *store) sweep(ctx context.Context) (int64, error) {
 	var removed int64
+	before := s.now().Add(-s.retention).UTC()
 	for {
 		res, err := s.db.ExecContext(ctx, spExecuteSQL, s.st.Sweep.Text, s.st.Sweep.Params,
-			sql.Named(tsql.ParamLimit, int64(sweepChunk)), sql.Named(tsql.ParamNow, s.now().UTC()))
+			sql.Named(tsql.ParamLimit, int64(sweepChunk)), sql.Named(tsql.ParamBefore, before))
 		if err != nil {
 			return removed, err
 		}

@@ -35,6 +35,9 @@ type store struct {
 	st       *tsql.Statements
 	now      func() time.Time
 	maxBytes int
+	// retention is how long tombstones and expired records are kept
+	// before the sweeper purges them.
+	retention time.Duration
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -83,12 +86,13 @@ func newStore(ctx context.Context, db *sql.DB, opts *Options, ownDB bool) (*stor
 		return nil, invalid(fmt.Errorf("%w (it uses %T)", errNotMSSQL, db.Driver()))
 	}
 	s := &store{
-		retrier:  retrier{policy: o.Retry},
-		db:       db,
-		ownDB:    ownDB,
-		st:       st,
-		now:      o.Now,
-		maxBytes: o.MaxRecordBytes,
+		retrier:   retrier{policy: o.Retry},
+		db:        db,
+		ownDB:     ownDB,
+		st:        st,
+		now:       o.Now,
+		maxBytes:  o.MaxRecordBytes,
+		retention: o.TombstoneRetention,
 	}
 	if o.CreateTable {
 		if err := s.initSchema(ctx); err != nil {
@@ -109,8 +113,23 @@ const maxRaceRetries = 3
 // request is one conditional write or delete with its bound arguments
 // (all but @now, which each attempt reads from the store's clock).
 type request struct {
-	st   *tsql.Statement
-	args []any
+	st       *tsql.Statement
+	args     []any
+	del      bool // a delete
+	expected int64
+}
+
+// answer is what a write statement answers.
+type answer struct {
+	applied bool
+	actual  int64 // the live version when nothing was applied (0: none)
+	version int64 // the version written (0 for a delete)
+}
+
+// ok reports whether a's write succeeded: it was applied, or it is a
+// delete expecting no live record and there is none.
+func (r *request) ok(a answer) bool {
+	return a.applied || r.del && r.expected == 0 && a.actual == 0
 }
 
 // sqlArgs returns the arguments of sp_executesql for r at time now.
@@ -163,7 +182,8 @@ func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *requ
 		sql.Named(tsql.ParamCompressed, rec.Compressed),
 		sql.Named(tsql.ParamUpdated, updated.UTC()),
 		sql.Named(tsql.ParamExpires, expires),
-	)}
+		sql.Named(tsql.ParamChecksum, int64(rec.Checksum)),
+	), expected: expected}
 	if expected > 0 {
 		r.st = &s.st.Update
 		r.args = append(r.args, sql.Named(tsql.ParamExpected, expected))
@@ -172,27 +192,33 @@ func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *requ
 }
 
 func (s *store) newDelete(key driver.Key, expected int64) *request {
-	return &request{st: &s.st.Delete, args: append(keyArgs(key), sql.Named(tsql.ParamExpected, expected))}
+	return &request{st: &s.st.Delete, args: append(keyArgs(key), sql.Named(tsql.ParamExpected, expected)),
+		del: true, expected: expected}
+}
+
+// scanAnswer reads the one-row answer of a write statement.
+func scanAnswer(row *sql.Row) (answer, error) {
+	var n int64
+	var actual, version sql.NullInt64
+	if err := row.Scan(&n, &actual, &version); err != nil {
+		return answer{}, err
+	}
+	return answer{applied: n == 1, actual: actual.Int64, version: version.Int64}, nil
 }
 
 // exec runs one conditional write (its own transaction, see package tsql)
 // under the retry policy and returns its answer.
-func (s *store) exec(ctx context.Context, r *request) (applied bool, actual int64, err error) {
+func (s *store) exec(ctx context.Context, r *request) (a answer, err error) {
 	err = s.do(ctx, true, func(ctx context.Context) (bool, error) {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return true, err // no connection: nothing was sent
 		}
 		defer conn.Close()
-		var n int64
-		var v sql.NullInt64
-		if err := conn.QueryRowContext(ctx, spExecuteSQL, r.sqlArgs(s.now())...).Scan(&n, &v); err != nil {
-			return false, err
-		}
-		applied, actual = n == 1, v.Int64
-		return false, nil
+		a, err = scanAnswer(conn.QueryRowContext(ctx, spExecuteSQL, r.sqlArgs(s.now())...))
+		return false, err
 	})
-	return applied, actual, err
+	return a, err
 }
 
 // checkRecord refuses, before any I/O, a record the store cannot take.
@@ -228,11 +254,12 @@ func (s *store) get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 		raw     []byte
 		schema  int64
 		expires sql.NullTime
+		sum     int64
 	)
 	args := append([]any{s.st.Get.Text, s.st.Get.Params}, keyArgs(key)...)
 	args = append(args, sql.Named(tsql.ParamNow, s.now().UTC()))
 	err := s.db.QueryRowContext(ctx, spExecuteSQL, args...).
-		Scan(&state, &raw, &rec.Codec, &schema, &rec.Compressed, &rec.Version, &rec.UpdatedAt, &expires)
+		Scan(&state, &raw, &rec.Codec, &schema, &rec.Compressed, &rec.Version, &rec.UpdatedAt, &expires, &sum)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return driver.Record{}, false, nil
@@ -253,11 +280,12 @@ func (s *store) get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 	default:
 		return driver.Record{}, false, driver.NewCorrupt(errors.New("row has neither state nor state_bytes"))
 	}
-	if rec.Version < 1 || schema < 0 || schema > 1<<32-1 || len(rec.Codec) > driver.MaxCodecLen {
+	if rec.Version < 1 || schema < 0 || schema > 1<<32-1 || len(rec.Codec) > driver.MaxCodecLen || sum < 0 || sum > 1<<32-1 {
 		return driver.Record{}, false, driver.NewCorrupt(fmt.Errorf(
-			"row has version %d, schema version %d, codec %q", rec.Version, schema, rec.Codec))
+			"row has version %d, schema version %d, codec %q, checksum %d", rec.Version, schema, rec.Codec, sum))
 	}
 	rec.Schema = uint32(schema)
+	rec.Checksum = uint32(sum)
 	rec.UpdatedAt = wallUTC(rec.UpdatedAt)
 	if expires.Valid {
 		rec.ExpiresAt = wallUTC(expires.Time)
@@ -300,7 +328,8 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	}
 	r := s.newPut(key, &rec, expected)
 	for attempt := 1; ; attempt++ {
-		applied, actual, err := s.exec(ctx, r)
+		a, err := s.exec(ctx, r)
+		actual := a.actual
 		switch {
 		case err != nil && isDuplicateKey(err):
 			// A concurrent creator inserted the row between the
@@ -310,8 +339,10 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 			}
 		case err != nil:
 			return 0, err
-		case applied:
-			return expected + 1, nil
+		case a.applied && (a.version < 1 || expected > 0 && a.version != expected+1):
+			return 0, fmt.Errorf("%w: the write answered version %d (expected %d)", errBadAnswer, a.version, expected)
+		case a.applied:
+			return a.version, nil
 		}
 		if actual != expected {
 			return 0, driver.NewConflict(actual)
@@ -329,20 +360,14 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 	}
 	r := s.newDelete(key, expected)
 	for attempt := 1; ; attempt++ {
-		applied, actual, err := s.exec(ctx, r)
+		a, err := s.exec(ctx, r)
 		switch {
 		case err != nil:
 			return err
-		case expected == 0:
-			// Deleting "absent": fine unless a live record is there.
-			if actual != 0 {
-				return driver.NewConflict(actual)
-			}
+		case r.ok(a):
 			return nil
-		case applied:
-			return nil
-		case actual != expected:
-			return driver.NewConflict(actual)
+		case a.actual != expected:
+			return driver.NewConflict(a.actual)
 		case attempt == maxRaceRetries:
 			return driver.NewConflict(-1)
 		}
@@ -374,6 +399,10 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	reqs := make([]*request, len(writes))
 	for i := range writes {
 		w := &writes[i]
+		if w.Delete {
+			reqs[i] = s.newDelete(w.Key, w.Expected)
+			continue
+		}
 		if err := s.checkRecord(&w.Record); err != nil {
 			return nil, fmt.Errorf("write %d: %w", i, err)
 		}
@@ -386,7 +415,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
 
 	for attempt := 1; ; attempt++ {
-		idx, actual, err := s.putBatchOnce(ctx, reqs, order)
+		versions, idx, actual, err := s.putBatchOnce(ctx, reqs, order)
 		if err != nil {
 			var dup *duplicateError
 			if !errors.As(err, &dup) {
@@ -399,11 +428,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		}
 		switch {
 		case idx < 0:
-			out := make([]int64, len(writes))
-			for i := range writes {
-				out[i] = writes[i].Expected + 1
-			}
-			return out, nil
+			return versions, nil
 		case actual == writes[idx].Expected && attempt < maxRaceRetries:
 			continue
 		case actual == writes[idx].Expected:
@@ -414,11 +439,13 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 }
 
 // putBatchOnce runs the batch's transaction under the retry policy. It
-// returns -1 when it committed, or the index of the first write (in the
-// caller's order) that failed its check with the actual version it saw.
-func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) (failed int, actual int64, err error) {
+// returns the versions written and -1 when it committed, or the index of
+// the first write (in the caller's order) that failed its check with the
+// actual version it saw.
+func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) (versions []int64, failed int, actual int64, err error) {
 	err = s.do(ctx, true, func(ctx context.Context) (bool, error) {
 		failed, actual = -1, 0
+		versions = make([]int64, len(reqs))
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return true, err
@@ -430,9 +457,8 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		}
 		now := s.now()
 		for _, i := range order {
-			var n int64
-			var v sql.NullInt64
-			if err := tx.QueryRowContext(ctx, spExecuteSQL, reqs[i].sqlArgs(now)...).Scan(&n, &v); err != nil {
+			a, err := scanAnswer(tx.QueryRowContext(ctx, spExecuteSQL, reqs[i].sqlArgs(now)...))
+			if err != nil {
 				// The transaction never committed; the server rolls it back
 				// (XACT_ABORT, or the connection's end) if this does not.
 				_ = tx.Rollback()
@@ -441,8 +467,11 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 				}
 				return true, err
 			}
-			if n == 0 && (failed < 0 || i < failed) {
-				failed, actual = i, v.Int64
+			switch {
+			case !reqs[i].ok(a) && (failed < 0 || i < failed):
+				failed, actual = i, a.actual
+			case a.applied && !reqs[i].del:
+				versions[i] = a.version
 			}
 		}
 		if failed >= 0 {
@@ -452,7 +481,7 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		}
 		return false, tx.Commit()
 	})
-	return failed, actual, err
+	return versions, failed, actual, err
 }
 
 // compareKeys orders keys by kind, id and slot, byte by byte, as the

@@ -1,6 +1,7 @@
 package sqlserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -192,6 +193,35 @@ func (h *harness) Capabilities() storetest.Capabilities {
 
 func (h *harness) Close() {}
 
+// Corrupt implements storetest.Corrupter with the Overwrite statement: the
+// row's data changes (in the column it is in), its version and checksum do
+// not.
+func (h *harness) Corrupt(ctx context.Context, s driver.Store, key driver.Key, change func([]byte) []byte) error {
+	st := s.(*store)
+	rec, ok, err := st.get(ctx, key)
+	if err != nil || !ok {
+		return fmt.Errorf("reading %s: %v, %v", key, ok, err)
+	}
+	state, _ := placeData(&rec)
+	data := change(bytes.Clone(rec.Data))
+	var raw []byte
+	if _, isText := state.(string); isText {
+		state = string(data)
+	} else if raw = data; raw == nil {
+		raw = []byte{}
+	}
+	args := append([]any{st.st.Overwrite.Text, st.st.Overwrite.Params}, keyArgs(key)...)
+	args = append(args, sql.Named(tsql.ParamState, state), sql.Named(tsql.ParamBytes, raw))
+	res, err := h.db.ExecContext(ctx, spExecuteSQL, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("overwrite of %s changed %d rows, %v", key, n, err)
+	}
+	return nil
+}
+
 func TestConformance(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		storetest.RunConformanceTests(t, harnessMaker(tg))
@@ -245,7 +275,7 @@ func TestNamesRejected(t *testing.T) {
 	}
 	for _, opts := range []*Options{
 		{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1},
-		{Retry: Retry{MaxAttempts: -1}}, {Retry: Retry{BaseDelay: -time.Second}},
+		{Retry: Retry{MaxAttempts: -1}}, {Retry: Retry{BaseDelay: -time.Second}}, {TombstoneRetention: -time.Second},
 	} {
 		if _, err := New(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
@@ -434,22 +464,29 @@ func rawRow(ctx context.Context, db *sql.DB, drv *store, k driver.Key, state *sq
 	var compressed bool
 	var updated time.Time
 	var expires sql.NullTime
-	return db.QueryRowContext(ctx, spExecuteSQL, args...).Scan(state, raw, &codec, &schema, &compressed, &version, &updated, &expires)
+	var checksum int64
+	return db.QueryRowContext(ctx, spExecuteSQL, args...).Scan(state, raw, &codec, &schema, &compressed, &version, &updated, &expires, &checksum)
 }
 
 // writeRaw writes a row by hand with the provider's create statement and
-// arbitrary column values, as an administrator's tool could.
+// arbitrary column values, as an administrator's tool could, with the
+// checksum of those values: the row is damaged only as the values say.
 func writeRaw(t *testing.T, db *sql.DB, drv *store, k driver.Key, state any, raw []byte, codec string, schema int64) {
 	t.Helper()
 	args := append([]any{drv.st.Create.Text, drv.st.Create.Params}, keyArgs(k)...)
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rec := driver.Record{Data: raw, Codec: codec, Schema: uint32(schema), UpdatedAt: now}
+	if text, ok := state.(string); ok {
+		rec.Data = []byte(text)
+	}
 	args = append(args, sql.Named(tsql.ParamState, state), sql.Named(tsql.ParamBytes, raw),
 		sql.Named(tsql.ParamCodec, codec), sql.Named(tsql.ParamSchema, schema),
 		sql.Named(tsql.ParamCompressed, false), sql.Named(tsql.ParamUpdated, now),
-		sql.Named(tsql.ParamExpires, sql.NullTime{}), sql.Named(tsql.ParamNow, now))
+		sql.Named(tsql.ParamExpires, sql.NullTime{}), sql.Named(tsql.ParamChecksum, int64(driver.Checksum(&rec))),
+		sql.Named(tsql.ParamNow, now))
 	var n int64
-	var v sql.NullInt64
-	if err := db.QueryRowContext(context.Background(), spExecuteSQL, args...).Scan(&n, &v); err != nil || n != 1 {
+	var v, version sql.NullInt64
+	if err := db.QueryRowContext(context.Background(), spExecuteSQL, args...).Scan(&n, &v, &version); err != nil || n != 1 {
 		t.Fatalf("writing a row by hand: %d, %v", n, err)
 	}
 }
@@ -487,8 +524,8 @@ func TestCorruptRow(t *testing.T) {
 			slot := persistence.Declare[account](slots, k.Slot)
 			err = slots.LoadAll(ctx)
 			var de *persistence.DecodeError
-			if !errors.As(err, &de) || de.Key != k || !strings.Contains(err.Error(), k.ID) {
-				t.Fatalf("loading a slot over broken JSON = %v, want a *persistence.DecodeError naming %s", err, k)
+			if !errors.As(err, &de) || de.Key != k || !strings.Contains(err.Error(), k.ID) || strings.Contains(err.Error(), "checksum") {
+				t.Fatalf("loading a slot over broken JSON = %v, want a *persistence.DecodeError naming %s from decoding the JSON", err, k)
 			}
 			if slot.Loaded() {
 				t.Error("the slot counts as loaded")
@@ -500,43 +537,78 @@ func TestCorruptRow(t *testing.T) {
 	})
 }
 
-// Expired records are invisible, can be created over, and are removed by
-// the sweeper.
+// Expired records and tombstones are invisible and keep their versions:
+// until the retention has passed a stale writer is refused, and the
+// sweeper leaves them. Then the sweeper purges them, and a create starts
+// again from version 1.
 func TestExpiryAndSweeper(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		db := openDB(t, tg, 4)
 		var mu sync.Mutex
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		s, drv := openStore(t, db, &Options{Now: clock, SweepInterval: -1})
+		advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+		s, drv := openStore(t, db, &Options{Now: clock, SweepInterval: -1, TombstoneRetention: time.Hour})
 		ctx := context.Background()
-		for i := range 5 {
+		key := func(i int) driver.Key { return driver.Key{Kind: "TTL", ID: fmt.Sprint(i), Slot: "s"} }
+		// Records 0, 1, 2 expire within minutes, 3 and 4 in hours.
+		for i, in := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 2 * time.Hour, 3 * time.Hour} {
 			rec := jsonRec(fmt.Sprint(i))
-			rec.ExpiresAt = now.Add(time.Duration(i+1) * time.Minute)
-			if _, err := s.Save(ctx, driver.Key{Kind: "TTL", ID: fmt.Sprint(i), Slot: "s"}, rec, 0); err != nil {
+			rec.ExpiresAt = now.Add(in)
+			if _, err := s.Save(ctx, key(i), rec, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
-		mu.Lock()
-		now = now.Add(3 * time.Minute) // records 0, 1 and 2 have expired
-		mu.Unlock()
-		if _, err := s.Load(ctx, driver.Key{Kind: "TTL", ID: "2", Slot: "s"}); !errors.Is(err, persistence.ErrNotFound) {
+		// A record deleted at version 2, now.
+		deleted := driver.Key{Kind: "TTL", ID: "deleted", Slot: "s"}
+		for v := range int64(2) {
+			if _, err := s.Save(ctx, deleted, jsonRec(fmt.Sprint(v)), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Delete(ctx, deleted, 2); err != nil {
+			t.Fatal(err)
+		}
+		advance(3 * time.Minute) // records 0, 1 and 2 have expired
+		if _, err := s.Load(ctx, key(2)); !errors.Is(err, persistence.ErrNotFound) {
 			t.Errorf("Load of an expired record = %v, want ErrNotFound", err)
 		}
-		if _, err := s.Load(ctx, driver.Key{Kind: "TTL", ID: "3", Slot: "s"}); err != nil {
+		if _, err := s.Load(ctx, key(3)); err != nil {
 			t.Errorf("Load of a live record: %v", err)
 		}
+		if n, err := drv.sweep(ctx); err != nil || n != 0 {
+			t.Errorf("sweep within the retention = %d, %v; want 0 rows", n, err)
+		}
+		// Within the retention a stale writer is refused.
+		var ce *persistence.ConcurrencyError
+		if _, err := s.Save(ctx, key(2), jsonRec(`"stale"`), 1); !errors.As(err, &ce) || ce.Actual != 0 {
+			t.Errorf("stale Save over an expired record = %v, want a conflict with version 0", err)
+		}
+		for _, expected := range []int64{1, 2} {
+			if _, err := s.Save(ctx, deleted, jsonRec(`"stale"`), expected); !errors.As(err, &ce) || ce.Actual != 0 {
+				t.Errorf("stale Save(expected %d) over a tombstone = %v, want a conflict with version 0", expected, err)
+			}
+		}
+		// An hour later: the retention has passed for the tombstone and
+		// records 0, 1 and 2 (expiry + retention <= now).
+		advance(time.Hour)
 		n, err := drv.sweep(ctx)
-		if err != nil || n != 3 {
-			t.Errorf("sweep = %d, %v; want 3 rows", n, err)
+		if err != nil || n != 4 {
+			t.Errorf("sweep = %d, %v; want 4 rows (3 expired records, 1 tombstone)", n, err)
 		}
 		if n, err := drv.sweep(ctx); err != nil || n != 0 {
 			t.Errorf("second sweep = %d, %v; want 0", n, err)
 		}
 		for i, want := range []bool{false, false, false, true, true} {
-			_, err := s.Load(ctx, driver.Key{Kind: "TTL", ID: fmt.Sprint(i), Slot: "s"})
+			_, err := s.Load(ctx, key(i))
 			if (err == nil) != want {
 				t.Errorf("after the sweep, record %d: %v; want present %v", i, err, want)
+			}
+		}
+		// Purged: versions start again at 1.
+		for _, k := range []driver.Key{key(0), deleted} {
+			if v, err := s.Save(ctx, k, jsonRec(`"again"`), 0); err != nil || v != 1 {
+				t.Errorf("Save(%s, expected 0) after the purge = %d, %v; want version 1", k, v, err)
 			}
 		}
 	})
@@ -561,8 +633,8 @@ func TestTimezoneParameter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := got.UpdatedAt.Sub(updated); d < 0 || d >= 100*time.Nanosecond {
-			t.Errorf("UpdatedAt = %v, want %v (to 100 ns)", got.UpdatedAt, updated)
+		if want := updated.Truncate(time.Microsecond); !got.UpdatedAt.Equal(want) {
+			t.Errorf("UpdatedAt = %v, want %v (the persistence layer keeps microseconds)", got.UpdatedAt, want)
 		}
 		if d := got.ExpiresAt.Sub(expires); d <= -time.Microsecond || d >= time.Microsecond {
 			t.Errorf("ExpiresAt = %v, want %v", got.ExpiresAt, expires)

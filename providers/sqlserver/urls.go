@@ -30,6 +30,7 @@ import (
 //	quark_init=false             do not run InitSchema (default: run it)
 //	quark_max_record_bytes=N     Options.MaxRecordBytes
 //	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
+//	quark_tombstone_retention=D  Options.TombstoneRetention (a Go duration, e.g. 24h)
 //	quark_max_attempts=N         Options.Retry.MaxAttempts
 //	quark_retry_base_delay=D     Options.Retry.BaseDelay
 //	quark_retry_max_delay=D      Options.Retry.MaxDelay
@@ -130,6 +131,8 @@ func (o *Options) setParam(name, v string) error {
 		o.Retry.BaseDelay, err = duration()
 	case "quark_retry_max_delay":
 		o.Retry.MaxDelay, err = duration()
+	case "quark_tombstone_retention":
+		o.TombstoneRetention, err = duration()
 	case "quark_sweep_interval":
 		if v == "off" {
 			o.SweepInterval = -1
@@ -138,7 +141,7 @@ func (o *Options) setParam(name, v string) error {
 		o.SweepInterval, err = duration()
 	default:
 		return fmt.Errorf("unknown parameter %q (known: quark_schema, quark_table, quark_init, quark_max_record_bytes, "+
-			"quark_sweep_interval, quark_max_attempts, quark_retry_base_delay, quark_retry_max_delay, quark_max_conns)", name)
+			"quark_sweep_interval, quark_tombstone_retention, quark_max_attempts, quark_retry_base_delay, quark_retry_max_delay, quark_max_conns)", name)
 	}
 	return err
 }

@@ -35,7 +35,7 @@ func TestOpenByURL(t *testing.T) {
 		s, err := persistence.OpenStore(ctx, withParams(t, tg.url, map[string]string{
 			"quark_table": table, "quark_sweep_interval": "off", "quark_max_record_bytes": "1000",
 			"quark_max_conns": "3", "quark_max_attempts": "2", "quark_retry_base_delay": "5ms",
-			"quark_retry_max_delay": "20ms",
+			"quark_retry_max_delay": "20ms", "quark_tombstone_retention": "36h",
 		}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
@@ -46,6 +46,9 @@ func TestOpenByURL(t *testing.T) {
 		drv := s.Driver().(*store)
 		if drv.st.Table != table || drv.policy != (Retry{MaxAttempts: 2, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}) {
 			t.Errorf("store options = table %q, retry %+v", drv.st.Table, drv.policy)
+		}
+		if drv.retention != 36*time.Hour {
+			t.Errorf("retention = %v, want 36h from quark_tombstone_retention", drv.retention)
 		}
 		if got := drv.db.Stats().MaxOpenConnections; got != 3 {
 			t.Errorf("MaxOpenConnections = %d, want 3 from quark_max_conns", got)
@@ -96,6 +99,8 @@ func TestOpenByURLErrors(t *testing.T) {
 		{"unknown quark parameter", "sqlserver://u:" + secret + "@" + dead + "?quark_nope=1", persistence.InvalidArgument, false},
 		{"bad number", "sqlserver://u:" + secret + "@" + dead + "?quark_max_record_bytes=many", persistence.InvalidArgument, false},
 		{"bad duration", "sqlserver://u:" + secret + "@" + dead + "?quark_retry_base_delay=soon", persistence.InvalidArgument, false},
+		{"bad retention", "sqlserver://u:" + secret + "@" + dead + "?quark_tombstone_retention=soon", persistence.InvalidArgument, false},
+		{"negative retention", "sqlserver://u:" + secret + "@" + dead + "?quark_tombstone_retention=-1h", persistence.InvalidArgument, false},
 		{"bad count", "sqlserver://u:" + secret + "@" + dead + "?quark_max_conns=-1", persistence.InvalidArgument, false},
 		{"hostile table", "sqlserver://u:" + secret + "@" + dead + "?quark_table=x%5D%3B+DROP+TABLE+y", persistence.InvalidArgument, false},
 		{"limit too large", "sqlserver://u:" + secret + "@" + dead + "?quark_max_record_bytes=999999999999", persistence.InvalidArgument, false},

@@ -12,7 +12,7 @@ import (
 //	sp_tdsstub_info     one row: server, statements, transactions, errors, tables
 //	sp_tdsstub_clear    removes every pending fault; returns how many as the return status
 //	sp_tdsstub_fault    @statement nvarchar  statement name to match: get, create, update,
-//	                                         delete, sweep, init, begin, commit, rollback,
+//	                                         delete, sweep, overwrite, init, begin, commit, rollback,
 //	                                         write (create, update or delete); default any
 //	                    @table nvarchar      table name to match; default any
 //	                    @error int           error number to answer with (action "error")

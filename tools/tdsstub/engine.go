@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,9 +69,15 @@ type row struct {
 	version    int64
 	updated    time.Time
 	expires    time.Time // zero: NULL
+	checksum   int64
+	deleted    bool // a tombstone: the row of a deleted record, keeping its version
 }
 
-func (r *row) live(now time.Time) bool { return r.expires.IsZero() || r.expires.After(now) }
+// live reports whether r holds a live record at now: not a tombstone, and
+// not expired.
+func (r *row) live(now time.Time) bool {
+	return !r.deleted && (r.expires.IsZero() || r.expires.After(now))
+}
 
 // session is the per-connection state the engine needs.
 type session struct {
@@ -213,10 +220,12 @@ var (
 		{"version", sqlType{name: "bigint"}, false},
 		{"updated_at", sqlType{name: "datetime2", scale: 7}, false},
 		{"expires_at", sqlType{name: "datetime2", scale: 7}, true},
+		{"checksum", sqlType{name: "bigint"}, false},
 	}
 	writeColumns = []column{
 		{"applied", sqlType{name: "int"}, true},
 		{"actual", sqlType{name: "bigint"}, true},
+		{"version", sqlType{name: "bigint"}, true},
 	}
 	nameColumns = []column{{"name", sqlType{name: "nvarchar", length: 128}, false}}
 )
@@ -273,12 +282,16 @@ func (e *engine) exec(sess *session, st *recognised, args map[string]any) (*resu
 			if !r.expires.IsZero() {
 				expires = r.expires
 			}
-			res.rows = append(res.rows, []any{state, bytes, r.codec, r.schema, r.compressed, r.version, r.updated, expires})
+			res.rows = append(res.rows, []any{state, bytes, r.codec, r.schema, r.compressed, r.version, r.updated, expires, r.checksum})
 		}
 		res.count = int64(len(res.rows))
 		return res, nil
 
 	case "create", "update":
+		// As the statements of package tsql: a create inserts version 1,
+		// or takes over a tombstone or an expired record with one more than
+		// its version; an update writes expected+1 over the live record of
+		// version expected.
 		k := key()
 		nr, err := newRow(args, t.name)
 		if err != nil {
@@ -286,15 +299,18 @@ func (e *engine) exec(sess *session, st *recognised, args map[string]any) (*resu
 		}
 		cur := t.rows[k]
 		var applied int64
-		var actual any
+		var actual, version any
 		if st.name == "create" {
 			switch {
-			case cur == nil || !cur.live(now):
-				applied = 1
+			case cur == nil:
+				applied, nr.version = 1, 1
+			case !cur.live(now) && cur.version == math.MaxInt64:
+				return nil, errOverflow("bigint").(*sqlError)
+			case !cur.live(now):
+				applied, nr.version = 1, cur.version+1
 			default:
 				actual = cur.version
 			}
-			nr.version = 1
 		} else {
 			expected, _ := args[tsql.ParamExpected].(int64)
 			switch {
@@ -307,34 +323,54 @@ func (e *engine) exec(sess *session, st *recognised, args map[string]any) (*resu
 		}
 		if applied == 1 {
 			e.put(sess, t, k, nr)
+			version = nr.version
 		}
-		return &result{cols: writeColumns, rows: [][]any{{applied, actual}}, cmd: cmdSelect}, nil
+		return &result{cols: writeColumns, rows: [][]any{{applied, actual, version}}, cmd: cmdSelect}, nil
 
 	case "delete":
+		// The live record of version expected becomes its tombstone:
+		// no data, the version kept, expires_at and updated_at the time of
+		// the delete. Expecting 0 changes nothing.
 		k := key()
 		expected, _ := args[tsql.ParamExpected].(int64)
 		var applied int64
-		if cur := t.rows[k]; cur != nil {
-			if (cur.live(now) && cur.version == expected) || (expected == 0 && !cur.live(now)) {
-				applied = 1
-				e.put(sess, t, k, nil)
-			}
+		if cur := t.rows[k]; cur != nil && expected > 0 && cur.live(now) && cur.version == expected {
+			applied = 1
+			e.put(sess, t, k, &row{codec: ncs{}, version: cur.version, updated: now, expires: now, deleted: true})
 		}
-		return &result{cols: writeColumns, rows: [][]any{{applied, liveVersion(k)}}, cmd: cmdSelect}, nil
+		return &result{cols: writeColumns, rows: [][]any{{applied, liveVersion(k), nil}}, cmd: cmdSelect}, nil
 
 	case "sweep":
 		limit, _ := args[tsql.ParamLimit].(int64)
+		before, _ := args[tsql.ParamBefore].(time.Time)
 		var n int64
 		for k, r := range t.rows {
 			if n >= limit {
 				break
 			}
-			if !r.expires.IsZero() && !r.expires.After(now) {
+			if !r.expires.IsZero() && !r.expires.After(before) {
 				e.put(sess, t, k, nil)
 				n++
 			}
 		}
 		return &result{count: n, hasCount: true, cmd: cmdDelete}, nil
+
+	case "overwrite":
+		// UPDATE ... SET state = @state, state_bytes = @bytes WHERE key AND
+		// deleted = 0: the data alone, nothing else.
+		k := key()
+		var n int64
+		if cur := t.rows[k]; cur != nil && !cur.deleted {
+			nr := *cur
+			nr.state, _ = args[tsql.ParamState].(ncs)
+			nr.bytes, _ = args[tsql.ParamBytes].([]byte)
+			if nr.state != nil && nr.bytes != nil {
+				return nil, checkFailed("UPDATE", t.name, "state")
+			}
+			e.put(sess, t, k, &nr)
+			n = 1
+		}
+		return &result{count: n, hasCount: true, cmd: cmdUpdate}, nil
 	}
 	return nil, errorf(errSyntax, 15, "Incorrect syntax near '%s'.", st.name)
 }
@@ -351,10 +387,13 @@ func newRow(args map[string]any, table string) (*row, *sqlError) {
 	updated, okUpdated := args[tsql.ParamUpdated].(time.Time)
 	r.schema, r.compressed, r.updated = schema, compressed, updated
 	r.expires, _ = args[tsql.ParamExpires].(time.Time)
+	checksum, okChecksum := args[tsql.ParamChecksum].(int64)
+	r.checksum = checksum
 	for _, c := range []struct {
 		col string
 		ok  bool
-	}{{"codec", r.codec != nil}, {"schema_version", okSchema}, {"compressed", okCompressed}, {"updated_at", okUpdated}} {
+	}{{"codec", r.codec != nil}, {"schema_version", okSchema}, {"compressed", okCompressed}, {"updated_at", okUpdated},
+		{"checksum", okChecksum}} {
 		if !c.ok {
 			return nil, &sqlError{Number: errNullColumn, Class: 16, State: 2, Message: fmt.Sprintf(
 				"Cannot insert the value NULL into column '%s', table '%s'; column does not allow nulls. INSERT fails.", c.col, table)}
@@ -363,6 +402,8 @@ func newRow(args map[string]any, table string) (*row, *sqlError) {
 	switch {
 	case r.schema < 0 || r.schema > 1<<32-1:
 		return nil, checkFailed("INSERT", table, "schema_version")
+	case r.checksum < 0 || r.checksum > 1<<32-1:
+		return nil, checkFailed("INSERT", table, "checksum")
 	case r.state != nil && r.bytes != nil:
 		return nil, checkFailed("INSERT", table, "state")
 	}

@@ -239,6 +239,7 @@ const (
 	doneAttn  = 0x20
 
 	cmdSelect  = 0xC1
+	cmdUpdate  = 0xC5
 	cmdDelete  = 0xC4
 	cmdExecute = 0xE0
 )

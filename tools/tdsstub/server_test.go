@@ -75,6 +75,7 @@ type record struct {
 	version    int64
 	updated    time.Time
 	expires    sql.NullTime
+	checksum   int64
 }
 
 func get(ctx context.Context, q interface {
@@ -84,7 +85,7 @@ func get(ctx context.Context, q interface {
 	name, args := call(st.Get, sql.Named("kind", []byte(kind)), sql.Named("id", []byte(id)),
 		sql.Named("slot", []byte(slot)), sql.Named("now", now.UTC()))
 	err := q.QueryRowContext(ctx, name, args...).Scan(&r.state, &r.bytes, &r.codec, &r.schema, &r.compressed,
-		&r.version, &r.updated, &r.expires)
+		&r.version, &r.updated, &r.expires, &r.checksum)
 	return r, err
 }
 
@@ -92,15 +93,25 @@ type querier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
+// testChecksum is the checksum the tests write with every record.
+const testChecksum = int64(0xfedcba98)
+
 // write runs create (expected 0) or update and returns (applied, actual).
 func write(ctx context.Context, q querier, st *tsql.Statements, kind, id, slot string, state any, bytes []byte,
 	expected int64, now time.Time, expires any) (int64, sql.NullInt64, error) {
+	applied, actual, _, err := writeV(ctx, q, st, kind, id, slot, state, bytes, expected, now, expires)
+	return applied, actual, err
+}
+
+// writeV is write, also returning the version written.
+func writeV(ctx context.Context, q querier, st *tsql.Statements, kind, id, slot string, state any, bytes []byte,
+	expected int64, now time.Time, expires any) (int64, sql.NullInt64, sql.NullInt64, error) {
 	stmt := st.Create
 	args := []any{
 		sql.Named("kind", []byte(kind)), sql.Named("id", []byte(id)), sql.Named("slot", []byte(slot)),
 		sql.Named("state", state), sql.Named("bytes", bytes), sql.Named("codec", "json"),
 		sql.Named("schema", int64(3)), sql.Named("compressed", false), sql.Named("updated", now.UTC()),
-		sql.Named("expires", expires), sql.Named("now", now.UTC()),
+		sql.Named("expires", expires), sql.Named("checksum", testChecksum), sql.Named("now", now.UTC()),
 	}
 	if expected > 0 {
 		stmt = st.Update
@@ -108,18 +119,33 @@ func write(ctx context.Context, q querier, st *tsql.Statements, kind, id, slot s
 	}
 	name, all := call(stmt, args...)
 	var applied int64
-	var actual sql.NullInt64
-	err := q.QueryRowContext(ctx, name, all...).Scan(&applied, &actual)
-	return applied, actual, err
+	var actual, version sql.NullInt64
+	err := q.QueryRowContext(ctx, name, all...).Scan(&applied, &actual, &version)
+	return applied, actual, version, err
 }
 
 func del(ctx context.Context, q querier, st *tsql.Statements, kind, id, slot string, expected int64, now time.Time) (int64, sql.NullInt64, error) {
 	name, args := call(st.Delete, sql.Named("kind", []byte(kind)), sql.Named("id", []byte(id)),
 		sql.Named("slot", []byte(slot)), sql.Named("expected", expected), sql.Named("now", now.UTC()))
 	var applied int64
-	var actual sql.NullInt64
-	err := q.QueryRowContext(ctx, name, args...).Scan(&applied, &actual)
+	var actual, version sql.NullInt64
+	err := q.QueryRowContext(ctx, name, args...).Scan(&applied, &actual, &version)
+	if err == nil && version.Valid {
+		err = fmt.Errorf("delete answered version %d, want NULL", version.Int64)
+	}
 	return applied, actual, err
+}
+
+// sweep runs the sweep statement and returns how many rows it deleted.
+func sweep(ctx context.Context, q interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, st *tsql.Statements, limit int64, before time.Time) (int64, error) {
+	name, args := call(st.Sweep, sql.Named("limit", limit), sql.Named("before", before.UTC()))
+	res, err := q.ExecContext(ctx, name, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // initTable creates the table of st and checks the columns it reports.
@@ -222,7 +248,7 @@ func TestStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.state.String != `{"a":"Ωμέγα 😀"}` || r.bytes != nil || r.codec != "json" || r.schema != 3 || r.version != 1 ||
-		!r.updated.Equal(now) || r.expires.Valid {
+		!r.updated.Equal(now) || r.expires.Valid || r.checksum != testChecksum {
 		t.Fatalf("get = %+v", r)
 	}
 	applied, actual, err = write(ctx, db, st, "K", "id", "s", nil, []byte{0, 1, 2, 255}, 1, now, now.Add(time.Hour))
@@ -242,17 +268,67 @@ func TestStatements(t *testing.T) {
 	if _, err := get(ctx, db, st, "K", "id", "s", later); !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("get of an expired record = %v, want no rows", err)
 	}
-	applied, _, err = write(ctx, db, st, "K", "id", "s", "[]", nil, 0, later, nil)
-	if err != nil || applied != 1 {
-		t.Fatalf("create over an expired record = %d, %v", applied, err)
+	// A create over an expired record continues its versions.
+	applied, _, version, err := writeV(ctx, db, st, "K", "id", "s", "[]", nil, 0, later, nil)
+	if err != nil || applied != 1 || version.Int64 != 3 {
+		t.Fatalf("create over the record expired at version 2 = %d, version %v, %v; want version 3", applied, version, err)
 	}
 	applied, actual, err = del(ctx, db, st, "K", "id", "s", 5, later)
-	if err != nil || applied != 0 || actual.Int64 != 1 {
+	if err != nil || applied != 0 || actual.Int64 != 3 {
 		t.Fatalf("stale delete = %d, %v, %v", applied, actual, err)
 	}
-	applied, actual, err = del(ctx, db, st, "K", "id", "s", 1, later)
+	applied, actual, err = del(ctx, db, st, "K", "id", "s", 0, later)
+	if err != nil || applied != 0 || actual.Int64 != 3 {
+		t.Fatalf("delete expecting 0 of a live record = %d, %v, %v; want 0, 3", applied, actual, err)
+	}
+	applied, actual, err = del(ctx, db, st, "K", "id", "s", 3, later)
 	if err != nil || applied != 1 || actual.Valid {
 		t.Fatalf("delete = %d, %v, %v", applied, actual, err)
+	}
+	// The tombstone: invisible, refuses updates and deletes, and a create
+	// over it continues its versions.
+	if _, err := get(ctx, db, st, "K", "id", "s", later); !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("get of a tombstone = %v, want no rows", err)
+	}
+	if applied, actual, err := write(ctx, db, st, "K", "id", "s", "[]", nil, 3, later, nil); err != nil || applied != 0 || actual.Valid {
+		t.Fatalf("update of a tombstone = %d, %v, %v; want 0, NULL", applied, actual, err)
+	}
+	if applied, actual, err := del(ctx, db, st, "K", "id", "s", 3, later); err != nil || applied != 0 || actual.Valid {
+		t.Fatalf("delete of a tombstone = %d, %v, %v; want 0, NULL", applied, actual, err)
+	}
+	if applied, actual, err := del(ctx, db, st, "K", "id", "s", 0, later); err != nil || applied != 0 || actual.Valid {
+		t.Fatalf("delete expecting 0 of a tombstone = %d, %v, %v; want 0, NULL", applied, actual, err)
+	}
+	// The sweep purges the tombstone (expires_at: the time of the delete)
+	// once it is older than @before, not sooner.
+	if n, err := sweep(ctx, db, st, 100, later.Add(-time.Second)); err != nil || n != 0 {
+		t.Fatalf("sweep before the delete = %d, %v; want 0", n, err)
+	}
+	applied, _, version, err = writeV(ctx, db, st, "K", "id", "s", "[]", nil, 0, later, nil)
+	if err != nil || applied != 1 || version.Int64 != 4 {
+		t.Fatalf("create over the tombstone of version 3 = %d, version %v, %v; want version 4", applied, version, err)
+	}
+	if applied, _, err := del(ctx, db, st, "K", "id", "s", 4, later); err != nil || applied != 1 {
+		t.Fatalf("delete = %d, %v", applied, err)
+	}
+	if n, err := sweep(ctx, db, st, 100, later); err != nil || n != 1 {
+		t.Fatalf("sweep at the delete = %d, %v; want 1", n, err)
+	}
+	applied, _, version, err = writeV(ctx, db, st, "K", "id", "s", "[]", nil, 0, later, nil)
+	if err != nil || applied != 1 || version.Int64 != 1 {
+		t.Fatalf("create after the purge = %d, version %v, %v; want version 1", applied, version, err)
+	}
+	// Overwrite changes the data alone.
+	name, args := call(st.Overwrite, sql.Named("kind", []byte("K")), sql.Named("id", []byte("id")), sql.Named("slot", []byte("s")),
+		sql.Named("state", `{"damaged":true}`), sql.Named("bytes", []byte(nil)))
+	if res, err := db.ExecContext(ctx, name, args...); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("overwrite changed %d rows, want 1", n)
+	}
+	if r, err := get(ctx, db, st, "K", "id", "s", later); err != nil || r.state.String != `{"damaged":true}` || r.version != 1 ||
+		r.checksum != testChecksum {
+		t.Fatalf("after overwrite: %+v, %v", r, err)
 	}
 	// An empty string and empty bytes are not NULL.
 	if _, _, err := write(ctx, db, st, "K", "empty", "s", "", nil, 0, now, nil); err != nil {

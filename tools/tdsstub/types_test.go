@@ -46,10 +46,10 @@ func TestDateTimeOffsetToDateTime2(t *testing.T) {
 	name, args := call(st.Create, append(sqlNamedKey("K", "id", "s"),
 		sql.Named("state", "1"), sql.Named("bytes", []byte(nil)), sql.Named("codec", "json"),
 		sql.Named("schema", int64(0)), sql.Named("compressed", false), sql.Named("updated", wall),
-		sql.Named("expires", sql.NullTime{}), sql.Named("now", time.Now().UTC()))...)
+		sql.Named("expires", sql.NullTime{}), sql.Named("checksum", int64(0)), sql.Named("now", time.Now().UTC()))...)
 	var applied int64
-	var actual sql.NullInt64
-	if err := db.QueryRowContext(ctx, name, args...).Scan(&applied, &actual); err != nil || applied != 1 {
+	var actual, version sql.NullInt64
+	if err := db.QueryRowContext(ctx, name, args...).Scan(&applied, &actual, &version); err != nil || applied != 1 {
 		t.Fatalf("create = %d, %v", applied, err)
 	}
 	r, err := get(ctx, db, st, "K", "id", "s", time.Now())

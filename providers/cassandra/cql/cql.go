@@ -18,6 +18,13 @@ const MaxIdentifierLen = 48
 // compare).
 const NeverExpires int64 = math.MaxInt64
 
+// Deleted is the expires_at value of a tombstone, the row a delete leaves
+// in place of a record: it has "expired" before any time, so the
+// condition "expires_at > now" of an update never holds for it, while the
+// row keeps the deleted record's version for the next create to continue
+// from.
+const Deleted int64 = math.MinInt64
+
 // MaxTTL is the largest TTL Cassandra accepts, in seconds (20 years).
 const MaxTTL = 630720000
 
@@ -143,15 +150,23 @@ type Statements struct {
 	// Update writes a slot if it holds the expected version and has not
 	// expired. Binds: [ttl], version, data, write_id, updated_at,
 	// expires_at, kind, actor_id, state_name, then the conditions: version
-	// (the expected one), expires_at (now, Unix nanoseconds).
+	// (the expected one), expires_at (now, Unix nanoseconds). A batch
+	// deletes with this statement too, writing the tombstone (expires_at
+	// Deleted, the version kept) over the live record of the expected
+	// version.
 	Update string
-	// Replace overwrites a row that is there but counts as absent (expired,
-	// or emptied by the TTL of its columns), if it is still the row that was
-	// seen. Binds as Update up to state_name, then write_id (the row's, or
-	// NULL).
+	// Replace overwrites a row that is there but counts as absent (a
+	// tombstone, an expired record, or a row emptied by the TTL of its
+	// columns), if it is still the row that was seen. Binds as Update up to
+	// state_name, then write_id (the row's, or NULL). Bound with every SET
+	// value and the TTL unset, it writes nothing and only checks: how a
+	// batch deletes "absent" (expected version 0) atomically with its other
+	// writes.
 	Replace string
-	// Delete deletes a slot if it still holds the version and write id that
-	// were seen. Binds: kind, actor_id, state_name, version, write_id.
+	// Delete replaces the record a serial read checked by its tombstone
+	// (expires_at Deleted, data the tombstone envelope, the version kept),
+	// if the row still holds that record: the version and write id seen.
+	// Binds as Update up to state_name, then version, write_id.
 	Delete string
 }
 
@@ -166,8 +181,24 @@ func For(keyspace, table string) Statements {
 			" VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
 		Update:  update + " IF version = ? AND expires_at > ?",
 		Replace: update + " IF write_id = ?",
-		Delete:  "DELETE FROM " + t + keyClause + " IF version = ? AND write_id = ?",
+		Delete:  update + " IF version = ? AND write_id = ?",
 	}
+}
+
+// PurgeAt is when Cassandra may remove a row whose record expires at
+// expiresAt (Unix nanoseconds; NeverExpires for none), given the
+// tombstone retention (nanoseconds): retention after the expiry, so that
+// the expired record's version outlives it by that long. NeverExpires
+// stays NeverExpires; a sum past the int64 range is NeverExpires - 1 (far
+// beyond MaxTTL, so no TTL).
+func PurgeAt(expiresAt, retention int64) int64 {
+	if expiresAt == NeverExpires {
+		return NeverExpires
+	}
+	if retention > 0 && expiresAt > NeverExpires-1-retention {
+		return NeverExpires - 1
+	}
+	return expiresAt + retention
 }
 
 // TTL returns the TTL, in seconds, to give a record that expires at

@@ -32,7 +32,8 @@ func TestStatements(t *testing.T) {
 			` WHERE kind = ? AND actor_id = ? AND state_name = ? IF version = ? AND expires_at > ?`,
 		Replace: `UPDATE "ks"."tbl" USING TTL ? SET version = ?, data = ?, write_id = ?, updated_at = ?, expires_at = ?` +
 			` WHERE kind = ? AND actor_id = ? AND state_name = ? IF write_id = ?`,
-		Delete: `DELETE FROM "ks"."tbl" WHERE kind = ? AND actor_id = ? AND state_name = ? IF version = ? AND write_id = ?`,
+		Delete: `UPDATE "ks"."tbl" USING TTL ? SET version = ?, data = ?, write_id = ?, updated_at = ?, expires_at = ?` +
+			` WHERE kind = ? AND actor_id = ? AND state_name = ? IF version = ? AND write_id = ?`,
 	}
 	if st != want {
 		t.Errorf("For = %+v\nwant %+v", st, want)
@@ -54,5 +55,25 @@ func TestStatements(t *testing.T) {
 		if strings.ContainsAny(s, "'0123456789") {
 			t.Errorf("statement with a literal: %s", s)
 		}
+	}
+}
+
+func TestPurgeAt(t *testing.T) {
+	const day = int64(24 * 3600 * 1e9)
+	for _, tt := range []struct{ expires, retention, want int64 }{
+		{NeverExpires, day, NeverExpires},
+		{1000, 0, 1000},
+		{1000, day, 1000 + day},
+		{NeverExpires - 10, day, NeverExpires - 1},
+		{NeverExpires - 1 - day, day, NeverExpires - 1},
+	} {
+		if got := PurgeAt(tt.expires, tt.retention); got != tt.want {
+			t.Errorf("PurgeAt(%d, %d) = %d, want %d", tt.expires, tt.retention, got, tt.want)
+		}
+	}
+	// A purge time beyond MaxTTL gets no TTL: the row stays until a later
+	// write, counted as absent meanwhile.
+	if ttl := TTL(PurgeAt(NeverExpires-10, day), 0); ttl != 0 {
+		t.Errorf("TTL of a purge time past the int64 range = %d, want 0", ttl)
 	}
 }

@@ -59,6 +59,8 @@ const (
 	ParamUpdated    = "updated"    // datetime2(7), UTC
 	ParamExpires    = "expires"    // datetime2(7), UTC, or NULL
 	ParamNow        = "now"        // datetime2(7), UTC: the store's clock, deciding expiry
+	ParamChecksum   = "checksum"   // bigint: the record's CRC-32C (driver.Record.Checksum), 0..4294967295
+	ParamBefore     = "before"     // datetime2(7), UTC: the sweep purges rows whose expires_at is at or before it
 	ParamExpected   = "expected"   // bigint: the expected version
 	ParamLimit      = "limit"      // int: rows per sweep statement
 	ParamObject     = "object"     // nvarchar(300): the quoted qualified table name, for OBJECT_ID
@@ -69,6 +71,7 @@ const (
 var Columns = []string{
 	"kind", "actor_id", "state_name", "state", "state_bytes", "codec",
 	"schema_version", "compressed", "version", "updated_at", "expires_at",
+	"checksum", "deleted",
 }
 
 // Key column sizes, in bytes of UTF-8: the limits of package
@@ -93,23 +96,38 @@ type Statements struct {
 	Schema, Table string // as given to New (validated)
 	Qualified     string // [schema].[table]
 
-	// Get reads the live record of a key. Result: one row (state, state_bytes,
-	// codec, schema_version, compressed, version, updated_at, expires_at) or
-	// none.
+	// Get reads the live record of a key. Result: one row (state,
+	// state_bytes, codec, schema_version, compressed, version, updated_at,
+	// expires_at, checksum) or none.
 	Get Statement
 	// Create, Update and Delete are the conditional writes. Each runs in
 	// its own transaction under XACT_ABORT, so an error means nothing was
-	// applied, and answers one row (applied int, actual bigint): applied is
-	// the number of rows written (0 or 1) and actual the live version the
-	// transaction saw when nothing was applied (NULL: none). Create inserts,
-	// or takes over an expired row; two concurrent creators can make one of
-	// them fail with a primary-key violation (2627) instead. Delete always
-	// answers the live version left (NULL after a delete); expecting 0, it
-	// removes an expired row.
+	// applied, and answers one row (applied int, actual bigint, version
+	// bigint): applied is the number of rows written (0 or 1), actual the
+	// live version the transaction saw when nothing was applied (NULL:
+	// none), and version the version written (NULL for a delete or when
+	// nothing was applied).
+	//
+	// Create inserts version 1, or takes over a row that holds no live
+	// record (a tombstone or an expired record) with one more than its
+	// version; two concurrent creators can make one of them fail with a
+	// primary-key violation (2627) instead. Update writes expected+1 over
+	// the live record of version expected. Delete replaces the live record
+	// of version expected by its tombstone (deleted = 1, no data, the
+	// version kept, expires_at the time of the delete), and always answers
+	// the live version left; expecting 0 it changes nothing.
 	Create, Update, Delete Statement
-	// Sweep deletes at most @limit rows that expired at @now; its row count
-	// is the number deleted.
+	// Sweep deletes at most @limit rows whose expires_at is at or before
+	// @before (the store's clock less the tombstone retention): expired
+	// records and tombstones (whose expires_at is the time of the delete)
+	// past the retention. Its row count is the number deleted.
 	Sweep Statement
+	// Overwrite replaces the data (state and state_bytes) of a key's row and
+	// nothing else: not the version, not the checksum. The provider never
+	// runs it. It does what damage or a careless hand edit would, for tests
+	// that check that the checksum catches it (storetest.Corrupter); its
+	// row count is the number of rows changed.
+	Overwrite Statement
 	// Init creates the table and its index if the table does not exist,
 	// under an application lock, and answers the table's column names.
 	// InitSchema (no table name) creates the schema if it does not exist.
@@ -146,7 +164,7 @@ COMMIT TRANSACTION;`,
 const (
 	keyParams    = "@kind varbinary(256), @id varbinary(1024), @slot varbinary(256)"
 	recordParams = keyParams + ", @state nvarchar(max), @bytes varbinary(max), @codec nvarchar(64), " +
-		"@schema bigint, @compressed bit, @updated datetime2(7), @expires datetime2(7), @now datetime2(7)"
+		"@schema bigint, @compressed bit, @updated datetime2(7), @expires datetime2(7), @checksum bigint, @now datetime2(7)"
 )
 
 // New returns the statements of the table schema.table, or an error if a
@@ -161,11 +179,12 @@ func New(schema, table string) (*Statements, error) {
 	q := QuoteName(schema) + "." + QuoteName(table)
 	const (
 		key  = `kind = @kind AND actor_id = @id AND state_name = @slot`
-		live = `(expires_at IS NULL OR expires_at > @now)`
-		head = "SET NOCOUNT ON;\nSET XACT_ABORT ON;\nDECLARE @n int, @actual bigint;\nBEGIN TRANSACTION;\n"
-		tail = "COMMIT TRANSACTION;\nSELECT @n AS applied, @actual AS actual;"
+		live = `deleted = 0 AND (expires_at IS NULL OR expires_at > @now)`
+		dead = `(deleted = 1 OR expires_at <= @now)`
+		head = "SET NOCOUNT ON;\nSET XACT_ABORT ON;\nDECLARE @n int, @actual bigint, @version bigint;\nBEGIN TRANSACTION;\n"
+		tail = "COMMIT TRANSACTION;\nSELECT @n AS applied, @actual AS actual, @version AS version;"
 		set  = `state = @state, state_bytes = @bytes, codec = @codec, schema_version = @schema, compressed = @compressed,
-    `
+    checksum = @checksum, deleted = 0, `
 	)
 	actual := "SELECT @actual = version FROM " + q + " WHERE " + key + " AND " + live + ";\n"
 	return &Statements{
@@ -175,7 +194,7 @@ func New(schema, table string) (*Statements, error) {
 		Get: Statement{
 			Name:   "get",
 			Params: keyParams + ", @now datetime2(7)",
-			Text: `SELECT state, state_bytes, codec, schema_version, compressed, version, updated_at, expires_at
+			Text: `SELECT state, state_bytes, codec, schema_version, compressed, version, updated_at, expires_at, checksum
 FROM ` + q + `
 WHERE ` + key + ` AND ` + live,
 		},
@@ -183,17 +202,19 @@ WHERE ` + key + ` AND ` + live,
 			Name:   "create",
 			Params: recordParams,
 			Text: head + `UPDATE ` + q + `
-SET ` + set + `version = 1, updated_at = @updated, expires_at = @expires
-WHERE ` + key + ` AND expires_at <= @now;
+SET ` + set + `version = version + 1, updated_at = @updated, expires_at = @expires
+WHERE ` + key + ` AND ` + dead + `;
 SET @n = @@ROWCOUNT;
 IF @n = 0
 BEGIN
-    INSERT INTO ` + q + ` (kind, actor_id, state_name, state, state_bytes, codec, schema_version, compressed, version, updated_at, expires_at)
-    SELECT @kind, @id, @slot, @state, @bytes, @codec, @schema, @compressed, 1, @updated, @expires
+    INSERT INTO ` + q + ` (kind, actor_id, state_name, state, state_bytes, codec, schema_version, compressed, version, updated_at, expires_at, checksum, deleted)
+    SELECT @kind, @id, @slot, @state, @bytes, @codec, @schema, @compressed, 1, @updated, @expires, @checksum, 0
     WHERE NOT EXISTS (SELECT 1 FROM ` + q + ` WHERE ` + key + `);
     SET @n = @@ROWCOUNT;
     IF @n = 0
         ` + actual + `END;
+IF @n = 1
+    SELECT @version = version FROM ` + q + ` WHERE ` + key + `;
 ` + tail,
 		},
 		Update: Statement{
@@ -204,20 +225,29 @@ SET ` + set + `version = @expected + 1, updated_at = @updated, expires_at = @exp
 WHERE ` + key + ` AND version = @expected AND ` + live + `;
 SET @n = @@ROWCOUNT;
 IF @n = 0
-    ` + actual + tail,
+    ` + actual + `ELSE
+    SET @version = @expected + 1;
+` + tail,
 		},
 		Delete: Statement{
 			Name:   "delete",
 			Params: keyParams + ", @expected bigint, @now datetime2(7)",
-			Text: head + `DELETE FROM ` + q + `
-WHERE ` + key + ` AND ((version = @expected AND ` + live + `) OR (@expected = 0 AND expires_at <= @now));
+			Text: head + `UPDATE ` + q + `
+SET state = NULL, state_bytes = NULL, codec = N'', schema_version = 0, compressed = 0,
+    checksum = 0, deleted = 1, updated_at = @now, expires_at = @now
+WHERE ` + key + ` AND @expected > 0 AND version = @expected AND ` + live + `;
 SET @n = @@ROWCOUNT;
 ` + actual + tail,
 		},
 		Sweep: Statement{
 			Name:   "sweep",
-			Params: "@limit int, @now datetime2(7)",
-			Text:   `DELETE TOP (@limit) FROM ` + q + ` WHERE expires_at <= @now`,
+			Params: "@limit int, @before datetime2(7)",
+			Text:   `DELETE TOP (@limit) FROM ` + q + ` WHERE expires_at <= @before`,
+		},
+		Overwrite: Statement{
+			Name:   "overwrite",
+			Params: keyParams + ", @state nvarchar(max), @bytes varbinary(max)",
+			Text:   `UPDATE ` + q + ` SET state = @state, state_bytes = @bytes WHERE ` + key + ` AND deleted = 0`,
 		},
 		Init: Statement{
 			Name:   "init",
@@ -247,6 +277,8 @@ BEGIN
         version        bigint          NOT NULL CHECK (version > 0),
         updated_at     datetime2(7)    NOT NULL,
         expires_at     datetime2(7)    NULL,
+        checksum       bigint          NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
+        deleted        bit             NOT NULL,
         CHECK (state IS NULL OR state_bytes IS NULL),
         PRIMARY KEY NONCLUSTERED (kind, actor_id, state_name)
     );
@@ -264,7 +296,7 @@ SELECT name FROM sys.columns WHERE object_id = OBJECT_ID(@object) ORDER BY colum
 
 // All returns the statements that name the table, for iteration.
 func (s *Statements) All() []*Statement {
-	return []*Statement{&s.Get, &s.Create, &s.Update, &s.Delete, &s.Sweep, &s.Init, &s.Drop}
+	return []*Statement{&s.Get, &s.Create, &s.Update, &s.Delete, &s.Sweep, &s.Overwrite, &s.Init, &s.Drop}
 }
 
 // TableOf extracts the schema and table from the first bracket-quoted pair

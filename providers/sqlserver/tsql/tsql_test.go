@@ -123,16 +123,26 @@ func TestWriteShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []Statement{st.Create, st.Update, st.Delete} {
-		for _, part := range []string{"SET XACT_ABORT ON;", "BEGIN TRANSACTION;", "COMMIT TRANSACTION;", "SELECT @n AS applied, @actual AS actual;"} {
+		for _, part := range []string{"SET XACT_ABORT ON;", "BEGIN TRANSACTION;", "COMMIT TRANSACTION;", "SELECT @n AS applied, @actual AS actual, @version AS version;"} {
 			if !strings.Contains(s.Text, part) {
 				t.Errorf("%s lacks %q", s.Name, part)
 			}
 		}
-		if !strings.HasSuffix(s.Text, "SELECT @n AS applied, @actual AS actual;") {
+		if !strings.HasSuffix(s.Text, "SELECT @n AS applied, @actual AS actual, @version AS version;") {
 			t.Errorf("%s does not end with its answer", s.Name)
 		}
 	}
 	if strings.Count(st.Create.Text, "INSERT INTO") != 1 || !strings.Contains(st.Update.Text, "version = @expected AND") {
 		t.Error("unexpected write statements")
+	}
+	// A delete leaves a tombstone (an UPDATE), never removes the row; only
+	// the sweep deletes rows.
+	for _, s := range st.All() {
+		if strings.Contains(s.Text, "DELETE") != (s.Name == "sweep") {
+			t.Errorf("%s: DELETE in it is %v", s.Name, strings.Contains(s.Text, "DELETE"))
+		}
+	}
+	if !strings.Contains(st.Delete.Text, "deleted = 1") || !strings.Contains(st.Create.Text, "version = version + 1") {
+		t.Error("the delete writes no tombstone, or the create does not continue the versions")
 	}
 }

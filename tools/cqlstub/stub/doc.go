@@ -48,6 +48,11 @@
 // Cassandra's NULL rules. Results of lightweight transactions always carry
 // their metadata.
 //
+// An unset bind value (protocol v4) leaves its column alone, and an unset
+// TTL means none, as in Cassandra: an UPDATE whose values are all unset
+// writes nothing and only has its condition checked (the provider's
+// check-only statement in a batch).
+//
 // TTLs are per cell, in whole seconds of the server's clock, as in
 // Cassandra: a value written at second s with TTL t is gone from second
 // s+t. INSERT also writes the row marker (with the same TTL); UPDATE does

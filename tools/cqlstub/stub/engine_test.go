@@ -180,13 +180,68 @@ func TestLightweightTransactionAnswers(t *testing.T) {
 	m, err = f.exec("update", updateVals("a", "s", 4, "d4", 4, math.MaxInt64, 0, 3, now)...)
 	wantRows(t, "update of an expired record", m, err, "[applied],version,expires_at", "false|3|"+formatInt(now))
 
-	// Delete checks version and write id.
-	m, err = f.exec("delete", txt("K"), txt("a"), txt("s"), big(3), uid(9))
-	wantRows(t, "delete with another write id", m, err, "[applied],version,write_id", "false|3|"+string(uid(3).Contents))
-	m, err = f.exec("delete", txt("K"), txt("a"), txt("s"), big(3), uid(3))
+	// A delete is an update writing a tombstone: expires_at cql.Deleted,
+	// the version kept. No update's condition holds on it.
+	m, err = f.exec("insert", insertVals("a", "t", 1, "d1", 5, math.MaxInt64, 0)...)
+	wantRows(t, "insert of another slot", m, err, "[applied]", "true")
+	m, err = f.exec("update", updateVals("a", "t", 1, "tombstone", 6, cql.Deleted, 60, 1, now)...)
+	wantRows(t, "tombstone over version 1", m, err, "[applied]", "true")
+	m, err = f.exec("update", updateVals("a", "t", 2, "d2", 7, math.MaxInt64, 0, 1, now)...)
+	wantRows(t, "update of a tombstone", m, err, "[applied],version,expires_at", "false|1|"+formatInt(cql.Deleted))
+	m, err = f.exec("select", txt("K"), txt("a"), txt("t"))
+	wantRows(t, "select of a tombstone", m, err, "version,data,write_id,expires_at",
+		"1|tombstone|"+string(uid(6).Contents)+"|"+formatInt(cql.Deleted))
+	// Delete writes the tombstone over the record seen: version and write
+	// id.
+	m, err = f.exec("insert", insertVals("a", "u", 1, "d1", 8, math.MaxInt64, 0)...)
+	wantRows(t, "insert of a third slot", m, err, "[applied]", "true")
+	del := func(id byte) []*primitive.Value {
+		return []*primitive.Value{i32(60), big(1), txt("tombstone"), uid(10), ts, big(cql.Deleted), txt("K"), txt("a"), txt("u"), big(1), uid(id)}
+	}
+	m, err = f.exec("delete", del(9)...)
+	wantRows(t, "delete with another write id", m, err, "[applied],version,write_id", "false|1|"+string(uid(8).Contents))
+	m, err = f.exec("delete", del(8)...)
 	wantRows(t, "delete", m, err, "[applied]", "true")
+	m, err = f.exec("select", txt("K"), txt("a"), txt("u"))
+	wantRows(t, "select after delete", m, err, "version,data,write_id,expires_at",
+		"1|tombstone|"+string(uid(10).Contents)+"|"+formatInt(cql.Deleted))
+	// The tombstone's TTL ends it.
+	f.clock.Set(f.clock.Now().Add(61 * time.Second))
+	m, err = f.exec("select", txt("K"), txt("a"), txt("t"))
+	wantRows(t, "select after the tombstone's TTL", m, err, "version,data,write_id,expires_at", "NULL|NULL|NULL|NULL")
+}
+
+// TestCheckOnly: Replace with every SET value and the TTL unset writes
+// nothing and only checks its condition, as in Cassandra, where an unset
+// value leaves its column alone.
+func TestCheckOnly(t *testing.T) {
+	f := newFixture(t)
+	check := func(slot string, seen *primitive.Value) []*primitive.Value {
+		u := unset()
+		return []*primitive.Value{u, u, u, u, u, u, txt("K"), txt("a"), txt(slot), seen}
+	}
+	m, err := f.exec("replace", check("s", null())...)
+	wantRows(t, "check of a missing row", m, err, "[applied]", "true")
 	m, err = f.exec("select", txt("K"), txt("a"), txt("s"))
-	wantRows(t, "select after delete", m, err, "version,data,write_id,expires_at")
+	wantRows(t, "select after the check", m, err, "version,data,write_id,expires_at")
+	m, err = f.exec("insert", insertVals("a", "s", 1, "d1", 1, math.MaxInt64, 0)...)
+	wantRows(t, "insert", m, err, "[applied]", "true")
+	m, err = f.exec("replace", check("s", null())...)
+	wantRows(t, "check expecting no write id", m, err, "[applied],write_id", "false|"+string(uid(1).Contents))
+	m, err = f.exec("replace", check("s", uid(1))...)
+	wantRows(t, "check of the write id seen", m, err, "[applied]", "true")
+	// Update, likewise: its condition alone.
+	u := unset()
+	now := f.clock.Now().UnixNano()
+	checkUpdate := func(expected int64) []*primitive.Value {
+		return []*primitive.Value{u, u, u, u, u, u, txt("K"), txt("a"), txt("s"), big(expected), big(now)}
+	}
+	m, err = f.exec("update", checkUpdate(2)...)
+	wantRows(t, "update check of another version", m, err, "[applied],version,expires_at", "false|1|max")
+	m, err = f.exec("update", checkUpdate(1)...)
+	wantRows(t, "update check of the version there", m, err, "[applied]", "true")
+	m, err = f.exec("select", txt("K"), txt("a"), txt("s"))
+	wantRows(t, "select after the checks", m, err, "version,data,write_id,expires_at", "1|d1|"+string(uid(1).Contents)+"|max")
 }
 
 // TestNullConditions: Cassandra's rules. A missing row has only NULLs, so

@@ -37,7 +37,8 @@ func TestParseProviderStatements(t *testing.T) {
 		{st.Select, "where:kind where:actor_id where:state_name"},
 		{st.Insert, "col:kind col:actor_id col:state_name col:version col:data col:write_id col:updated_at col:expires_at ttl:"},
 		{st.Replace, "ttl: col:version col:data col:write_id col:updated_at col:expires_at where:kind where:actor_id where:state_name cond:write_id"},
-		{st.Delete, "where:kind where:actor_id where:state_name cond:version cond:write_id"},
+		{st.Delete, "ttl: col:version col:data col:write_id col:updated_at col:expires_at where:kind where:actor_id where:state_name cond:version cond:write_id"},
+		{`DELETE FROM "ks"."tbl" WHERE kind = ? AND actor_id = ? AND state_name = ? IF version = ? AND write_id = ?`, "where:kind where:actor_id where:state_name cond:version cond:write_id"},
 	}
 	for _, tt := range tests {
 		s, err := parse(tt.text)
@@ -130,7 +131,7 @@ func TestTemplatesAcceptOnlyProviderStatements(t *testing.T) {
 		strings.Replace(st.Insert, " IF NOT EXISTS", "", 1),
 		strings.ToLower(st.Select),
 		st.Select + "; DROP TABLE ks.tbl",
-		strings.Replace(st.Delete, "IF version = ? AND write_id = ?", "IF EXISTS", 1),
+		`DELETE FROM "ks"."tbl" WHERE kind = ? AND actor_id = ? AND state_name = ? IF version = ? AND write_id = ?`, // not the provider's any more
 		`DROP KEYSPACE "ks"`,
 		"TRUNCATE ks.tbl",
 		cql.CreateKeyspace("ks", "{'class': 'SimpleStrategy', 'replication_factor': 1} AND durable_writes = false"),

@@ -248,7 +248,10 @@ func TestPrepareMetadata(t *testing.T) {
 			[]uint16{0, 1}, ""},
 		{st.Update, "[ttl]:int version:bigint data:blob write_id:uuid updated_at:timestamp expires_at:bigint kind:varchar actor_id:varchar state_name:varchar version:bigint expires_at:bigint",
 			[]uint16{6, 7}, ""},
-		{st.Delete, "kind:varchar actor_id:varchar state_name:varchar version:bigint write_id:uuid", []uint16{0, 1}, ""},
+		{st.Replace, "[ttl]:int version:bigint data:blob write_id:uuid updated_at:timestamp expires_at:bigint kind:varchar actor_id:varchar state_name:varchar write_id:uuid",
+			[]uint16{6, 7}, ""},
+		{st.Delete, "[ttl]:int version:bigint data:blob write_id:uuid updated_at:timestamp expires_at:bigint kind:varchar actor_id:varchar state_name:varchar version:bigint write_id:uuid",
+			[]uint16{6, 7}, ""},
 	}
 	for _, tt := range tests {
 		p, ok := send(&message.Prepare{Query: tt.text}).(*message.PreparedResult)
@@ -282,12 +285,13 @@ func TestPrepareMetadata(t *testing.T) {
 	if !ok || r.Metadata.Columns != nil || r.Metadata.ColumnCount != 4 {
 		t.Errorf("SELECT with skip_metadata = %v", r)
 	}
-	p = send(&message.Prepare{Query: st.Delete}).(*message.PreparedResult)
-	vals = append(vals, primitive.NewValue(make([]byte, 8)), primitive.NewValue(make([]byte, 16)))
+	p = send(&message.Prepare{Query: st.Replace}).(*message.PreparedResult)
+	unset := primitive.NewUnsetValue()
+	vals = append([]*primitive.Value{unset, unset, unset, unset, unset, unset}, append(vals, primitive.NewValue(make([]byte, 16)))...)
 	r, ok = send(&message.Execute{QueryId: p.PreparedQueryId, Options: &message.QueryOptions{Consistency: primitive.ConsistencyLevelOne,
 		PositionalValues: vals, SkipMetadata: true}}).(*message.RowsResult)
 	if !ok || len(r.Metadata.Columns) != 1 || r.Metadata.Columns[0].Name != "[applied]" || r.Metadata.Columns[0].Type != datatype.Boolean {
-		t.Errorf("DELETE with skip_metadata = %v", r)
+		t.Errorf("check-only UPDATE with skip_metadata = %v", r)
 	}
 }
 
