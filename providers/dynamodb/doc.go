@@ -107,8 +107,8 @@
 // SaveBatch or Delete over such an item fails its condition, finds the item
 // damaged and fails the same way, leaving it as it is. What a condition
 // cannot see, a number of the right type but with a fraction or out of
-// range in schema, updated_at, expires_at or checksum, is reported by Load, but a
-// Save that expects the item's stored version replaces it.
+// range in schema, updated_at, expires_at or checksum, is reported by Load,
+// but a Save that expects the item's stored version replaces it.
 //
 // # Retries
 //
@@ -149,8 +149,9 @@
 // # Tombstones
 //
 // Tombstones, and expired records past their expiry, are kept for
-// Options.TombstoneRetention (7 days by default, driver.DefaultTombstoneRetention):
-// their ttl is that long after the delete or the expiry, and DynamoDB
+// Options.TombstoneRetention (7 days by default,
+// driver.DefaultTombstoneRetention): their ttl is that long after the
+// delete or the expiry, and DynamoDB
 // deletes them some time after it, never before. Until then a writer
 // holding a version from before the delete or the expiry gets a conflict;
 // after that the key starts again from version 1. The price is one small
