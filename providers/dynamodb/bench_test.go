@@ -93,15 +93,20 @@ func (e *benchEnv) rawSaver(ctx context.Context, key driver.Key) func() error {
 			"schema":     &types.AttributeValueMemberN{Value: "1"},
 			"compressed": &types.AttributeValueMemberBOOL{Value: false},
 			"updated_at": &types.AttributeValueMemberN{Value: ns},
+			"checksum":   &types.AttributeValueMemberN{Value: "123456789"},
 			"write_id":   &types.AttributeValueMemberB{Value: newWriteID()},
 		}
-		cond := conditions[0][b2i(version > 0)]
+		st := itemState{kind: itemAbsent}
+		if version > 0 {
+			st = itemState{kind: itemLive, version: version}
+		}
+		cond, vals := conditionFor(st, itemKey{pk: pk}, now)
 		_, err := e.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                           table,
 			Item:                                item,
 			ConditionExpression:                 cond.expr,
 			ExpressionAttributeNames:            cond.names,
-			ExpressionAttributeValues:           conditionValues(version, now, ""),
+			ExpressionAttributeValues:           vals,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		if err != nil {

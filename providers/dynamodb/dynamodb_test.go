@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -122,6 +123,31 @@ func (h *harness) Capabilities() storetest.Capabilities {
 
 func (h *harness) Close() {}
 
+var _ storetest.Corrupter = (*harness)(nil)
+
+// Corrupt implements storetest.Corrupter: it rewrites the state attribute
+// of key's item with a plain PutItem, as a hand edit would, leaving every
+// other attribute (version and checksum included) as it is.
+func (h *harness) Corrupt(ctx context.Context, s driver.Store, key driver.Key, change func([]byte) []byte) error {
+	pk, _ := partitionKey(key)
+	table := s.(*store).table
+	out, err := h.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: keyItem(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return err
+	}
+	state, ok := out.Item[attrState].(*types.AttributeValueMemberB)
+	if !ok {
+		return fmt.Errorf("the item of %s has no binary state: %v", key, out.Item)
+	}
+	data := change(bytes.Clone(state.Value))
+	if data == nil {
+		data = []byte{}
+	}
+	out.Item[attrState] = &types.AttributeValueMemberB{Value: data}
+	_, err = h.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: out.Item})
+	return err
+}
+
 func TestConformance(t *testing.T) {
 	storetest.RunConformanceTests(t, newHarness)
 }
@@ -195,7 +221,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			t.Errorf("CreateTable(%q) = %v, want ErrInvalidArgument (and no I/O: the client is dead)", name, err)
 		}
 	}
-	for _, o := range []*Options{{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1}} {
+	for _, o := range []*Options{{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1}, {TombstoneRetention: -time.Second}} {
 		if _, err := New(client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", *o, err)
 		}
@@ -226,6 +252,9 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	}
 	if !aws.ToBool(d.consistent) {
 		t.Error("New(nil options) reads eventually consistently, want strongly consistent reads")
+	}
+	if d.retention != driver.DefaultTombstoneRetention {
+		t.Errorf("New(nil options) keeps tombstones %v, want %v", d.retention, driver.DefaultTombstoneRetention)
 	}
 }
 
@@ -278,13 +307,18 @@ func TestTooLargeBeforeIO(t *testing.T) {
 	if _, err := s.SaveBatch(ctx, writes); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("SaveBatch of %d writes = %v, want ErrInvalidArgument", len(writes), err)
 	}
-	// One slot twice in a batch: DynamoDB refuses a transaction that names
-	// an item twice.
 	if _, err := s.SaveBatch(ctx, writes[:2:2]); !errors.Is(err, persistence.ErrUnavailable) {
 		t.Fatalf("SaveBatch of 2 slots over a dead endpoint = %v, want ErrUnavailable (it was sent)", err)
 	}
-	if _, err := s.SaveBatch(ctx, []driver.Write{writes[0], writes[1], writes[0]}); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("SaveBatch writing one slot twice = %v, want ErrInvalidArgument", err)
+	// One slot twice in a batch (one action in the transaction), the second
+	// time too large: refused before any I/O.
+	huge := driver.Write{Key: writes[0].Key, Record: driver.Record{Data: make([]byte, MaxItemBytes), Codec: "raw"}, Expected: 1}
+	if _, err := s.Driver().(driver.Batcher).PutBatch(ctx, []driver.Write{writes[0], writes[1], huge}); !errors.Is(err, errTooLarge) {
+		t.Errorf("PutBatch writing one slot twice, the second time too large = %v, want errTooLarge", err)
+	}
+	// More than 100 slots is refused, 100 slots written twice are not.
+	if _, err := s.SaveBatch(ctx, append(writes[:MaxBatchWrites:MaxBatchWrites], writes[:MaxBatchWrites]...)); !errors.Is(err, persistence.ErrUnavailable) {
+		t.Errorf("SaveBatch writing %d slots twice each over a dead endpoint = %v, want ErrUnavailable (it was sent)", MaxBatchWrites, err)
 	}
 }
 
@@ -313,15 +347,19 @@ func TestLargestItemFits(t *testing.T) {
 	if len(fullKey) != maxFullKeyBytes || !strings.HasPrefix(pk, hashedKeyPrefix) {
 		t.Fatalf("the worst key encodes to %d bytes (pk %q), want %d, hashed", len(fullKey), pk, maxFullKeyBytes)
 	}
-	if _, size := encodeItem(pk, fullKey, &r, 1<<62, make([]byte, writeIDLen)); size > MaxItemBytes {
+	if _, size := encodeItem(pk, fullKey, &r, 1<<62, make([]byte, writeIDLen), driver.DefaultTombstoneRetention); size > MaxItemBytes {
 		t.Fatalf("the largest item is %d bytes by the store's count, over DynamoDB's %d", size, MaxItemBytes)
 	}
 	if _, err := s.Save(ctx, worst, r, 0); err != nil {
 		t.Fatalf("Save of the largest record under the longest key: %v", err)
 	}
 	got, err := s.Load(ctx, worst)
-	if err != nil || !bytes.Equal(got.Data, r.Data) || got.Codec != r.Codec || !got.ExpiresAt.Equal(r.ExpiresAt) {
-		t.Fatalf("Load = %d bytes, codec %q, %v", len(got.Data), got.Codec, err)
+	// The persistence layer keeps times to the microsecond: MaxTime's is
+	// returned as it was sent (and MinTime's, 193 ns before MinTime, as
+	// MinTime, in the same microsecond, or the checksum would not match).
+	if err != nil || !bytes.Equal(got.Data, r.Data) || got.Codec != r.Codec || !got.ExpiresAt.Equal(r.ExpiresAt.Truncate(time.Microsecond)) ||
+		!got.UpdatedAt.Equal(driver.MinTime) {
+		t.Fatalf("Load = %d bytes, codec %q, updated %v, expires %v, %v", len(got.Data), got.Codec, got.UpdatedAt, got.ExpiresAt, err)
 	}
 	item := rawItem(t, client, table, pk)
 	if fk, _ := item[attrFullKey].(*types.AttributeValueMemberS); fk == nil || fk.Value != fullKey {
@@ -381,7 +419,8 @@ func TestLongKeys(t *testing.T) {
 func TestStoredLayout(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
-	s, table := testStore(t, client, nil)
+	clock := &fakeClock{now: time.Date(2030, 5, 6, 7, 8, 9, 500_000_000, time.UTC)}
+	s, table := testStore(t, client, &Options{Now: clock.Now, TombstoneRetention: 36 * time.Hour})
 	updated := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.UTC)
 	r := driver.Record{Data: []byte{0, 1, 2, 0xff}, Codec: "proto", Schema: 7, Compressed: true, UpdatedAt: updated}
 	if _, err := s.Save(ctx, testKey, r, 0); err != nil {
@@ -392,6 +431,10 @@ func TestStoredLayout(t *testing.T) {
 	}
 	pk := "Account/acc%2F42:β%7Bx%7D/state"
 	item := rawItem(t, client, table, pk)
+	// The persistence layer keeps times to the microsecond and computes the
+	// checksum the item carries.
+	sent := r
+	sent.UpdatedAt = updated.Truncate(time.Microsecond)
 	wantAttrs := map[string]types.AttributeValue{
 		attrPK:         &types.AttributeValueMemberS{Value: pk},
 		attrVersion:    &types.AttributeValueMemberN{Value: "2"},
@@ -399,7 +442,8 @@ func TestStoredLayout(t *testing.T) {
 		attrCodec:      &types.AttributeValueMemberS{Value: "proto"},
 		attrSchema:     &types.AttributeValueMemberN{Value: "7"},
 		attrCompressed: &types.AttributeValueMemberBOOL{Value: true},
-		attrUpdatedAt:  &types.AttributeValueMemberN{Value: strconv.FormatInt(updated.UnixNano(), 10)},
+		attrUpdatedAt:  &types.AttributeValueMemberN{Value: strconv.FormatInt(sent.UpdatedAt.UnixNano(), 10)},
+		attrChecksum:   &types.AttributeValueMemberN{Value: strconv.FormatUint(uint64(driver.Checksum(&sent)), 10)},
 	}
 	for name, want := range wantAttrs {
 		if !reflect.DeepEqual(item[name], want) {
@@ -413,9 +457,9 @@ func TestStoredLayout(t *testing.T) {
 		t.Errorf("the item has %d attributes, want %d (no expiry, no full key): %v", len(item), len(wantAttrs)+1, item)
 	}
 
-	// With an expiry: exact nanoseconds, and DynamoDB's TTL in seconds
-	// rounded up.
-	expires := time.Date(2031, 1, 2, 3, 4, 5, 600, time.UTC)
+	// With an expiry: exact to the microsecond, and DynamoDB's TTL in
+	// seconds rounded up, plus the tombstone retention.
+	expires := time.Date(2031, 1, 2, 3, 4, 5, 600_000, time.UTC)
 	r.ExpiresAt = expires
 	if _, err := s.Save(ctx, testKey, r, 2); err != nil {
 		t.Fatal(err)
@@ -423,7 +467,7 @@ func TestStoredLayout(t *testing.T) {
 	item = rawItem(t, client, table, pk)
 	for name, want := range map[string]string{
 		attrExpiresAt: strconv.FormatInt(expires.UnixNano(), 10),
-		attrTTL:       strconv.FormatInt(expires.Unix()+1, 10),
+		attrTTL:       strconv.FormatInt(expires.Unix()+1+36*3600, 10),
 	} {
 		if n, ok := item[name].(*types.AttributeValueMemberN); !ok || n.Value != want {
 			t.Errorf("attribute %s = %#v, want N %s", name, item[name], want)
@@ -439,6 +483,31 @@ func TestStoredLayout(t *testing.T) {
 	}
 	if _, ok := item[attrTTL]; ok {
 		t.Error("attribute ttl survives a save without expiry")
+	}
+
+	// A delete leaves a tombstone: the key, the version, the time of the
+	// delete, its ttl (the retention later, rounded up) and the write id.
+	if err := s.Delete(ctx, testKey, 4); err != nil {
+		t.Fatal(err)
+	}
+	item = rawItem(t, client, table, pk)
+	now := clock.Now()
+	wantAttrs = map[string]types.AttributeValue{
+		attrPK:        &types.AttributeValueMemberS{Value: pk},
+		attrVersion:   &types.AttributeValueMemberN{Value: "4"},
+		attrDeletedAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixNano(), 10)},
+		attrTTL:       &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix()+1+36*3600, 10)},
+	}
+	for name, want := range wantAttrs {
+		if !reflect.DeepEqual(item[name], want) {
+			t.Errorf("tombstone attribute %s = %#v, want %#v", name, item[name], want)
+		}
+	}
+	if id, ok := item[attrWriteID].(*types.AttributeValueMemberB); !ok || len(id.Value) != writeIDLen {
+		t.Errorf("tombstone attribute %s = %#v, want %d random bytes", attrWriteID, item[attrWriteID], writeIDLen)
+	}
+	if len(item) != len(wantAttrs)+1 {
+		t.Errorf("the tombstone has %d attributes, want %d: %v", len(item), len(wantAttrs)+1, item)
 	}
 }
 
@@ -657,7 +726,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // TestExpiry runs the store on a fake clock: an item is absent for Load,
 // Save and Delete from its ExpiresAt on, although DynamoDB, whose TTL works
-// on its own clock and deletes lazily, still holds it.
+// on its own clock and deletes lazily (and only the tombstone retention
+// after the expiry), still holds it; and the key keeps its version.
 func TestExpiry(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
@@ -666,19 +736,21 @@ func TestExpiry(t *testing.T) {
 	key := driver.Key{Kind: "Session", ID: "s1", Slot: "state"}
 	pk, _ := partitionKey(key)
 
-	expires := clock.Now().Add(90*time.Second + 123456789)
+	// The persistence layer keeps times to the microsecond.
+	expires := clock.Now().Add(90*time.Second + 123456789).Truncate(time.Microsecond)
 	r := rec(`{"user":1}`)
 	r.ExpiresAt = expires
 	if _, err := s.Save(ctx, key, r, 0); err != nil {
 		t.Fatal(err)
 	}
 	item := rawItem(t, client, table, pk)
-	if ttl, ok := item[attrTTL].(*types.AttributeValueMemberN); !ok || ttl.Value != strconv.FormatInt(ttlSeconds(expires.UnixNano()), 10) {
-		t.Errorf("ttl = %#v, want ExpiresAt in seconds rounded up", item[attrTTL])
+	want := ttlSeconds(expires.UnixNano()) + int64(driver.DefaultTombstoneRetention/time.Second)
+	if ttl, ok := item[attrTTL].(*types.AttributeValueMemberN); !ok || ttl.Value != strconv.FormatInt(want, 10) {
+		t.Errorf("ttl = %#v, want ExpiresAt in seconds rounded up, plus the tombstone retention: %d", item[attrTTL], want)
 	}
 	got, err := s.Load(ctx, key)
 	if err != nil || !got.ExpiresAt.Equal(expires) {
-		t.Fatalf("Load = ExpiresAt %v, %v; want %v to the nanosecond", got.ExpiresAt, err, expires)
+		t.Fatalf("Load = ExpiresAt %v, %v; want %v to the microsecond", got.ExpiresAt, err, expires)
 	}
 
 	// One nanosecond before: still there. At ExpiresAt: gone for the store.
@@ -705,32 +777,28 @@ func TestExpiry(t *testing.T) {
 	}); !isConflict(err, 1, 0) {
 		t.Errorf("SaveBatch(expected 1) over the expired item = %v, want a conflict with stored version 0", err)
 	}
+	// Deleting the expired item with expected 0 succeeds and changes
+	// nothing: the item keeps its version.
+	before := rawItem(t, client, table, pk)
+	if err := s.Delete(ctx, key, 0); err != nil {
+		t.Fatalf("Delete(expected 0) of the expired item: %v", err)
+	}
+	if after := rawItem(t, client, table, pk); !reflect.DeepEqual(after, before) {
+		t.Errorf("Delete(expected 0) of the expired item changed it:\nbefore %v\nafter  %v", before, after)
+	}
 
-	// Creating over the expired item replaces it, at version 1.
+	// Creating over the expired item replaces it, continuing its versions.
 	v, err := s.Save(ctx, key, rec(`{"user":2}`), 0)
-	if err != nil || v != 1 {
-		t.Fatalf("Save(expected 0) over the expired item = %d, %v; want 1", v, err)
+	if err != nil || v != 2 {
+		t.Fatalf("Save(expected 0) over the expired item = %d, %v; want 2", v, err)
 	}
 	if item := rawItem(t, client, table, pk); item[attrTTL] != nil || item[attrExpiresAt] != nil {
 		t.Errorf("the new record without expiry kept ttl %v, expires_at %v", item[attrTTL], item[attrExpiresAt])
 	}
 
-	// Deleting an expired item with expected 0 removes it from the table.
+	// A batch creating over an expired slot and a fresh one.
 	r.ExpiresAt = clock.Now().Add(time.Second)
-	if _, err := s.Save(ctx, key, r, 1); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Second)
-	if err := s.Delete(ctx, key, 0); err != nil {
-		t.Fatalf("Delete(expected 0) of the expired item: %v", err)
-	}
-	if item := rawItem(t, client, table, pk); item != nil {
-		t.Errorf("the expired item is still stored after Delete: %v", item)
-	}
-
-	// A batch creating over an expired slot.
-	r.ExpiresAt = clock.Now().Add(time.Second)
-	if _, err := s.Save(ctx, key, r, 0); err != nil {
+	if _, err := s.Save(ctx, key, r, 2); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Second)
@@ -738,8 +806,8 @@ func TestExpiry(t *testing.T) {
 		{Key: key, Record: rec("b")},
 		{Key: driver.Key{Kind: key.Kind, ID: key.ID, Slot: "other"}, Record: rec("b")},
 	})
-	if err != nil || vs[0] != 1 || vs[1] != 1 {
-		t.Errorf("SaveBatch(expected 0, 0) over an expired slot = %v, %v; want [1 1]", vs, err)
+	if err != nil || vs[0] != 4 || vs[1] != 1 {
+		t.Errorf("SaveBatch(expected 0, 0) over an expired slot and a fresh one = %v, %v; want [4 1]", vs, err)
 	}
 
 	// The table's Time to Live is on, on the ttl attribute.
@@ -803,30 +871,87 @@ func TestCloseLeavesInjectedClientOpen(t *testing.T) {
 	}
 }
 
-// TestNativeTTLRemovesItems: DynamoDB's own Time to Live, enabled by
-// CreateTable on the ttl attribute, deletes an item once its ttl has
-// passed. DynamoDB Local sweeps about every second; AWS takes up to days,
-// so against AWS this test waits up to its deadline and then only logs.
-func TestNativeTTLRemovesItems(t *testing.T) {
+// TestRetentionThenPurge: a deleted record's tombstone and an expired
+// record keep the key's version for the tombstone retention (here 4 s), so
+// that a create continues from it and stale writers get conflicts; then
+// DynamoDB's own Time to Live, on the ttl attribute CreateTable enables,
+// deletes the item, never before its ttl, and the key starts again from
+// version 1. DynamoDB Local sweeps about every second; AWS takes up to
+// days, so against AWS the test waits up to its deadline and then only
+// logs.
+func TestRetentionThenPurge(t *testing.T) {
 	ctx := context.Background()
 	client := connect(t)
-	s, table := testStore(t, client, nil)
-	r := rec(`{"gone":"soon"}`)
-	r.ExpiresAt = time.Now().Add(-time.Minute)
-	if _, err := s.Save(ctx, testKey, r, 0); err != nil {
+	const retention = 4 * time.Second
+	s, table := testStore(t, client, &Options{TombstoneRetention: retention})
+	deleted := driver.Key{Kind: "Session", ID: "deleted", Slot: "state"}
+	expired := driver.Key{Kind: "Session", ID: "expired", Slot: "state"}
+
+	for v := range int64(2) {
+		if _, err := s.Save(ctx, deleted, rec(fmt.Sprint(v)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, deleted, 2); err != nil {
 		t.Fatal(err)
 	}
-	pk, _ := partitionKey(testKey)
-	deadline := time.Now().Add(30 * time.Second)
-	for rawItem(t, client, table, pk) != nil {
-		if time.Now().After(deadline) {
-			if strings.Contains(testenv.DynamoDBURL, "127.0.0.1:8000") {
-				t.Fatal("DynamoDB Local did not delete an item whose ttl had passed within 30 s")
-			}
-			t.Log("the server did not delete the expired item within 30 s (AWS takes up to days)")
-			return
+	r := rec(`{"gone":"soon"}`)
+	r.ExpiresAt = time.Now().Add(-time.Second) // expired when written
+	if _, err := s.Save(ctx, expired, r, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the retention: stale writers conflict, and a create continues
+	// the key's versions, so that a writer holding version 1 from before the
+	// delete is refused.
+	if _, err := s.Save(ctx, deleted, rec("stale"), 2); !isConflict(err, 2, 0) {
+		t.Errorf("Save(expected 2) after the delete = %v, want a conflict with stored version 0", err)
+	}
+	if _, err := s.Save(ctx, expired, rec("stale"), 1); !isConflict(err, 1, 0) {
+		t.Errorf("Save(expected 1) after the expiry = %v, want a conflict with stored version 0", err)
+	}
+	if v, err := s.Save(ctx, deleted, rec("again"), 0); err != nil || v != 3 {
+		t.Fatalf("Save(expected 0) over the tombstone = %d, %v; want 3", v, err)
+	}
+	if _, err := s.Save(ctx, deleted, rec("stale"), 1); !isConflict(err, 1, 3) {
+		t.Errorf("Save(expected 1) after the re-create = %v, want a conflict with stored version 3", err)
+	}
+	if err := s.Delete(ctx, deleted, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	// After the retention DynamoDB deletes both items, not before their ttl.
+	keys := []driver.Key{deleted, expired}
+	ttls := make([]int64, len(keys))
+	for i, k := range keys {
+		pk, _ := partitionKey(k)
+		ttl, err := intAttr(rawItem(t, client, table, pk), attrTTL, 0, math.MaxInt64)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
 		}
-		time.Sleep(200 * time.Millisecond) // the server's sweeper runs on its own clock
+		ttls[i] = ttl
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i, k := range keys {
+		pk, _ := partitionKey(k)
+		ttl := ttls[i]
+		for rawItem(t, client, table, pk) != nil {
+			if time.Now().After(deadline) {
+				if strings.Contains(testenv.DynamoDBURL, "127.0.0.1:8000") {
+					t.Fatalf("%s: DynamoDB Local did not delete the item within 30 s (ttl %d, now %d)", k, ttl, time.Now().Unix())
+				}
+				t.Logf("%s: the server did not delete the item within 30 s (AWS takes up to days)", k)
+				return
+			}
+			time.Sleep(200 * time.Millisecond) // the server's sweeper runs on its own clock
+		}
+		if now := time.Now().Unix(); now < ttl {
+			t.Errorf("%s: the item was deleted by %d, before its ttl %d", k, now, ttl)
+		}
+		// Purged: the key starts again from version 1.
+		if v, err := s.Save(ctx, k, rec("new"), 0); err != nil || v != 1 {
+			t.Errorf("%s: Save(expected 0) after the purge = %d, %v; want 1", k, v, err)
+		}
 	}
 }
 
@@ -862,4 +987,77 @@ func TestLargestBatch(t *testing.T) {
 			t.Fatalf("slot %d after the failed batch = %q, %v: the batch was partly applied", i, got.Data, err)
 		}
 	}
+}
+
+// TestBatchWritesOneSlotTwice: a batch may write one slot several times
+// (one action in the transaction); each write is checked against the
+// outcome of the earlier ones, deletes leave tombstones whose versions
+// later creates continue, and a batch whose check fails applies nothing.
+func TestBatchWritesOneSlotTwice(t *testing.T) {
+	ctx := context.Background()
+	client := connect(t)
+	s, _ := testStore(t, client, nil)
+	a := driver.Key{Kind: "Cart", ID: "c1", Slot: "a"}
+	b := driver.Key{Kind: "Cart", ID: "c1", Slot: "b"}
+	c := driver.Key{Kind: "Cart", ID: "c1", Slot: "c"}
+	put := func(k driver.Key, data string, expected int64) driver.Write {
+		return driver.Write{Key: k, Record: rec(data), Expected: expected}
+	}
+	del := func(k driver.Key, expected int64) driver.Write {
+		return driver.Write{Key: k, Delete: true, Expected: expected}
+	}
+	want := func(k driver.Key, version int64, data string) {
+		t.Helper()
+		got, err := s.Load(ctx, k)
+		switch {
+		case version == 0 && !errors.Is(err, persistence.ErrNotFound):
+			t.Errorf("Load(%s) = version %d, %v; want ErrNotFound", k, got.Version, err)
+		case version != 0 && (err != nil || got.Version != version || string(got.Data) != data):
+			t.Errorf("Load(%s) = version %d %q, %v; want version %d %q", k, got.Version, got.Data, err, version, data)
+		}
+	}
+	for _, step := range []struct {
+		name   string
+		writes []driver.Write
+		want   []int64
+	}{
+		{"create, then update", []driver.Write{put(a, "a1", 0), put(a, "a2", 1)}, []int64{1, 2}},
+		{"update, delete, re-create", []driver.Write{put(a, "a3", 2), del(a, 3), put(a, "a4", 0)}, []int64{3, 0, 4}},
+		{"delete, re-create, create another", []driver.Write{del(a, 4), put(a, "a5", 0), put(b, "b1", 0)}, []int64{0, 5, 1}},
+		{"create, then delete", []driver.Write{put(c, "c1", 0), del(c, 1)}, []int64{1, 0}},
+		{"delete twice", []driver.Write{del(a, 5), del(a, 0), del(c, 0)}, []int64{0, 0, 0}},
+		{"create over tombstones", []driver.Write{put(c, "c2", 0), put(a, "a6", 0)}, []int64{2, 6}},
+	} {
+		vs, err := s.SaveBatch(ctx, step.writes)
+		if err != nil || !reflect.DeepEqual(vs, step.want) {
+			t.Fatalf("%s: SaveBatch = %v, %v; want %v", step.name, vs, err, step.want)
+		}
+	}
+	want(a, 6, "a6")
+	want(b, 1, "b1")
+	want(c, 2, "c2")
+
+	// A conflict that only a later write of a slot finds, against an
+	// earlier write of the batch: nothing is applied.
+	_, err := s.SaveBatch(ctx, []driver.Write{put(b, "b2", 1), put(a, "a7", 6), put(a, "a8", 6)})
+	if !isConflict(err, 6, 7) || !errors.As(err, new(*persistence.ConcurrencyError)) {
+		t.Errorf("SaveBatch with a write stale against the batch's own = %v, want a conflict expecting 6, stored 7", err)
+	}
+	var ce *persistence.ConcurrencyError
+	if errors.As(err, &ce) && ce.Key != a {
+		t.Errorf("the conflict names %s, want %s", ce.Key, a)
+	}
+	// The first stale write is reported, not a later one.
+	_, err = s.SaveBatch(ctx, []driver.Write{put(b, "b2", 1), put(a, "a7", 5), put(a, "a8", 5)})
+	if !isConflict(err, 5, 6) {
+		t.Errorf("SaveBatch whose first write of a slot is stale = %v, want a conflict expecting 5, stored 6", err)
+	}
+	// A stale create over a live slot, after a write of another slot.
+	_, err = s.SaveBatch(ctx, []driver.Write{put(b, "b2", 1), del(c, 2), put(c, "c3", 0), put(a, "a7", 0)})
+	if !isConflict(err, 0, 6) {
+		t.Errorf("SaveBatch re-creating a live slot = %v, want a conflict expecting 0, stored 6", err)
+	}
+	want(a, 6, "a6")
+	want(b, 1, "b1")
+	want(c, 2, "c2")
 }

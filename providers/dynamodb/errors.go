@@ -30,7 +30,8 @@ var (
 	errTooLarge = errors.New("dynamodb: too large")
 	// errOutcomeUnknown is wrapped by the error of a Delete that the SDK
 	// retried after a failure whose outcome it could not know, and whose
-	// retry found the record gone or changed: the failed attempt may have
+	// retry found neither the live record nor the delete's own tombstone
+	// (another writer moved the key on): the failed attempt may have
 	// deleted it.
 	errOutcomeUnknown = errors.New("dynamodb: outcome unknown")
 )

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/quarkgo/quark/persistence/driver"
 )
 
 // DefaultTable is the table used when Options.Table is empty.
@@ -51,6 +53,19 @@ type Options struct {
 	// means MaxRecordBytesLimit, which is also the most it can be.
 	MaxRecordBytes int
 
+	// TombstoneRetention is how long a deleted record's tombstone, and an
+	// expired record past its expiry, stay in the table: the item's ttl
+	// attribute (DynamoDB's Time to Live) is set that long after the delete
+	// or the expiry. Until DynamoDB deletes the item, the key keeps its last
+	// version, so a create continues from it and a writer holding a version
+	// from before the delete or the expiry gets a conflict; after that the
+	// key starts again from version 1. DynamoDB deletes items some time after
+	// their ttl (typically within days on AWS), never before. 0 means
+	// driver.DefaultTombstoneRetention (7 days); negative is invalid. A
+	// tombstone costs one small item (the key, four numbers and the write
+	// id) of storage.
+	TombstoneRetention time.Duration
+
 	// Now is the clock used for UpdatedAt stamps and to decide whether a
 	// record has expired. nil means time.Now. DynamoDB deletes expired items
 	// by its own clock, long after they expire; this clock decides when they
@@ -79,6 +94,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.MaxRecordBytes == 0 {
 		out.MaxRecordBytes = MaxRecordBytesLimit
+	}
+	if out.TombstoneRetention < 0 {
+		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalidOption, out.TombstoneRetention)
+	}
+	if out.TombstoneRetention == 0 {
+		out.TombstoneRetention = driver.DefaultTombstoneRetention
 	}
 	if out.Now == nil {
 		out.Now = time.Now

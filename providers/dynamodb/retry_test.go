@@ -37,6 +37,9 @@ type faultyTransport struct {
 	// decide picks the fault for the nth request (from 1) of an operation
 	// ("PutItem", ...).
 	decide func(op string, n int) fault
+	// afterLost, if set, runs after the server applied a request whose
+	// reply is then dropped (lostReply), before the SDK sees the failure.
+	afterLost func(op string, n int)
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -65,6 +68,9 @@ func (f *faultyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if f.afterLost != nil {
+			f.afterLost(op, n)
+		}
 		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	case throttle:
 		return errorReply(req, "ProvisionedThroughputExceededException", `"message":"The level of configured provisioned throughput for the table was exceeded."`), nil
@@ -177,14 +183,18 @@ func TestRetriedBatchIsIdempotent(t *testing.T) {
 	}
 }
 
-// TestRetriedDeleteIsUnknown: the first DeleteItem is applied but its reply
-// lost; the retry finds the item gone. The store cannot tell its own delete
-// from another writer's, so it reports the outcome as unknown
-// (Unavailable), not as a conflict.
-func TestRetriedDeleteIsUnknown(t *testing.T) {
+// TestRetriedDeleteRecognisesItsTombstone: the PutItem of a delete's
+// tombstone is applied but its reply lost; the SDK sends it again, its
+// condition fails (the record is no longer live), and the old image is the
+// tombstone carrying this very delete's write id, so the delete succeeds.
+// If another writer moved the key on before the retry, the store cannot
+// tell whether its own attempt was applied, and reports the outcome as
+// unknown (Unavailable), not as a conflict.
+func TestRetriedDeleteRecognisesItsTombstone(t *testing.T) {
 	ctx := context.Background()
+	// PutItem 1 is the save, 2 the delete's first attempt.
 	s, ft, view := faultyStore(t, 3, func(op string, n int) fault {
-		if op == "DeleteItem" && n == 1 {
+		if op == "PutItem" && n == 2 {
 			return lostReply
 		}
 		return pass
@@ -192,37 +202,61 @@ func TestRetriedDeleteIsUnknown(t *testing.T) {
 	if _, err := s.Save(ctx, testKey, rec("{}"), 0); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Delete(ctx, testKey, 1)
-	if !errors.Is(err, persistence.ErrUnavailable) || errors.Is(err, persistence.ErrConflict) {
-		t.Errorf("Delete with its first reply lost = %v, want ErrUnavailable (outcome unknown)", err)
+	if err := s.Delete(ctx, testKey, 1); err != nil {
+		t.Errorf("Delete with its first reply lost = %v, want success (its own tombstone found)", err)
 	}
-	if n := ft.count("DeleteItem"); n != 2 {
-		t.Errorf("DeleteItem was sent %d times, want 2", n)
+	if n := ft.count("PutItem"); n != 3 {
+		t.Errorf("PutItem was sent %d times, want 3 (a save, a delete retried once)", n)
 	}
 	if _, err := view.Load(ctx, testKey); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("Load after the delete = %v, want ErrNotFound", err)
 	}
 	// Sent once, a conflicting delete is a conflict.
 	if err := s.Delete(ctx, testKey, 1); !isConflict(err, 1, 0) {
-		t.Errorf("Delete(expected 1) of an absent record = %v, want a conflict with stored version 0", err)
+		t.Errorf("Delete(expected 1) of a deleted record = %v, want a conflict with stored version 0", err)
+	}
+
+	// The reply of the delete's first attempt is lost, and another writer
+	// re-creates the record before the SDK's retry: the retry finds version
+	// 2, not the tombstone, and the outcome is unknown.
+	s2, ft2, view2 := faultyStore(t, 3, func(op string, n int) fault {
+		if op == "PutItem" && n == 2 {
+			return lostReply
+		}
+		return pass
+	})
+	ft2.afterLost = func(string, int) {
+		if _, err := view2.Save(ctx, testKey, rec(`{"other":true}`), 0); err != nil {
+			t.Errorf("the other writer's create: %v", err)
+		}
+	}
+	if _, err := s2.Save(ctx, testKey, rec("{}"), 0); err != nil {
+		t.Fatal(err)
+	}
+	err := s2.Delete(ctx, testKey, 1)
+	if !errors.Is(err, persistence.ErrUnavailable) || errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("Delete with its first reply lost and the key moved on = %v, want ErrUnavailable (outcome unknown)", err)
+	}
+	if got, err := view2.Load(ctx, testKey); err != nil || got.Version != 2 || string(got.Data) != `{"other":true}` {
+		t.Errorf("stored = version %d %q, %v; want the other writer's version 2", got.Version, got.Data, err)
 	}
 
 	// Retried after a throttling answer (the server refused the first
 	// attempt: nothing was applied), a conflicting delete is a conflict.
-	s2, ft2, _ := faultyStore(t, 3, func(op string, n int) fault {
-		if op == "DeleteItem" && n == 1 {
+	s3, ft3, _ := faultyStore(t, 3, func(op string, n int) fault {
+		if op == "PutItem" && n == 2 {
 			return throttle
 		}
 		return pass
 	})
-	if _, err := s2.Save(ctx, testKey, rec("{}"), 0); err != nil {
+	if _, err := s3.Save(ctx, testKey, rec("{}"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s2.Delete(ctx, testKey, 5); !isConflict(err, 5, 1) {
+	if err := s3.Delete(ctx, testKey, 5); !isConflict(err, 5, 1) {
 		t.Errorf("Delete(expected 5) retried after throttling = %v, want a conflict with stored version 1", err)
 	}
-	if n := ft2.count("DeleteItem"); n != 2 {
-		t.Errorf("DeleteItem was sent %d times, want 2", n)
+	if n := ft3.count("PutItem"); n != 3 {
+		t.Errorf("PutItem was sent %d times, want 3", n)
 	}
 }
 
@@ -254,9 +288,10 @@ func TestThrottling(t *testing.T) {
 		s, ft, view := faultyStore(t, 3, func(op string, n int) fault { return throttle })
 		other := driver.Key{Kind: testKey.Kind, ID: testKey.ID, Slot: "other"}
 		ops := map[string]func() error{
-			"Save":   func() error { _, err := s.Save(ctx, testKey, rec("{}"), 0); return err },
-			"Load":   func() error { _, err := s.Load(ctx, testKey); return err },
-			"Delete": func() error { return s.Delete(ctx, testKey, 0) },
+			"Save":               func() error { _, err := s.Save(ctx, testKey, rec("{}"), 0); return err },
+			"Load":               func() error { _, err := s.Load(ctx, testKey); return err },
+			"Delete":             func() error { return s.Delete(ctx, testKey, 1) },
+			"Delete(expected 0)": func() error { return s.Delete(ctx, testKey, 0) },
 			"SaveBatch": func() error {
 				_, err := s.SaveBatch(ctx, []driver.Write{{Key: testKey, Record: rec("{}")}, {Key: other, Record: rec("{}")}})
 				return err
@@ -267,9 +302,10 @@ func TestThrottling(t *testing.T) {
 				t.Errorf("%s throttled every time = %v, want ErrUnavailable", name, err)
 			}
 		}
-		for _, op := range []string{"PutItem", "GetItem", "DeleteItem", "TransactWriteItems"} {
-			if n := ft.count(op); n != 3 {
-				t.Errorf("%s was sent %d times, want 3 (the retry budget)", op, n)
+		// Save and Delete send PutItem, Load and Delete(expected 0) GetItem.
+		for op, want := range map[string]int{"PutItem": 6, "GetItem": 6, "DeleteItem": 0, "TransactWriteItems": 3} {
+			if n := ft.count(op); n != want {
+				t.Errorf("%s was sent %d times, want %d (the retry budget, per operation)", op, n, want)
 			}
 		}
 		for _, k := range []driver.Key{testKey, other} {

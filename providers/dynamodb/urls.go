@@ -44,6 +44,7 @@ import (
 //	quark_consistent_read=false    Options.EventuallyConsistentReads (default: true)
 //	quark_create_table=true        run CreateTable when opening (default: false)
 //	quark_max_record_bytes=N       Options.MaxRecordBytes
+//	quark_tombstone_retention=24h  Options.TombstoneRetention (default 168h)
 //
 // Credentials come from the URL's user info (access key id and secret access
 // key, URL-escaped), else from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
@@ -188,12 +189,13 @@ func parseURL(u *url.URL) (ClientOptions, Options, bool, error) {
 	o.EventuallyConsistentReads = !consistent
 	boolParam("quark_create_table", &create)
 	intParam("quark_max_record_bytes", &o.MaxRecordBytes)
+	durParam("quark_tombstone_retention", &o.TombstoneRetention)
 	if err != nil {
 		return co, o, false, err
 	}
 	if len(q) > 0 {
 		return co, o, false, fmt.Errorf("%w: unknown parameter %q (known: region, endpoint_scheme, session_token, max_attempts, "+
-			"base_delay, max_backoff, quark_consistent_read, quark_create_table, quark_max_record_bytes)",
+			"base_delay, max_backoff, quark_consistent_read, quark_create_table, quark_max_record_bytes, quark_tombstone_retention)",
 			errInvalidOption, slices.Sorted(maps.Keys(q))[0])
 	}
 	return co, o, create, nil

@@ -95,8 +95,11 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("loopback URL: %+v %+v %v", co, o, create)
 	}
 	co, o, create = parse("dynamodb://localhost:8000")
-	if co.Endpoint != "http://localhost:8000" || o.Table != "" || o.EventuallyConsistentReads || create {
+	if co.Endpoint != "http://localhost:8000" || o.Table != "" || o.EventuallyConsistentReads || create || o.TombstoneRetention != 0 {
 		t.Errorf("localhost URL: %+v %+v %v", co, o, create)
+	}
+	if _, o, _ = parse("dynamodb://localhost:8000/t_1?quark_tombstone_retention=36h"); o.TombstoneRetention != 36*time.Hour {
+		t.Errorf("quark_tombstone_retention=36h: TombstoneRetention %v", o.TombstoneRetention)
 	}
 	co, _, _ = parse("dynamodb://[::1]:8000/t_1")
 	if co.Endpoint != "http://[::1]:8000" {
@@ -180,6 +183,8 @@ func TestOpenByURLRejects(t *testing.T) {
 		base + "/t_1?quark_max_record_bytes=999999999",
 		base + "/t_1?max_attempts=-1",
 		base + "/t_1?max_backoff=soon",
+		base + "/t_1?quark_tombstone_retention=week",
+		base + "/t_1?quark_tombstone_retention=-1h",
 		base + "/t_1?endpoint_scheme=ftp&session_token=" + token,
 		"dynamodb://AKID@127.0.0.1:8000/t_1",
 		"dynamodb://:" + secret + "@127.0.0.1:8000/t_1",

@@ -30,7 +30,7 @@ var benchState = bson.D{
 
 func init() {
 	r := driver.Record{Data: benchData, Codec: "json"}
-	if _, form := appendDocument(nil, "k", driver.Key{}, &r, 1, time.Now(), true); form != formState || len(benchData) != 100 {
+	if _, form := appendDocument(nil, "k", driver.Key{}, &r, 1, time.Now(), true, driver.DefaultTombstoneRetention); form != formState || len(benchData) != 100 {
 		panic(fmt.Sprintf("benchData is %d bytes, form %d", len(benchData), form))
 	}
 }

@@ -11,9 +11,10 @@
 //
 // [New] returns a *persistence.Store, registered with the host under a
 // provider name like any other. It implements the persistence contract:
-// conditional saves and deletes with atomic creation, expiry with a TTL
-// index (driver.NativeTTL), a size limit checked before any I/O
-// (driver.Limiter), and records returned byte for byte. Importing the
+// conditional saves and deletes with atomic creation, versions never
+// reused (tombstones), expiry with a TTL index (driver.NativeTTL), a size
+// limit checked before any I/O (driver.Limiter), checksums stored with
+// every record, and records returned byte for byte. Importing the
 // package also registers the URL schemes "mongodb" and "mongodb+srv" on
 // persistence.DefaultURLMux ([Scheme]); a store opened by URL owns its
 // client.
@@ -33,19 +34,30 @@
 //	  schema:      NumberLong(1),                 // the state's schema version
 //	  compressed:  false,
 //	  updatedAt:   ISODate("2024-02-29T13:14:15.123Z"),
-//	  updatedAtNs: NumberLong("1709212455123456789"),
+//	  updatedAtNs: NumberLong("1709212455123456000"),
 //	  expiresAt:   ISODate(...),                  // only for a record that expires
+//	  purgeAt:     ISODate(...),                  // expiresAt + the tombstone retention
 //	  expiresAtNs: NumberLong(...),                // 9223372036854775807 if it never does
+//	  checksum:    NumberLong(2882400018),         // CRC-32C (driver.Record.Checksum)
 //	  state:       { owner: "ann", balance: 150 }, // JSON state, as BSON
 //	  data:        BinData(0, ...)                // the exact bytes, when needed
 //	}
 //
+// A delete replaces the document by a tombstone keeping the deleted
+// version, with no kind, state or data (queries by kind do not see it):
+//
+//	{_id: "BankAccount/acc-42/Account", version: NumberLong(7), deleted: true,
+//	 deletedAt: ISODate(...), purgeAt: ISODate(...)} // the delete + the retention
+//
 // The _id escapes '/', '%', '{' and '}' in the key parts (driver.EscapeKeyPart),
 // so distinct keys never share a document; kind, actorId and slot repeat the
 // parts unescaped, for queries. The date fields are for people and the TTL
-// index (updatedAt rounded down, expiresAt up, to the millisecond); the *Ns
-// fields hold the exact times in Unix nanoseconds, and the store decides
-// expiry with expiresAtNs.
+// index (updatedAt rounded down, expiresAt and purgeAt up, to the
+// millisecond); the *Ns fields hold the exact times in Unix nanoseconds,
+// and the store decides expiry with expiresAtNs. checksum is the CRC-32C
+// the persistence layer computed over the record before writing it; it is
+// compared on every load, so data changed behind the store's back (a hand
+// edit, damage) is reported as persistence.ErrCorrupt instead of decoded.
 //
 // # JSON state as BSON
 //
@@ -80,34 +92,42 @@
 //
 // Records of other codecs, and compressed ones, are opaque: data only.
 //
-// A state edited with ordinary updates loads as the JSON of what it holds
-// (a shell's doubles render as integers when they are integral); a state
-// holding BSON types JSON has no form for (dates, object ids, binary,
-// decimals, NaN) is reported as damaged. A document with a data field loads
-// from data: editing its state alone changes nothing for the actor ($unset
-// data in the same update to make the edit count).
+// A state edited with ordinary updates reads as the JSON of what it holds
+// (a shell's doubles render as integers when they are integral), but the
+// persistence layer reports it as damaged unless the edit also sets the
+// checksum of the new bytes; a state holding BSON types JSON has no form
+// for (dates, object ids, binary, decimals, NaN) is reported as damaged. A
+// document with a data field loads from data: editing its state alone
+// changes nothing for the actor.
 //
 // # Consistency
 //
 // Every operation is on one document, which MongoDB reads and writes
-// atomically:
+// atomically. Versions are never reused for a key: a deleted record leaves
+// a tombstone with its version, an expired record keeps its version, and a
+// create continues from either.
 //
-//   - a create (expected version 0) is an InsertOne; two concurrent
-//     creators meet at the unique _id, and the loser's duplicate-key error
-//     becomes a conflict. If the _id holds an expired document, a ReplaceOne
-//     filtered on {_id, expiresAtNs: {$lte: now}} replaces it;
+//   - a create (expected version 0) is an InsertOne at version 1; two
+//     concurrent creators meet at the unique _id, and the loser's
+//     duplicate-key error makes it read the document: a live one is a
+//     conflict; a tombstone or an expired record at version n is replaced
+//     by a ReplaceOne filtered on {_id, version: n, $or: [{deleted: true},
+//     {expiresAtNs: {$lte: now}}]}, storing n+1;
 //   - an update is a ReplaceOne filtered on {_id, version: expected,
-//     expiresAtNs: {$gt: now}} (plus type checks of the envelope fields, so
-//     that a damaged document is reported rather than overwritten);
-//   - a delete is a DeleteOne with the same filter; deleting with expected
-//     version 0 reads the document and succeeds if it is absent or expired.
+//     expiresAtNs: {$gt: now}} (plus checks of the envelope fields' types,
+//     so that a tombstone never matches and a damaged document is reported
+//     rather than overwritten);
+//   - a delete is a ReplaceOne of the tombstone with the same filter;
+//     deleting with expected version 0 reads the document and succeeds,
+//     changing nothing, if there is no live record.
 //
 // When the write matches nothing, the store reads the document by _id and
-// reports its version as the Actual of the *persistence.ConcurrencyError
-// (0 if absent or expired); if that read finds the expected version (the
-// document changed between the two), the write runs again, and after three
-// rounds the conflict reports the version as unknown (-1). Versions are never
-// parsed from error messages.
+// reports its live version as the Actual of the
+// *persistence.ConcurrencyError (0 if absent, a tombstone or expired); if
+// that read finds the expected version (the document changed between the
+// two), the write runs again, and after three rounds the conflict reports
+// the version as unknown (-1). Versions are never parsed from error
+// messages.
 //
 // Expiry is decided by the store's clock (Options.Now), not the server's.
 //
@@ -127,23 +147,28 @@
 //
 // The store does not implement driver.Batcher: an atomic multi-slot save
 // needs a multi-document transaction, which needs a replica set, and
-// FerretDB, the test server, has none. SaveBatch falls back to saving the
-// slots one by one, in order, stopping at the first failure, so a failure
-// can leave earlier slots of the batch saved (each slot stays consistent on
-// its own). Keep state that must change together in one slot.
+// FerretDB, the test server, has none. SaveBatch falls back to saving (or
+// deleting) the slots one by one, in order, stopping at the first failure,
+// so a failure can leave earlier slots of the batch saved (each slot stays
+// consistent on its own). Keep state that must change together in one
+// slot.
 //
-// # Indexes and expiry
+// # Indexes, expiry and tombstones
 //
 // [EnsureIndexes] (or Options.CreateIndexes) creates the collection's
-// indexes: a TTL index on expiresAt (expireAfterSeconds 0), so that
-// MongoDB's TTL monitor deletes expired documents, about once a minute, and
-// an index on (kind, slot) for queries over the actors of one kind. It is
-// safe to call repeatedly and concurrently. Expired documents are invisible
-// to Load, Save and Delete at once, whether or not the monitor has deleted
-// them; the monitor uses the server's clock, which can only make a record
-// go earlier than the store's clock says, never keep it longer. Servers
-// without TTL indexes (FerretDB v1) need Options.NoTTLIndex: expired
-// documents then stay until overwritten or deleted.
+// indexes: a TTL index on purgeAt (expireAfterSeconds 0), so that
+// MongoDB's TTL monitor deletes tombstones and expired records, about once
+// a minute, once the tombstone retention (Options.TombstoneRetention, 7
+// days by default) has passed since the delete or the expiry; and an index
+// on (kind, slot) for queries over the actors of one kind. It is safe to
+// call repeatedly and concurrently. Expired documents are invisible to
+// Load, Save and Delete at once, by the store's clock; until they are
+// removed they keep the key's version, as tombstones do, so that a writer
+// holding a version from before the delete or the expiry gets a conflict
+// for at least the retention. The price is a small tombstone document per
+// deleted slot for the retention. Servers without TTL indexes (FerretDB v1)
+// need Options.NoTTLIndex, and [Purge], run periodically, to remove what
+// the TTL index would.
 //
 // # Errors
 //
@@ -173,9 +198,10 @@
 // The tests run against FerretDB v1 (MongoDB wire protocol on SQLite), as
 // no MongoDB server is installable where they run. Everything above holds
 // there, with three exceptions of the server: it has no TTL indexes
-// (Options.NoTTLIndex), it refuses arrays nested in arrays (such states are
-// stored as bytes only), and it does not apply a conditional update
-// atomically: two writers racing on one document can both match {_id,
-// version} and both succeed, losing an update. Do not run production on
-// FerretDB v1 with concurrent writers of one actor.
+// (Options.NoTTLIndex, Purge), it refuses arrays nested in arrays (such
+// states are stored as bytes only), and it does not apply a conditional
+// write atomically: two writers racing on one document (two updates, or an
+// update and a delete) can both match {_id, version} and both succeed,
+// losing an update. Do not run production on FerretDB v1 with concurrent
+// writers of one actor.
 package mongodb

@@ -26,6 +26,10 @@ const (
 	fieldUpdatedAtNs = "updatedAtNs"
 	fieldExpiresAt   = "expiresAt"
 	fieldExpiresAtNs = "expiresAtNs"
+	fieldChecksum    = "checksum"
+	fieldPurgeAt     = "purgeAt"
+	fieldDeleted     = "deleted"
+	fieldDeletedAt   = "deletedAt"
 	fieldState       = "state"
 	fieldData        = "data"
 )
@@ -40,7 +44,7 @@ const maxDocumentBytes = 16 << 20
 // maxKeyOverhead bounds what a document takes besides the record's data: the
 // escaped key as _id (each byte of a key part escapes to at most three), the
 // key parts again, the codec, and the fixed fields with their names and
-// types (under 200 bytes).
+// types (under 250 bytes).
 const maxKeyOverhead = 3*(driver.MaxKindLen+driver.MaxIDLen+driver.MaxSlotLen+2) +
 	driver.MaxKindLen + driver.MaxIDLen + driver.MaxSlotLen + driver.MaxCodecLen + 512
 
@@ -81,12 +85,14 @@ const (
 
 // appendDocument appends the document of rec, stored under key (whose
 // driver.EncodeKey is id) at version, to b. now stamps a record without
-// UpdatedAt. It returns the form it chose: with withState, JSON records
+// UpdatedAt; a record that expires gets a purgeAt retention after its
+// expiry, for the TTL index. It returns the form it chose: with withState, JSON records
 // (codec "json", uncompressed) get a BSON state when appendJSONAsBSON
 // accepts them; data is left out when renderJSON gives the
 // bytes back exactly and servers keep the BSON as written; and the BSON state is left out again if the document
 // would exceed MongoDB's size limit with it.
-func appendDocument(b []byte, id string, key driver.Key, rec *driver.Record, version int64, now time.Time, withState bool) ([]byte, stateForm) {
+func appendDocument(b []byte, id string, key driver.Key, rec *driver.Record, version int64, now time.Time, withState bool,
+	retention time.Duration) ([]byte, stateForm) {
 	base := len(b)
 	b, start := beginDoc(b)
 	b = appendString(b, fieldID, id)
@@ -101,14 +107,16 @@ func appendDocument(b []byte, id string, key driver.Key, rec *driver.Record, ver
 	if updated.IsZero() {
 		updated = now
 	}
-	b = appendDateTime(b, fieldUpdatedAt, floorMillis(updated.UnixNano()))
-	b = appendInt64(b, fieldUpdatedAtNs, updated.UnixNano())
+	b = appendDateTime(b, fieldUpdatedAt, floorMillis(unixNanos(updated)))
+	b = appendInt64(b, fieldUpdatedAtNs, unixNanos(updated))
 	expires := int64(neverExpires)
 	if !rec.ExpiresAt.IsZero() {
-		expires = rec.ExpiresAt.UnixNano()
+		expires = unixNanos(rec.ExpiresAt)
 		b = appendDateTime(b, fieldExpiresAt, ceilMillis(expires))
+		b = appendDateTime(b, fieldPurgeAt, purgeMillis(expires, retention))
 	}
 	b = appendInt64(b, fieldExpiresAtNs, expires)
+	b = appendInt64(b, fieldChecksum, int64(rec.Checksum))
 
 	form := formBytes
 	if withState && rec.Codec == "json" && !rec.Compressed {
@@ -132,6 +140,38 @@ func appendDocument(b []byte, id string, key driver.Key, rec *driver.Record, ver
 		b = appendBinary(b, fieldData, rec.Data)
 	}
 	return endDoc(b, start), form
+}
+
+// appendTombstone appends the tombstone of the record under id deleted at
+// version, at now: {_id, version, deleted: true, deletedAt, purgeAt}, the
+// purgeAt retention after the delete, for the TTL index.
+func appendTombstone(b []byte, id string, version int64, now time.Time, retention time.Duration) []byte {
+	b, start := beginDoc(b)
+	b = appendString(b, fieldID, id)
+	b = appendInt64(b, fieldVersion, version)
+	b = appendBool(b, fieldDeleted, true)
+	b = appendDateTime(b, fieldDeletedAt, floorMillis(unixNanos(now)))
+	b = appendDateTime(b, fieldPurgeAt, purgeMillis(unixNanos(now), retention))
+	return endDoc(b, start)
+}
+
+// purgeMillis is the purgeAt of a document that stops being live at ns Unix
+// nanoseconds (an expiry or a delete): retention later, in milliseconds,
+// rounded up.
+func purgeMillis(ns int64, retention time.Duration) int64 {
+	return ceilMillis(ns) + ceilMillis(int64(retention))
+}
+
+// unixNanos is t in Unix nanoseconds. A time before driver.MinTime counts
+// as MinTime: the persistence layer keeps times to the microsecond, and
+// MinTime rounded down to its microsecond is 193 ns before the earliest
+// time int64 nanoseconds can hold; MinTime is in the same microsecond, so
+// the record's checksum still matches.
+func unixNanos(t time.Time) int64 {
+	if t.Before(driver.MinTime) {
+		return driver.MinTime.UnixNano()
+	}
+	return t.UnixNano()
 }
 
 // rendersBack reports whether the BSON value v of type t renders to data.
@@ -166,9 +206,12 @@ func ceilMillis(ns int64) int64 {
 var errCorruptDoc = errors.New("mongodb: stored document is not a valid record")
 
 // decodeDocument reads a stored document as a record. It returns ok false
-// for a document that has expired at now. The other fields are checked only
-// for a live record: an expired document counts as absent whatever it
-// holds. Data is a copy: the caller may keep it.
+// for a tombstone and for a document that has expired at now, with a
+// record holding only the version the document keeps (the deleted or
+// expired record's). The other fields are checked only for a live record:
+// an expired document counts as absent whatever else it holds, but its
+// version must be sound, since a create continues from it. Data is a copy:
+// the caller may keep it.
 func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err error) {
 	var (
 		seen                     uint16
@@ -176,9 +219,11 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 		valVersion, valExpiresNs []byte
 		typSchema, typUpdatedNs  byte
 		valSchema, valUpdatedNs  []byte
+		typChecksum              byte
+		valChecksum              []byte
 		codec, data              []byte
 		state                    element
-		hasExpiresAt             bool
+		hasExpiresAt, deleted    bool
 	)
 	bad := func(format string, args ...any) (driver.Record, bool, error) {
 		return driver.Record{}, false, fmt.Errorf("%w: "+format, append([]any{errCorruptDoc}, args...)...)
@@ -192,6 +237,7 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 		hasExpiresNs
 		hasState
 		hasData
+		hasChecksum
 	)
 	it := iterate(doc)
 	for e, more := it.next(); more; e, more = it.next() {
@@ -223,6 +269,14 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 			typExpiresNs, valExpiresNs = e.typ, e.val
 		case fieldExpiresAt:
 			hasExpiresAt = true
+		case fieldChecksum:
+			seen |= hasChecksum
+			typChecksum, valChecksum = e.typ, e.val
+		case fieldDeleted:
+			if e.typ != bsonBool || e.val[0] == 0 {
+				return bad("field %s is %s, want true", fieldDeleted, describe(e.typ, e.val))
+			}
+			deleted = true
 		case fieldState:
 			seen |= hasState
 			state = e
@@ -238,7 +292,21 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 		return bad("%v", it.err)
 	}
 
-	// Expiry first: an expired document is absent, whatever else it holds.
+	// The version first: a tombstone or an expired record keeps it.
+	var iok bool
+	if seen&hasVersion == 0 {
+		return bad("field %s is missing", fieldVersion)
+	}
+	if rec.Version, iok = integerValue(typVersion, valVersion); !iok || rec.Version < 1 {
+		return bad("field %s is %s, want an integer of at least 1", fieldVersion, describe(typVersion, valVersion))
+	}
+	if deleted {
+		if seen&(hasState|hasData) != 0 {
+			return bad("a tombstone (field %s) with a %s or %s field", fieldDeleted, fieldState, fieldData)
+		}
+		return driver.Record{Version: rec.Version}, false, nil
+	}
+	// Then expiry: an expired document is absent, whatever else it holds.
 	if seen&hasExpiresNs == 0 {
 		return bad("field %s is missing", fieldExpiresAtNs)
 	}
@@ -247,15 +315,13 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 		return bad("field %s is a %s, want an integer", fieldExpiresAtNs, bsonTypeName(typExpiresNs))
 	}
 	if expiresNs <= now.UnixNano() {
-		return driver.Record{}, false, nil
+		return driver.Record{Version: rec.Version}, false, nil
 	}
 	if expiresNs != neverExpires || hasExpiresAt {
 		rec.ExpiresAt = time.Unix(0, expiresNs).UTC()
 	}
 
 	switch {
-	case seen&hasVersion == 0:
-		return bad("field %s is missing", fieldVersion)
 	case seen&hasCodec == 0:
 		return bad("field %s is missing", fieldCodec)
 	case seen&hasSchema == 0:
@@ -264,12 +330,16 @@ func decodeDocument(doc []byte, now time.Time) (rec driver.Record, ok bool, err 
 		return bad("field %s is missing", fieldCompressed)
 	case seen&hasUpdatedNs == 0:
 		return bad("field %s is missing", fieldUpdatedAtNs)
+	case seen&hasChecksum == 0:
+		return bad("field %s is missing", fieldChecksum)
 	case seen&(hasState|hasData) == 0:
 		return bad("neither %s nor %s is present", fieldState, fieldData)
 	}
-	if rec.Version, iok = integerValue(typVersion, valVersion); !iok || rec.Version < 1 {
-		return bad("field %s is %s, want an integer of at least 1", fieldVersion, describe(typVersion, valVersion))
+	checksum, iok := integerValue(typChecksum, valChecksum)
+	if !iok || checksum < 0 || checksum > math.MaxUint32 {
+		return bad("field %s is %s, want an integer in 0..%d", fieldChecksum, describe(typChecksum, valChecksum), uint32(math.MaxUint32))
 	}
+	rec.Checksum = uint32(checksum)
 	schema, iok := integerValue(typSchema, valSchema)
 	if !iok || schema < 0 || schema > math.MaxUint32 {
 		return bad("field %s is %s, want an integer in 0..%d", fieldSchema, describe(typSchema, valSchema), uint32(math.MaxUint32))

@@ -29,9 +29,10 @@ var raceCodes = map[int]bool{
 // EnsureIndexes creates, if they do not exist, the collection of the store
 // that opts describes and its indexes:
 //
-//   - TTLIndexName, {expiresAt: 1} with expireAfterSeconds 0, so that
-//     MongoDB's TTL monitor deletes a document once its expiresAt has
-//     passed (unless Options.NoTTLIndex);
+//   - TTLIndexName, {purgeAt: 1} with expireAfterSeconds 0, so that
+//     MongoDB's TTL monitor deletes a tombstone, or an expired record, once
+//     the tombstone retention has passed since the delete or the expiry
+//     (unless Options.NoTTLIndex; see Purge);
 //   - KindIndexName, {kind: 1, slot: 1}, for queries over the actors of
 //     one kind.
 //
@@ -56,7 +57,7 @@ func EnsureIndexes(ctx context.Context, client *mongo.Client, opts *Options) err
 	}}
 	if !o.NoTTLIndex {
 		models = append(models, mongo.IndexModel{
-			Keys:    bson.D{{Key: fieldExpiresAt, Value: 1}},
+			Keys:    bson.D{{Key: fieldPurgeAt, Value: 1}},
 			Options: options.Index().SetName(TTLIndexName).SetExpireAfterSeconds(0),
 		})
 	}
@@ -90,4 +91,37 @@ func anyCode(se mongo.ServerError, codes map[int]bool) bool {
 		}
 	}
 	return false
+}
+
+// Purge deletes, from the collection of the store that opts describes, the
+// tombstones and expired records whose tombstone retention has passed by
+// opts.Now (their purgeAt): what the TTL index does on MongoDB, for servers
+// without TTL indexes (Options.NoTTLIndex, FerretDB v1). It returns how
+// many documents it deleted. Live records are never touched: the filter
+// {purgeAt: {$lte: now}} matches only documents whose retention has
+// passed, and MongoDB evaluates it atomically per document, so a record
+// re-created meanwhile is kept (FerretDB v1 does not apply filtered writes
+// atomically; see the package documentation). Once purged, a key starts
+// again from version 1. Run it periodically, for example daily; it is
+// safe to run concurrently with the store and with itself. Invalid names
+// give an error matching persistence.ErrInvalidArgument.
+func Purge(ctx context.Context, client *mongo.Client, opts *Options) (int64, error) {
+	if client == nil {
+		return 0, &persistence.Error{Code: persistence.InvalidArgument, Op: "purge",
+			Err: fmt.Errorf("%w: nil client", errInvalid)}
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return 0, &persistence.Error{Code: persistence.InvalidArgument, Op: "purge", Err: err}
+	}
+	filter := bson.D{{Key: fieldPurgeAt, Value: bson.D{{Key: "$lte", Value: bson.NewDateTimeFromTime(o.Now())}}}}
+	res, err := collection(client, &o).DeleteMany(ctx, filter)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, &persistence.Error{Code: errorCode(err), Op: "purge",
+			Err: fmt.Errorf("mongodb: purging %s.%s: %w", o.Database, o.Collection, err)}
+	}
+	return res.DeletedCount, nil
 }

@@ -20,7 +20,7 @@ var testKey = driver.Key{Kind: "BankAccount", ID: "acc/42", Slot: "state"}
 func encode(t testing.TB, data []byte) ([]byte, stateForm) {
 	t.Helper()
 	r := driver.Record{Data: data, Codec: "json", Schema: 1}
-	return appendDocument(nil, driver.EncodeKey(testKey), testKey, &r, 1, time.Unix(1700000000, 0), true)
+	return appendDocument(nil, driver.EncodeKey(testKey), testKey, &r, 1, time.Unix(1700000000, 0), true, driver.DefaultTombstoneRetention)
 }
 
 // stateOf returns the state field of doc as the driver decodes it.
@@ -185,7 +185,7 @@ func TestJSONWithoutBSONFormIsBytesOnly(t *testing.T) {
 		{Data: []byte(`{"a":1}`), Codec: "raw"},
 		{Data: []byte(`{"a":1}`), Codec: "json", Compressed: true},
 	} {
-		doc, form := appendDocument(nil, "k", testKey, &r, 1, time.Now(), true)
+		doc, form := appendDocument(nil, "k", testKey, &r, 1, time.Now(), true, driver.DefaultTombstoneRetention)
 		if _, has := stateOf(t, doc); form != formBytes || has {
 			t.Errorf("codec %q compressed %v: form %d, state %v; want bytes only", r.Codec, r.Compressed, form, has)
 		}
@@ -211,7 +211,7 @@ func TestOversizeStateIsDropped(t *testing.T) {
 	huge := driver.Key{Kind: strings.Repeat("%", driver.MaxKindLen), ID: strings.Repeat("/", driver.MaxIDLen), Slot: strings.Repeat("{", driver.MaxSlotLen)}
 	r := driver.Record{Data: make([]byte, MaxRecordBytesLimit), Codec: strings.Repeat("c", driver.MaxCodecLen),
 		UpdatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
-	doc, _ = appendDocument(nil, driver.EncodeKey(huge), huge, &r, math.MaxInt64-1, time.Now(), true)
+	doc, _ = appendDocument(nil, driver.EncodeKey(huge), huge, &r, math.MaxInt64-1, time.Now(), true, driver.DefaultTombstoneRetention)
 	if len(doc) > maxDocumentBytes {
 		t.Errorf("a record of MaxRecordBytesLimit bytes makes a %d-byte document, over %d", len(doc), maxDocumentBytes)
 	}
@@ -289,7 +289,7 @@ func FuzzDocumentRoundTrip(f *testing.F) {
 		if isJSON {
 			r.Codec = "json"
 		}
-		doc, form := appendDocument(nil, driver.EncodeKey(testKey), testKey, &r, 3, time.Now(), true)
+		doc, form := appendDocument(nil, driver.EncodeKey(testKey), testKey, &r, 3, time.Now(), true, driver.DefaultTombstoneRetention)
 		if err := bson.Raw(doc).Validate(); err != nil {
 			t.Fatalf("the driver rejects the document of %q: %v", data, err)
 		}

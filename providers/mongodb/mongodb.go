@@ -25,6 +25,7 @@ type store struct {
 	coll      *mongo.Collection
 	now       func() time.Time
 	maxBytes  int
+	retention time.Duration
 	nativeTTL bool
 	closed    atomic.Bool
 }
@@ -70,6 +71,7 @@ func newStore(ctx context.Context, client *mongo.Client, opts *Options, owned bo
 		coll:      collection(client, &o),
 		now:       o.Now,
 		maxBytes:  o.MaxRecordBytes,
+		retention: o.TombstoneRetention,
 		nativeTTL: !o.NoTTLIndex,
 	}, nil
 }
@@ -101,9 +103,21 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 	return s.get(ctx, driver.EncodeKey(key), s.now())
 }
 
-// get reads and decodes the document id; a document that is not a valid
-// record is reported with driver.NewCorrupt.
+// get reads and decodes the document id: the live record, or ok false. A
+// document that is not a valid record is reported with driver.NewCorrupt.
 func (s *store) get(ctx context.Context, id string, now time.Time) (driver.Record, bool, error) {
+	rec, live, _, err := s.read(ctx, id, now)
+	if err != nil || !live {
+		return driver.Record{}, false, err
+	}
+	return rec, true, nil
+}
+
+// read reads and decodes the document id: whether there is one (found),
+// and whether it is live. A tombstone or an expired record gives a record
+// holding only its version. A document that is not a valid record is
+// reported with driver.NewCorrupt.
+func (s *store) read(ctx context.Context, id string, now time.Time) (rec driver.Record, live, found bool, err error) {
 	buf := getBuf()
 	filter := idFilter((*buf)[:0], id)
 	*buf = filter
@@ -111,15 +125,15 @@ func (s *store) get(ctx context.Context, id string, now time.Time) (driver.Recor
 	putBuf(buf)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return driver.Record{}, false, nil
+		return driver.Record{}, false, false, nil
 	case err != nil:
-		return driver.Record{}, false, err
+		return driver.Record{}, false, false, err
 	}
-	rec, ok, err := decodeDocument(doc, now)
+	rec, live, err = decodeDocument(doc, now)
 	if err != nil {
-		return driver.Record{}, false, driver.NewCorrupt(err)
+		return driver.Record{}, false, false, driver.NewCorrupt(err)
 	}
-	return rec, ok, nil
+	return rec, live, true, nil
 }
 
 // checkRecord refuses, before any I/O, a record the store cannot take.
@@ -135,11 +149,13 @@ func (s *store) checkRecord(rec *driver.Record, expected int64) error {
 	return nil
 }
 
-// Put implements driver.Store. A create (expected 0) is an InsertOne; if
-// the _id exists, a ReplaceOne that matches only an expired document
-// follows. An update is a ReplaceOne whose filter matches only the live
-// document at the expected version (see updateFilter). When nothing
-// matched, the document is read to report the actual version.
+// Put implements driver.Store. An update is a ReplaceOne whose filter
+// matches only the live document at the expected version (see
+// updateFilter), storing expected+1. A create (expected 0) is an InsertOne
+// at version 1; if the _id exists and holds a tombstone or an expired
+// record at version n, a ReplaceOne that matches only that very document
+// (goneFilter) stores version n+1 over it. When nothing matched, the
+// document is read to report the actual version (or to learn n).
 //
 // If the server refuses the document because of its BSON state (FerretDB
 // v1 refuses nested arrays, for one), the write runs once more with the
@@ -156,26 +172,31 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	id := driver.EncodeKey(key)
 	buf := getBuf()
 	defer putBuf(buf)
-	doc, form := appendDocument((*buf)[:0], id, key, &rec, expected+1, now, true)
-	*buf = doc
-	err := s.put(ctx, id, doc, expected, now)
-	if form != formBytes && stateRefused(err) {
-		doc, _ = appendDocument((*buf)[:0], id, key, &rec, expected+1, now, false)
+	withState := true
+	build := func(version int64) ([]byte, stateForm) {
+		doc, form := appendDocument((*buf)[:0], id, key, &rec, version, now, withState, s.retention)
 		*buf = doc
-		err = s.put(ctx, id, doc, expected, now)
+		return doc, form
 	}
-	if err != nil {
-		return 0, err
+	for {
+		var v int64
+		var form stateForm
+		var err error
+		if expected == 0 {
+			v, form, err = s.create(ctx, id, build, now)
+		} else {
+			doc, f := build(expected + 1)
+			v, form, err = expected+1, f, s.update(ctx, id, doc, expected, now)
+		}
+		if withState && form != formBytes && stateRefused(err) {
+			withState = false
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return v, nil
 	}
-	return expected + 1, nil
-}
-
-// put writes doc as a create or an update.
-func (s *store) put(ctx context.Context, id string, doc []byte, expected int64, now time.Time) error {
-	if expected == 0 {
-		return s.create(ctx, id, doc, now)
-	}
-	return s.update(ctx, id, doc, expected, now)
 }
 
 // stateRefused reports whether err is the server's refusal of a document
@@ -194,39 +215,52 @@ func stateRefused(err error) bool {
 	return true
 }
 
-// create inserts doc, or replaces an expired document under id with it.
-func (s *store) create(ctx context.Context, id string, doc []byte, now time.Time) error {
+// create writes the document build returns for the version it gets: 1
+// with an InsertOne, or n+1 with a ReplaceOne over the tombstone or expired
+// record at version n that the _id holds. It returns the version written
+// and the form of the last document built.
+func (s *store) create(ctx context.Context, id string, build func(version int64) ([]byte, stateForm),
+	now time.Time) (int64, stateForm, error) {
+	var last int64 // the version of the tombstone or expired record the _id holds, 0: nothing
 	for attempt := 1; ; attempt++ {
-		res, err := s.coll.InsertOne(ctx, bson.Raw(doc))
-		switch {
-		case err == nil && !res.Acknowledged:
-			return errUnacknowledged
-		case err == nil:
-			return nil
-		case !mongo.IsDuplicateKeyError(err):
-			return err
+		doc, form := build(last + 1)
+		if last == 0 {
+			res, err := s.coll.InsertOne(ctx, bson.Raw(doc))
+			switch {
+			case err == nil && !res.Acknowledged:
+				return 0, form, errUnacknowledged
+			case err == nil:
+				return 1, form, nil
+			case !mongo.IsDuplicateKeyError(err):
+				return 0, form, err
+			}
+		} else {
+			res, err := s.coll.ReplaceOne(ctx, bson.Raw(goneFilter(nil, id, last, now)), bson.Raw(doc))
+			switch {
+			case err != nil:
+				return 0, form, err
+			case !res.Acknowledged:
+				return 0, form, errUnacknowledged
+			case res.MatchedCount == 1:
+				return last + 1, form, nil
+			}
 		}
-		filter := expiredFilter(nil, id, now)
-		rres, err := s.coll.ReplaceOne(ctx, bson.Raw(filter), bson.Raw(doc))
+		// The _id holds something else than assumed: read it.
+		rec, live, found, err := s.read(ctx, id, now)
 		switch {
 		case err != nil:
-			return err
-		case !rres.Acknowledged:
-			return errUnacknowledged
-		case rres.MatchedCount == 1:
-			return nil
-		}
-		// A live (or damaged) document holds the _id.
-		rec, found, err := s.get(ctx, id, now)
-		switch {
-		case err != nil:
-			return err
+			return 0, form, err
+		case live:
+			return 0, form, driver.NewConflict(rec.Version)
+		case attempt == maxRaceRetries || (found && rec.Version == last):
+			// The key keeps changing, or the server and the store disagree
+			// about the document.
+			return 0, form, driver.NewConflict(-1)
 		case found:
-			return driver.NewConflict(rec.Version)
-		case attempt == maxRaceRetries:
-			return driver.NewConflict(-1)
+			last = rec.Version // a tombstone or an expired record: continue from it
+		default:
+			last = 0 // purged, or never there: insert
 		}
-		// It was deleted, or expired, in between: try again.
 	}
 }
 
@@ -274,8 +308,10 @@ func (s *store) mismatch(ctx context.Context, id string, expected int64, now tim
 }
 
 // Delete implements driver.Store. Expecting 0, it reads the document: only
-// an absent or expired one succeeds (an expired document is left to the TTL
-// monitor). Otherwise it is a DeleteOne with the filter of an update.
+// no document, a tombstone or an expired one succeeds, changing nothing.
+// Otherwise it is a ReplaceOne with the filter of an update that replaces
+// the live record by its tombstone, which keeps the version (see
+// Options.TombstoneRetention).
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
 	if s.closed.Load() {
 		return errClosed
@@ -299,14 +335,15 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 	defer putBuf(buf)
 	filter := updateFilter((*buf)[:0], id, expected, now)
 	*buf = filter
+	tombstone := appendTombstone(make([]byte, 0, 128), id, expected, now, s.retention)
 	for attempt := 1; ; attempt++ {
-		res, err := s.coll.DeleteOne(ctx, bson.Raw(filter))
+		res, err := s.coll.ReplaceOne(ctx, bson.Raw(filter), bson.Raw(tombstone))
 		switch {
 		case err != nil:
 			return err
 		case !res.Acknowledged:
 			return errUnacknowledged
-		case res.DeletedCount == 1:
+		case res.MatchedCount == 1:
 			return nil
 		}
 		if err := s.mismatch(ctx, id, expected, now, attempt); err != errRace {
@@ -347,14 +384,26 @@ func idFilter(b []byte, id string) []byte {
 	return endDoc(b, start)
 }
 
-// expiredFilter appends a filter matching the document id only if it has
-// expired at now: {_id: id, expiresAtNs: {$lte: now}}.
-func expiredFilter(b []byte, id string, now time.Time) []byte {
+// goneFilter appends a filter matching the document id only if it is the
+// tombstone or the expired record at version, at now:
+//
+//	{_id: id, version: version, $or: [{deleted: true}, {expiresAtNs: {$lte: now}}]}
+func goneFilter(b []byte, id string, version int64, now time.Time) []byte {
 	b, start := beginDoc(b)
 	b = appendString(b, fieldID, id)
+	b = appendInt64(b, fieldVersion, version)
+	b = append(b, bsonArray)
+	b = append(b, "$or\x00"...)
+	b, arr := beginDoc(b)
+	b, alt := beginSubdoc(b, "0")
+	b = appendBool(b, fieldDeleted, true)
+	b = endDoc(b, alt)
+	b, alt = beginSubdoc(b, "1")
 	b, sub := beginSubdoc(b, fieldExpiresAtNs)
 	b = appendInt64(b, "$lte", now.UnixNano())
 	b = endDoc(b, sub)
+	b = endDoc(b, alt)
+	b = endDoc(b, arr)
 	return endDoc(b, start)
 }
 
@@ -366,7 +415,11 @@ func expiredFilter(b []byte, id string, now time.Time) []byte {
 //	{_id: id, version: expected, expiresAtNs: {$gt: now},
 //	 codec: {$type: "string"}, schema: {$gte: 0, $lte: 4294967295},
 //	 compressed: {$type: "bool"}, updatedAtNs: {$type: "number"},
+//	 deleted: {$exists: false}, checksum: {$gte: 0, $lte: 4294967295},
 //	 $or: [{data: {$type: "binData"}}, {data: {$exists: false}, state: {$exists: true}}]}
+//
+// A tombstone never matches (nor would a damaged one with a record's
+// fields).
 //
 // (Damage it cannot see, such as a state with no JSON form, is overwritten
 // only by a writer that read the expected version before the damage.)
@@ -384,6 +437,11 @@ func updateFilter(b []byte, id string, expected int64, now time.Time) []byte {
 	b = endDoc(b, sub)
 	b = appendTypeCheck(b, fieldCompressed, "bool")
 	b = appendTypeCheck(b, fieldUpdatedAtNs, "number")
+	b = appendExists(b, fieldDeleted, false)
+	b, sub = beginSubdoc(b, fieldChecksum)
+	b = appendInt64(b, "$gte", 0)
+	b = appendInt64(b, "$lte", math.MaxUint32)
+	b = endDoc(b, sub)
 	b = append(b, bsonArray)
 	b = append(b, "$or\x00"...)
 	b, arr := beginDoc(b)

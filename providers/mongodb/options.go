@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
 )
 
 // Defaults used when the corresponding Options field is empty.
@@ -24,8 +25,9 @@ const (
 
 // The names of the indexes EnsureIndexes creates.
 const (
-	// TTLIndexName is the TTL index on expiresAt.
-	TTLIndexName = "quark_expires_at_ttl"
+	// TTLIndexName is the TTL index on purgeAt: the expiry or delete of a
+	// record plus the tombstone retention.
+	TTLIndexName = "quark_purge_at_ttl"
 	// KindIndexName is the index on (kind, slot), for queries over the
 	// actors of one kind.
 	KindIndexName = "quark_kind_slot"
@@ -52,8 +54,9 @@ type Options struct {
 	CreateIndexes bool
 	// NoTTLIndex leaves out the TTL index, for servers without TTL indexes
 	// (FerretDB v1 refuses them). Expired records are still invisible, but
-	// stay in the collection until overwritten or deleted, and the store
-	// does not report native TTL (driver.NativeTTL).
+	// they and the tombstones of deleted records stay in the collection
+	// until overwritten or removed by Purge, and the store does not report
+	// native TTL (driver.NativeTTL).
 	NoTTLIndex bool
 
 	// ReadConcern and WriteConcern, when not nil, replace the client's for
@@ -68,6 +71,17 @@ type Options struct {
 	// means DefaultMaxRecordBytes; at most MaxRecordBytesLimit. The limit
 	// is reported through driver.Limiter.
 	MaxRecordBytes int
+
+	// TombstoneRetention is how long a deleted record's tombstone, and an
+	// expired record past its expiry, keep the key's version: their
+	// documents get a purgeAt date that long after the delete or the
+	// expiry, which the TTL index (or Purge, on servers without TTL
+	// indexes) uses to remove them. Until then a create continues the key's
+	// versions and a writer holding a version from before the delete or the
+	// expiry gets a conflict; after that the key starts again from version
+	// 1. 0 means driver.DefaultTombstoneRetention (7 days); negative is
+	// invalid. A tombstone is a small document: the _id and three fields.
+	TombstoneRetention time.Duration
 
 	// Now is the clock for UpdatedAt stamps and expiry checks; nil means
 	// time.Now. A record is invisible once this clock passes its expiry;
@@ -102,6 +116,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.WriteConcern != nil && !out.WriteConcern.Acknowledged() {
 		return out, fmt.Errorf("%w: an unacknowledged write concern cannot report conflicts", errInvalid)
+	}
+	if out.TombstoneRetention < 0 {
+		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalid, out.TombstoneRetention)
+	}
+	if out.TombstoneRetention == 0 {
+		out.TombstoneRetention = driver.DefaultTombstoneRetention
 	}
 	if out.Now == nil {
 		out.Now = time.Now

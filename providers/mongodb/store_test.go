@@ -68,6 +68,7 @@ func TestNamesRejected(t *testing.T) {
 		{Collection: "1starts_with_digit"}, {Collection: ".leading"}, {Collection: "trailing."}, {Collection: "a..b"},
 		{Collection: "-dash"}, {MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1},
 		{WriteConcern: writeconcern.Unacknowledged()},
+		{TombstoneRetention: -time.Second},
 	} {
 		if _, err := New(ctx, client, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
@@ -194,6 +195,8 @@ func TestDocumentLayout(t *testing.T) {
 	ctx := context.Background()
 	updated := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.UTC)
 	expires := time.Now().Add(time.Hour).Truncate(time.Millisecond).Add(123456)
+	// The persistence layer keeps times to the microsecond.
+	updatedUs, expiresUs := updated.Truncate(time.Microsecond), expires.Truncate(time.Microsecond)
 	tests := []struct {
 		name        string
 		rec         driver.Record
@@ -235,24 +238,36 @@ func TestDocumentLayout(t *testing.T) {
 		if hasData && !bytes.Equal(data.Data, tt.rec.Data) {
 			t.Errorf("%s: data = %q, want %q", tt.name, data.Data, tt.rec.Data)
 		}
+		// The checksum the persistence layer computed is stored as it is.
+		raw, _, err := s.Driver().Get(ctx, key)
+		if sum, ok := doc["checksum"].(int64); err != nil || !ok || sum != int64(raw.Checksum) || raw.Checksum != driver.Checksum(&raw) {
+			t.Errorf("%s: checksum = %#v, record %+v, %v; want the record's checksum", tt.name, doc["checksum"], raw, err)
+		}
 		if tt.rec.UpdatedAt.IsZero() {
+			if _, ok := doc["purgeAt"]; ok {
+				t.Errorf("%s: a record that does not expire has a purgeAt", tt.name)
+			}
 			continue
 		}
 		if got := doc["updatedAt"]; got != bson.NewDateTimeFromTime(updated.Truncate(time.Millisecond)) {
 			t.Errorf("%s: updatedAt = %v, want %v to the millisecond", tt.name, got, updated)
 		}
-		if got := doc["updatedAtNs"]; got != updated.UnixNano() {
-			t.Errorf("%s: updatedAtNs = %v, want %d", tt.name, got, updated.UnixNano())
+		if got := doc["updatedAtNs"]; got != updatedUs.UnixNano() {
+			t.Errorf("%s: updatedAtNs = %v, want %d", tt.name, got, updatedUs.UnixNano())
 		}
 		if got := doc["expiresAt"]; got != bson.NewDateTimeFromTime(expires.Truncate(time.Millisecond).Add(time.Millisecond)) {
 			t.Errorf("%s: expiresAt = %v, want %v rounded up to the millisecond", tt.name, got, expires)
 		}
-		if got := doc["expiresAtNs"]; got != expires.UnixNano() {
-			t.Errorf("%s: expiresAtNs = %v, want %d", tt.name, got, expires.UnixNano())
+		if got := doc["expiresAtNs"]; got != expiresUs.UnixNano() {
+			t.Errorf("%s: expiresAtNs = %v, want %d", tt.name, got, expiresUs.UnixNano())
+		}
+		purge := expires.Truncate(time.Millisecond).Add(time.Millisecond + driver.DefaultTombstoneRetention)
+		if got := doc["purgeAt"]; got != bson.NewDateTimeFromTime(purge) {
+			t.Errorf("%s: purgeAt = %v, want %v: the expiry rounded up to the millisecond, plus the tombstone retention", tt.name, got, purge)
 		}
 		got, err := s.Load(ctx, key)
-		if err != nil || !got.UpdatedAt.Equal(updated) || !got.ExpiresAt.Equal(expires) {
-			t.Errorf("%s: Load = updated %v, expires %v, %v; want the nanosecond times back", tt.name, got.UpdatedAt, got.ExpiresAt, err)
+		if err != nil || !got.UpdatedAt.Equal(updatedUs) || !got.ExpiresAt.Equal(expiresUs) {
+			t.Errorf("%s: Load = updated %v, expires %v, %v; want the times back to the microsecond", tt.name, got.UpdatedAt, got.ExpiresAt, err)
 		}
 	}
 	// Every record reads back byte for byte.
@@ -267,6 +282,32 @@ func TestDocumentLayout(t *testing.T) {
 	n, err := coll.CountDocuments(ctx, bson.D{{Key: "kind", Value: "BankAccount"}, {Key: "state.balance", Value: bson.D{{Key: "$gt", Value: 100}}}})
 	if err != nil || n != 1 {
 		t.Errorf("count of balances over 100 = %d, %v; want 1", n, err)
+	}
+
+	// A delete leaves a tombstone: the _id, the deleted version, the time
+	// of the delete, and when the TTL index (or Purge) may remove it.
+	key := driver.Key{Kind: "BankAccount", ID: "acc/0", Slot: "Account"}
+	before := time.Now().Truncate(time.Millisecond)
+	if err := s.Delete(ctx, key, 2); err != nil {
+		t.Fatal(err)
+	}
+	var doc bson.M
+	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: driver.EncodeKey(key)}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	deletedAt, _ := doc["deletedAt"].(bson.DateTime)
+	purgeAt, _ := doc["purgeAt"].(bson.DateTime)
+	if len(doc) != 5 || doc["_id"] != driver.EncodeKey(key) || doc["version"] != int64(2) || doc["deleted"] != true ||
+		deletedAt.Time().Before(before) || deletedAt.Time().After(time.Now()) ||
+		// deletedAt is rounded down, purgeAt up, to the millisecond.
+		purgeAt.Time().Sub(deletedAt.Time())-driver.DefaultTombstoneRetention > time.Millisecond ||
+		purgeAt.Time().Sub(deletedAt.Time()) < driver.DefaultTombstoneRetention {
+		t.Errorf("tombstone = %v, want {_id, version: 2, deleted: true, deletedAt: now, purgeAt: deletedAt + %v}", doc, driver.DefaultTombstoneRetention)
+	}
+	// Queries by kind (or by state) do not see it: it has no kind.
+	n, err = coll.CountDocuments(ctx, bson.D{{Key: "kind", Value: "BankAccount"}})
+	if err != nil || n != int64(len(tests)-1) {
+		t.Errorf("count of kind BankAccount = %d, %v; want %d", n, err, len(tests)-1)
 	}
 }
 
@@ -415,7 +456,10 @@ func randomJSON(rng *rand.Rand, depth int) []byte {
 }
 
 // TestHandEditedState: a state edited with ordinary MongoDB updates (a
-// shell writes numbers as doubles) loads as JSON the slot decodes.
+// shell writes numbers as doubles) renders as JSON the slot decodes. The
+// persistence layer checks every load against the checksum written with
+// the record, so an edit counts only if it also sets the checksum of the
+// new bytes; otherwise it is reported as damage, and left as it is.
 func TestHandEditedState(t *testing.T) {
 	client := connect(t)
 	s, coll := testStore(t, client, nil)
@@ -424,37 +468,67 @@ func TestHandEditedState(t *testing.T) {
 	if _, err := s.Save(ctx, key, rec(`{"owner":"ann","balance":150}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: driver.EncodeKey(key)}},
+	filter := bson.D{{Key: "_id", Value: driver.EncodeKey(key)}}
+	_, err := coll.UpdateOne(ctx, filter,
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state.balance", Value: 500.0}}}, {Key: "$inc", Value: bson.D{{Key: "version", Value: int64(1)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, ok, err := s.Driver().Get(ctx, key)
+	if err != nil || !ok || raw.Version != 2 || string(raw.Data) != `{"owner":"ann","balance":500}` {
+		t.Fatalf("driver Get = version %d, %q, %v, %v", raw.Version, raw.Data, ok, err)
+	}
+	wantCorrupt := func(what string) {
+		t.Helper()
+		var de *persistence.DecodeError
+		if _, err := s.Load(ctx, key); !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) || de.Key != key {
+			t.Errorf("Load after %s = %v, want a *persistence.DecodeError (checksum mismatch)", what, err)
+		}
+	}
+	wantCorrupt("editing the state alone")
+	setChecksum := func() {
+		t.Helper()
+		raw, _, err := s.Driver().Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := bson.D{{Key: "$set", Value: bson.D{{Key: "checksum", Value: int64(driver.Checksum(&raw))}}}}
+		if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: driver.EncodeKey(key)}}, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setChecksum()
 	got, err := s.Load(ctx, key)
 	if err != nil || got.Version != 2 || string(got.Data) != `{"owner":"ann","balance":500}` {
-		t.Fatalf("Load = version %d, %q, %v", got.Version, got.Data, err)
+		t.Fatalf("Load after the edit with its checksum = version %d, %q, %v", got.Version, got.Data, err)
 	}
 	if _, err := s.Save(ctx, key, rec(`{"owner":"ann","balance":501}`), 2); err != nil {
 		t.Fatalf("Save after the hand edit: %v", err)
 	}
 
 	// A record stored with data loads from data, until the edit unsets it.
-	spaced := driver.Key{Kind: "BankAccount", ID: "acc-2", Slot: "Account"}
-	if _, err := s.Save(ctx, spaced, rec(`{"owner": "bob"}`), 0); err != nil {
+	key = driver.Key{Kind: "BankAccount", ID: "acc-2", Slot: "Account"}
+	if _, err := s.Save(ctx, key, rec(`{"owner": "bob"}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	filter := bson.D{{Key: "_id", Value: driver.EncodeKey(spaced)}}
+	filter = bson.D{{Key: "_id", Value: driver.EncodeKey(key)}}
 	set := bson.D{{Key: "$set", Value: bson.D{{Key: "state.owner", Value: "carl"}}}}
 	if _, err := coll.UpdateOne(ctx, filter, set); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Load(ctx, spaced); err != nil || string(got.Data) != `{"owner": "bob"}` {
+	if got, err := s.Load(ctx, key); err != nil || string(got.Data) != `{"owner": "bob"}` {
 		t.Errorf("Load after editing state only = %q, %v; want the data field", got.Data, err)
 	}
 	if _, err := coll.UpdateOne(ctx, filter, bson.D{{Key: "$unset", Value: bson.D{{Key: "data", Value: ""}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Load(ctx, spaced); err != nil || string(got.Data) != `{"owner":"carl"}` {
-		t.Errorf("Load after unsetting data = %q, %v; want the edited state", got.Data, err)
+	if raw, _, err := s.Driver().Get(ctx, key); err != nil || string(raw.Data) != `{"owner":"carl"}` {
+		t.Errorf("driver Get after unsetting data = %q, %v; want the edited state", raw.Data, err)
+	}
+	wantCorrupt("unsetting data")
+	setChecksum()
+	if got, err := s.Load(ctx, key); err != nil || string(got.Data) != `{"owner":"carl"}` {
+		t.Errorf("Load after unsetting data and setting the checksum = %q, %v; want the edited state", got.Data, err)
 	}
 }
 
@@ -465,12 +539,18 @@ func TestCorruptDocumentIsReportedAndKept(t *testing.T) {
 	client := connect(t)
 	s, coll := testStore(t, client, nil)
 	ctx := context.Background()
+	updated := time.Now().Truncate(time.Microsecond)
+	sum := driver.Checksum(&driver.Record{Data: []byte(`{"balance":1}`), Codec: "json", Schema: 1, UpdatedAt: updated})
 	good := func(id string) bson.D {
 		return bson.D{{Key: "_id", Value: id}, {Key: "kind", Value: "Account"}, {Key: "actorId", Value: "x"}, {Key: "slot", Value: "state"},
 			{Key: "version", Value: int64(1)}, {Key: "codec", Value: "json"}, {Key: "schema", Value: int64(1)},
-			{Key: "compressed", Value: false}, {Key: "updatedAt", Value: bson.NewDateTimeFromTime(time.Now())},
-			{Key: "updatedAtNs", Value: time.Now().UnixNano()}, {Key: "expiresAtNs", Value: int64(neverExpires)},
-			{Key: "state", Value: bson.D{{Key: "balance", Value: 1}}}}
+			{Key: "compressed", Value: false}, {Key: "updatedAt", Value: bson.NewDateTimeFromTime(updated)},
+			{Key: "updatedAtNs", Value: updated.UnixNano()}, {Key: "expiresAtNs", Value: int64(neverExpires)},
+			{Key: "checksum", Value: int64(sum)}, {Key: "state", Value: bson.D{{Key: "balance", Value: 1}}}}
+	}
+	tombstone := func(id string) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "version", Value: int64(1)}, {Key: "deleted", Value: true},
+			{Key: "deletedAt", Value: bson.NewDateTimeFromTime(updated)}}
 	}
 	set := func(d bson.D, field string, v any) bson.D {
 		for i := range d {
@@ -512,12 +592,38 @@ func TestCorruptDocumentIsReportedAndKept(t *testing.T) {
 		{"expiresAtNs missing", func(id string) bson.D { return drop(good(id), "expiresAtNs") }, true},
 		{"expiresAtNs a string", func(id string) bson.D { return set(good(id), "expiresAtNs", "never") }, true},
 		{"not a record", func(id string) bson.D { return bson.D{{Key: "_id", Value: id}, {Key: "hello", Value: "world"}} }, true},
+		{"checksum missing", func(id string) bson.D { return drop(good(id), "checksum") }, true},
+		{"checksum a string", func(id string) bson.D { return set(good(id), "checksum", "crc") }, true},
+		{"checksum negative", func(id string) bson.D { return set(good(id), "checksum", int64(-1)) }, true},
+		{"checksum beyond uint32", func(id string) bson.D { return set(good(id), "checksum", int64(1)<<32) }, true},
+		{"deleted false", func(id string) bson.D { return set(good(id), "deleted", false) }, true},
+		{"tombstone with a state", func(id string) bson.D { return set(tombstone(id), "state", bson.D{}) }, true},
+		{"tombstone version a string", func(id string) bson.D { return set(tombstone(id), "version", "1") }, true},
+		{"tombstone version missing", func(id string) bson.D { return drop(tombstone(id), "version") }, true},
 		{"state with a date", func(id string) bson.D {
 			return set(good(id), "state", bson.D{{Key: "when", Value: bson.NewDateTimeFromTime(time.Now())}})
 		}, false},
 		{"state with an object id", func(id string) bson.D {
 			return set(good(id), "state", bson.A{bson.NewObjectID()})
 		}, false},
+	}
+	// The undamaged documents are sound: a record that loads, a tombstone
+	// a create continues from.
+	for i, doc := range []func(string) bson.D{good, tombstone} {
+		key := driver.Key{Kind: "Account", ID: fmt.Sprint("sound-", i), Slot: "state"}
+		if _, err := coll.InsertOne(ctx, doc(driver.EncodeKey(key))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load(ctx, key)
+		switch {
+		case i == 0 && (err != nil || string(got.Data) != `{"balance":1}`):
+			t.Errorf("Load of the sound document = %q, %v", got.Data, err)
+		case i == 1 && !errors.Is(err, persistence.ErrNotFound):
+			t.Errorf("Load of the sound tombstone = %v, want ErrNotFound", err)
+		}
+		if v, err := s.Save(ctx, key, rec(`{}`), int64(1-i)); err != nil || v != 2 {
+			t.Errorf("Save over the sound document %d = %d, %v; want version 2", i, v, err)
+		}
 	}
 	for i, tt := range tests {
 		key := driver.Key{Kind: "Account", ID: fmt.Sprint("corrupt-", i), Slot: "state"}
@@ -560,9 +666,10 @@ type balance struct {
 	Balance int64 `json:"balance"`
 }
 
-// TestCorruptStateThroughSlot: a sound document whose JSON state does not
-// fit the slot's type decodes at the driver level and fails at the slot
-// level, naming the key; the document stays as it was.
+// TestCorruptStateThroughSlot: a sound document (its checksum matching)
+// whose JSON state does not fit the slot's type loads at the store level
+// and fails at the slot level, naming the key; the document stays as it
+// was.
 func TestCorruptStateThroughSlot(t *testing.T) {
 	client := connect(t)
 	s, coll := testStore(t, client, nil)
@@ -573,6 +680,15 @@ func TestCorruptStateThroughSlot(t *testing.T) {
 	}
 	filter := bson.D{{Key: "_id", Value: driver.EncodeKey(key)}}
 	if _, err := coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "state.balance", Value: "lots"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// With the checksum of the edited bytes, so that the persistence layer
+	// loads the record and the slot decodes it.
+	edited, _, err := s.Driver().Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "checksum", Value: int64(driver.Checksum(&edited))}}}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := coll.FindOne(ctx, filter).Raw()
@@ -693,6 +809,9 @@ func TestEnsureIndexesConcurrent(t *testing.T) {
 		if ttl := found[TTLIndexName]; ttl != nil && fmt.Sprint(ttl["expireAfterSeconds"]) != "0" {
 			t.Errorf("the TTL index has expireAfterSeconds %v, want 0", ttl["expireAfterSeconds"])
 		}
+		if ttl := found[TTLIndexName]; ttl != nil && fmt.Sprint(ttl["key"]) != fmt.Sprint(bson.M{"purgeAt": int32(1)}) {
+			t.Errorf("the TTL index is on %v, want {purgeAt: 1}", ttl["key"])
+		}
 	}
 	for _, name := range want {
 		if found[name] == nil {
@@ -791,5 +910,174 @@ func TestDisconnectedClientIsUnavailable(t *testing.T) {
 	}
 	if _, err := s.Load(context.Background(), testKey); !errors.Is(err, persistence.ErrUnavailable) {
 		t.Errorf("Load on a disconnected client = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestConditionalReplaceIsAtomic races two ReplaceOne calls with the same
+// filter {_id, version: n} on one document, through the driver alone
+// (not the store): at most one may match. MongoDB applies a filtered
+// single-document write atomically. FerretDB v1 does not (it reads, then
+// writes, without a transaction: FerretDB issue #3040); there the test
+// reports how often both matched and skips. This is the server defect
+// behind the known limits declared in the harness (ConcurrentCAS,
+// ConcurrentDeleteAndStaleUpdate).
+func TestConditionalReplaceIsAtomic(t *testing.T) {
+	client := connect(t)
+	coll := client.Database(testDatabase).Collection(freshCollection(t, client))
+	ctx := context.Background()
+	const rounds = 50
+	both := 0
+	for round := range int64(rounds) {
+		id := fmt.Sprint("race-", round)
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: int64(1)}}); err != nil {
+			t.Fatal(err)
+		}
+		var matched [2]int64
+		var errs [2]error
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				res, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: int64(1)}},
+					bson.D{{Key: "_id", Value: id}, {Key: "version", Value: int64(2)}, {Key: "writer", Value: w}})
+				if err == nil {
+					matched[w] = res.MatchedCount
+				}
+				errs[w] = err
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if matched[0] == 1 && matched[1] == 1 {
+			both++
+		}
+	}
+	switch {
+	case both > 0 && isFerretDB(t):
+		t.Skipf("FerretDB %s: both of two racing ReplaceOne({_id, version: 1}) matched in %d of %d rounds (FerretDB issue #3040)",
+			server.ferretDB, both, rounds)
+	case both > 0:
+		t.Errorf("both of two racing ReplaceOne({_id, version: 1}) matched in %d of %d rounds", both, rounds)
+	}
+}
+
+// fakeClock is a settable clock for Options.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestRetentionThenPurge runs the store and Purge on a fake clock, with a
+// one-hour tombstone retention: a deleted record's tombstone and an expired
+// record keep the key's version, so that stale writers conflict and a
+// create continues the versions, until the retention has passed since the
+// delete or the expiry; then Purge (the TTL index's work, on servers
+// without TTL indexes) removes them, and only them, and the key starts
+// again from version 1.
+func TestRetentionThenPurge(t *testing.T) {
+	client := connect(t)
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Now()}
+	const retention = time.Hour
+	s, coll := testStore(t, client, &Options{Now: clock.Now, TombstoneRetention: retention})
+	o := &Options{Database: testDatabase, Collection: coll.Name(), Now: clock.Now}
+	purge := func(want int64) {
+		t.Helper()
+		if n, err := Purge(ctx, client, o); err != nil || n != want {
+			t.Errorf("Purge at %v = %d, %v; want %d documents", clock.Now(), n, err, want)
+		}
+	}
+	deleted := driver.Key{Kind: "Session", ID: "deleted", Slot: "state"}
+	expired := driver.Key{Kind: "Session", ID: "expired", Slot: "state"}
+	live := driver.Key{Kind: "Session", ID: "live", Slot: "state"}
+	expiring := driver.Key{Kind: "Session", ID: "expiring", Slot: "state"}
+	conflict := func(k driver.Key, expected, actual int64) {
+		t.Helper()
+		_, err := s.Save(ctx, k, rec(`"stale"`), expected)
+		var ce *persistence.ConcurrencyError
+		if !errors.As(err, &ce) || ce.Expected != expected || ce.Actual != actual {
+			t.Errorf("Save(%s, expected %d) = %v, want a conflict with stored version %d", k, expected, err, actual)
+		}
+	}
+	save := func(k driver.Key, r driver.Record, expected, want int64) {
+		t.Helper()
+		if v, err := s.Save(ctx, k, r, expected); err != nil || v != want {
+			t.Fatalf("Save(%s, expected %d) = %d, %v; want %d", k, expected, v, err, want)
+		}
+	}
+
+	save(deleted, rec("1"), 0, 1)
+	save(deleted, rec("2"), 1, 2)
+	if err := s.Delete(ctx, deleted, 2); err != nil {
+		t.Fatal(err)
+	}
+	soon := rec(`"soon"`)
+	soon.ExpiresAt = clock.Now().Add(time.Minute)
+	save(expired, soon, 0, 1)
+	save(live, rec(`"kept"`), 0, 1)
+	later := rec(`"later"`)
+	later.ExpiresAt = clock.Now().Add(30 * 24 * time.Hour)
+	save(expiring, later, 0, 1)
+	clock.Advance(2 * time.Minute)
+
+	// Within the retention: stale writers conflict, a create continues the
+	// versions (so a writer holding version 1 from before the delete is
+	// refused), and Purge removes nothing.
+	conflict(deleted, 2, 0)
+	conflict(expired, 1, 0)
+	save(deleted, rec("3"), 0, 3)
+	conflict(deleted, 1, 3)
+	if err := s.Delete(ctx, deleted, 3); err != nil {
+		t.Fatal(err)
+	}
+	purge(0)
+
+	// The expired record's retention runs from its expiry (a minute after
+	// the start), the tombstone's from the second delete (two minutes).
+	clock.Advance(retention - 2*time.Minute) // the start + an hour
+	purge(0)
+	clock.Advance(90 * time.Second) // past the expired record's retention only
+	purge(1)
+	if n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: driver.EncodeKey(expired)}}); err != nil || n != 0 {
+		t.Errorf("the expired record is still stored after Purge (%d, %v)", n, err)
+	}
+	save(expired, rec("new"), 0, 1)
+	conflict(deleted, 3, 0)
+	if n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: driver.EncodeKey(deleted)}, {Key: "version", Value: int64(3)}}); err != nil || n != 1 {
+		t.Errorf("the tombstone of version 3 was purged before its retention (%d, %v)", n, err)
+	}
+	clock.Advance(time.Minute) // past the tombstone's retention
+	purge(1)
+	save(deleted, rec("new"), 0, 1)
+
+	// Live records, with an expiry or without, are never purged.
+	clock.Advance(29 * 24 * time.Hour)
+	purge(0)
+	for _, k := range []driver.Key{live, expiring} {
+		if got, err := s.Load(ctx, k); err != nil || got.Version != 1 {
+			t.Errorf("Load(%s) after the purges = version %d, %v", k, got.Version, err)
+		}
+	}
+
+	if _, err := Purge(ctx, nil, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("Purge with a nil client = %v, want ErrInvalidArgument", err)
+	}
+	if _, err := Purge(ctx, client, &Options{Collection: "system.users"}); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("Purge of system.users = %v, want ErrInvalidArgument", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -32,6 +33,8 @@ import (
 //	quark_init=false             do not run EnsureIndexes (default: run it)
 //	quark_ttl_index=false        Options.NoTTLIndex (for FerretDB v1)
 //	quark_max_record_bytes=N     Options.MaxRecordBytes
+//	quark_tombstone_retention=D  Options.TombstoneRetention, a Go duration
+//	                             such as 24h (default 168h)
 //
 // The read and write concerns are the URL's (readConcernLevel, w, journal,
 // wtimeoutMS); w=0 is refused. The store creates its own client and
@@ -133,9 +136,15 @@ func (o *Options) setParam(name, v string) error {
 			return fmt.Errorf("%s: %q is not an integer", name, v)
 		}
 		o.MaxRecordBytes = n
+	case "quark_tombstone_retention":
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d < 0 {
+			return fmt.Errorf("%s: %q is not a duration", name, v)
+		}
+		o.TombstoneRetention = d
 	default:
 		return fmt.Errorf("unknown parameter %q (known: quark_database, quark_collection, quark_init, "+
-			"quark_ttl_index, quark_max_record_bytes)", name)
+			"quark_ttl_index, quark_max_record_bytes, quark_tombstone_retention)", name)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -39,7 +40,7 @@ func TestOpenByURL(t *testing.T) {
 		coll := freshCollection(t, client)
 		s, err := persistence.OpenStore(ctx, testURL(t, "/", map[string]string{
 			"quark_database": testDatabase, "quark_collection": coll, "quark_ttl_index": ttl,
-			"quark_max_record_bytes": "1000", "maxPoolSize": "3",
+			"quark_max_record_bytes": "1000", "maxPoolSize": "3", "quark_tombstone_retention": "36h",
 		}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
@@ -48,8 +49,9 @@ func TestOpenByURL(t *testing.T) {
 			t.Errorf("MaxRecordBytes() = %d, want 1000 from quark_max_record_bytes", got)
 		}
 		drv := s.Driver().(*store)
-		if drv.coll.Database().Name() != testDatabase || drv.coll.Name() != coll || drv.nativeTTL != !isFerretDB(t) {
-			t.Errorf("store on %s.%s, native TTL %v", drv.coll.Database().Name(), drv.coll.Name(), drv.nativeTTL)
+		if drv.coll.Database().Name() != testDatabase || drv.coll.Name() != coll || drv.nativeTTL != !isFerretDB(t) ||
+			drv.retention != 36*time.Hour {
+			t.Errorf("store on %s.%s, native TTL %v, tombstone retention %v", drv.coll.Database().Name(), drv.coll.Name(), drv.nativeTTL, drv.retention)
 		}
 		if _, err := s.Save(ctx, testKey, rec(`{"a":1}`), 0); err != nil {
 			t.Fatalf("Save: %v", err)
@@ -116,6 +118,8 @@ func TestURLErrors(t *testing.T) {
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_max_record_bytes=99999999", "MaxRecordBytes"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_init=maybe", "quark_init"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_ttl_index=sometimes", "quark_ttl_index"},
+		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_tombstone_retention=week", "quark_tombstone_retention"},
+		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_tombstone_retention=-1h", "quark_tombstone_retention"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?w=0", "w=0"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?connectTimeoutMS=soon", "connectTimeoutMS"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?tlsCertificateKeyFilePassword=hunter2&unknownOption=x&connectTimeoutMS=x", ""},
