@@ -31,9 +31,10 @@ const MaxCodecLen = 64
 
 // MinTime and MaxTime bound Record.UpdatedAt and Record.ExpiresAt (besides
 // the zero time): the range of Unix nanoseconds in an int64.
+// They are whole microseconds, the precision the persistence layer keeps.
 var (
-	MinTime = time.Unix(0, -1<<63+1).UTC()
-	MaxTime = time.Unix(0, 1<<63-1).UTC()
+	MinTime = time.Unix(0, -1<<63+808).UTC() // -9223372036854775000 ns
+	MaxTime = time.Unix(0, 1<<63-808).UTC()  // 9223372036854775000 ns
 )
 
 // Record is one stored state slot: the encoded state plus its envelope.
