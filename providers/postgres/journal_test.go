@@ -94,6 +94,33 @@ WHERE kind = $1 AND actor_id = $2 AND seq = $3`, s.Kind, s.ID, seq)
 	return err
 }
 
+// CorruptEventData implements storetest.EventDataCorrupter: it rewrites the
+// event's bytes (and its JSONB copy, if it has one) by hand, leaving the
+// type, codec, time and checksum as they are.
+func (h *journalHarness) CorruptEventData(ctx context.Context, j driver.Journal, s driver.Stream, seq int64, change func([]byte) []byte) error {
+	table := j.(*journal).names.events
+	var data []byte
+	if err := h.pool.QueryRow(ctx, `SELECT event_bytes FROM `+table+` WHERE kind = $1 AND actor_id = $2 AND seq = $3`,
+		s.Kind, s.ID, seq).Scan(&data); err != nil {
+		return fmt.Errorf("event %d of %s: %w", seq, s, err)
+	}
+	data = change(data)
+	if data == nil {
+		data = []byte{} // event_bytes is NOT NULL
+	}
+	var jsonText *string
+	if classifyJSON(data) != jsonBytesOnly {
+		text := string(data)
+		jsonText = &text
+	}
+	_, err := h.pool.Exec(ctx, `UPDATE `+table+` SET event_bytes = $4,
+	event_data = CASE WHEN event_data IS NULL THEN NULL ELSE $5::jsonb END
+WHERE kind = $1 AND actor_id = $2 AND seq = $3`, s.Kind, s.ID, seq, data, jsonText)
+	return err
+}
+
+var _ storetest.EventDataCorrupter = (*journalHarness)(nil)
+
 func (h *journalHarness) Capabilities() storetest.JournalCapabilities {
 	return storetest.JournalCapabilities{ListStreams: true, MaxEventBytes: harnessMaxBytes}
 }
