@@ -477,6 +477,24 @@ func TestJournalCorruptRowsOfForeignTable(t *testing.T) {
 	}
 }
 
+// TestJournalInitRefusesEarlierLayout checks that an events table without
+// the checksum column is refused, naming it.
+func TestJournalInitRefusesEarlierLayout(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	table := freshJournalTable(t, pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (kind TEXT COLLATE "C" NOT NULL,
+	actor_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, event_type TEXT NOT NULL, schema_version BIGINT NOT NULL,
+	codec TEXT NOT NULL, event_data JSONB, event_bytes BYTEA NOT NULL, appended_at TIMESTAMPTZ NOT NULL,
+	PRIMARY KEY (kind, actor_id, seq))`); err != nil {
+		t.Fatal(err)
+	}
+	err := InitJournalSchema(ctx, pool, &JournalOptions{Table: table})
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("InitJournalSchema over an events table of the earlier layout = %v, want ErrInvalidArgument naming checksum", err)
+	}
+}
+
 // TestJournalSchemaInitConcurrent creates one journal's tables from 8
 // goroutines at once: all succeed.
 func TestJournalSchemaInitConcurrent(t *testing.T) {

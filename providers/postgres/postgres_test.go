@@ -351,6 +351,27 @@ func TestInitSchemaRefusesForeignTable(t *testing.T) {
 	}
 }
 
+// TestInitSchemaRefusesEarlierLayout checks that a table of the provider's
+// layout before checksums and tombstones is refused, naming the missing
+// columns, rather than used: its rows have no checksums, and deletes would
+// drop rows (and with them the versions).
+func TestInitSchemaRefusesEarlierLayout(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	table := freshTable(t, pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (
+	kind TEXT COLLATE "C" NOT NULL, actor_id TEXT COLLATE "C" NOT NULL, state_name TEXT COLLATE "C" NOT NULL,
+	state_data JSONB, state_bytes BYTEA, codec TEXT NOT NULL, schema_version BIGINT NOT NULL,
+	compressed BOOLEAN NOT NULL, version BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ,
+	PRIMARY KEY (kind, actor_id, state_name))`); err != nil {
+		t.Fatal(err)
+	}
+	err := InitSchema(ctx, pool, &Options{Table: table})
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !containsAll(err.Error(), "checksum", "deleted") {
+		t.Errorf("InitSchema over a table of the earlier layout = %v, want ErrInvalidArgument naming checksum and deleted", err)
+	}
+}
+
 func TestTooLargeBeforeIO(t *testing.T) {
 	pool := deadPool(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
