@@ -95,7 +95,8 @@ func rawSaves(pool *pgxpool.Pool, sql statements, actors int) func(int) error {
 		now := time.Now()
 		expected := versions[a]
 		query := sql.create
-		args := []any{"Bench", id, "state", data, nil, "json", int64(1), false, now, nil, now}
+		rec := driver.Record{Data: benchData, Codec: "json", Schema: 1, UpdatedAt: now}
+		args := []any{"Bench", id, "state", data, nil, "json", int64(1), false, now, nil, int64(driver.Checksum(&rec)), now}
 		if expected > 0 {
 			query = sql.update
 			args = append(args, expected)

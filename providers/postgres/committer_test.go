@@ -384,9 +384,11 @@ func testGroupCommitMixedBatch(t *testing.T, pool *pgxpool.Pool) {
 	seed := func(id string, versions int, expires bool) {
 		for v := range versions {
 			rec := jsonRec(fmt.Sprintf(`{"v":%d}`, v+1))
+			rec.UpdatedAt = clock.Now()
 			if expires {
 				rec.ExpiresAt = clock.Now().Add(time.Minute)
 			}
+			rec.Checksum = driver.Checksum(&rec)
 			r := drv.newPut(k(id), &rec, int64(v))
 			if err := drv.exec(ctx, r); err != nil {
 				t.Fatal(err)
@@ -408,46 +410,53 @@ func testGroupCommitMixedBatch(t *testing.T, pool *pgxpool.Pool) {
 		expected int64
 		data     string
 		want     string // "ok" or "conflict N"
+		version  int64  // for a save that succeeds: the version it returns
 	}
 	steps := []step{
-		{id: "new1", expected: 0, data: `{"a":1}`, want: "ok"},
-		{id: "new2", expected: 0, data: `{"b": 2, "a": 1}`, want: "ok"}, // normalised
-		{id: "new3", expected: 0, data: `not json`, want: "ok"},
-		{id: "live3", expected: 3, data: `{"v":4}`, want: "ok"},
+		{id: "new1", expected: 0, data: `{"a":1}`, want: "ok", version: 1},
+		{id: "new2", expected: 0, data: `{"b": 2, "a": 1}`, want: "ok", version: 1}, // normalised
+		{id: "new3", expected: 0, data: `not json`, want: "ok", version: 1},
+		{id: "live3", expected: 3, data: `{"v":4}`, want: "ok", version: 4},
 		{id: "live1", expected: 0, data: `{"v":9}`, want: "conflict 1"},
 		{id: "live1", expected: 2, data: `{"v":9}`, want: "conflict 1"},
 		{id: "gone2", expected: 2, data: `{"v":3}`, want: "conflict 0"},
-		{id: "gone2", expected: 0, data: `{"v":1}`, want: "ok"}, // takes over the expired row
+		{id: "gone2", expected: 0, data: `{"v":1}`, want: "ok", version: 3}, // takes over the expired row, after its version
 		{id: "absent", expected: 4, data: `{}`, want: "conflict 0"},
 		{id: "del2", del: true, expected: 2, want: "ok"},
 		{id: "del1", del: true, expected: 3, want: "conflict 1"},
 		{id: "del1", del: true, expected: 0, want: "conflict 1"},
 		{id: "never", del: true, expected: 0, want: "ok"},
 		{id: "never2", del: true, expected: 1, want: "conflict 0"},
-		{id: "gone0", del: true, expected: 0, want: "ok"}, // clears the expired row
+		{id: "gone0", del: true, expected: 0, want: "ok"}, // leaves the expired row, and its version
 		// Several requests for one key apply in arrival order.
-		{id: "chain", expected: 1, data: `{"v":2}`, want: "ok"},
-		{id: "chain", expected: 2, data: `{"v":3}`, want: "ok"},
+		{id: "chain", expected: 1, data: `{"v":2}`, want: "ok", version: 2},
+		{id: "chain", expected: 2, data: `{"v":3}`, want: "ok", version: 3},
 		{id: "chain", del: true, expected: 3, want: "ok"},
-		{id: "chain", expected: 0, data: `{"v":1}`, want: "ok"},
-		{id: "chain", expected: 0, data: `{"v":1}`, want: "conflict 1"},
+		{id: "chain", expected: 3, data: `{"v":9}`, want: "conflict 0"},     // a stale writer, after the delete
+		{id: "chain", expected: 0, data: `{"v":1}`, want: "ok", version: 4}, // over the tombstone of version 3
+		{id: "chain", expected: 0, data: `{"v":1}`, want: "conflict 4"},
 	}
-	results := make([]chan error, len(steps))
+	type result struct {
+		version int64
+		err     error
+	}
+	results := make([]chan result, len(steps))
 	for i, s := range steps {
-		results[i] = make(chan error, 1)
+		results[i] = make(chan result, 1)
 		go func() {
 			if s.del {
-				results[i] <- store.Delete(ctx, k(s.id), s.expected)
+				results[i] <- result{err: store.Delete(ctx, k(s.id), s.expected)}
 			} else {
-				_, err := store.Save(ctx, k(s.id), jsonRec(s.data), s.expected)
-				results[i] <- err
+				v, err := store.Save(ctx, k(s.id), jsonRec(s.data), s.expected)
+				results[i] <- result{v, err}
 			}
 		}()
 		waitQueued(drv, i+1) // arrival order is the order of steps
 	}
 	release()
 	for i, s := range steps {
-		err := <-results[i]
+		res := <-results[i]
+		err := res.err
 		got := "ok"
 		var ce *persistence.ConcurrencyError
 		switch {
@@ -459,16 +468,27 @@ func testGroupCommitMixedBatch(t *testing.T, pool *pgxpool.Pool) {
 		if got != s.want {
 			t.Errorf("step %d (%s, expected %d, delete %v): %s, want %s", i, s.id, s.expected, s.del, got, s.want)
 		}
+		if err == nil && res.version != s.version {
+			t.Errorf("step %d (%s, expected %d, delete %v): version %d, want %d", i, s.id, s.expected, s.del, res.version, s.version)
+		}
 	}
 	if b, rr := drv.gc.batches.Load(), drv.gc.reruns.Load(); b != 1 || rr != 0 {
 		t.Errorf("%d batches, %d re-run; want 1 batch, none re-run", b, rr)
 	}
-	if n := rowCount(t, pool, drv, `actor_id = 'gone0'`); n != 0 {
-		t.Errorf("Delete(expected 0) left the expired row of gone0")
+	// What deletes leave behind: the expired row of gone0 as it was, a
+	// tombstone of version 2 for del2, nothing for the absent keys.
+	if n := rowCount(t, pool, drv, `actor_id = 'gone0' AND NOT deleted AND version = 1 AND state_data IS NOT NULL`); n != 1 {
+		t.Errorf("Delete(expected 0) changed the expired row of gone0")
+	}
+	if n := rowCount(t, pool, drv, `actor_id = 'del2' AND deleted AND version = 2 AND state_data IS NULL AND state_bytes IS NULL`); n != 1 {
+		t.Errorf("Delete(expected 2) of del2 left no tombstone of version 2")
+	}
+	if n := rowCount(t, pool, drv, `actor_id IN ('never', 'never2', 'absent')`); n != 0 {
+		t.Errorf("deletes and failed saves of absent keys left %d rows", n)
 	}
 	wantRows := map[string]string{
 		"new1": `1 {"a":1}`, "new2": `1 {"b": 2, "a": 1}`, "new3": `1 not json`, "live3": `4 {"v":4}`,
-		"live1": `1 {"v":1}`, "gone2": `1 {"v":1}`, "del1": `1 {"v":1}`, "chain": `1 {"v":1}`,
+		"live1": `1 {"v":1}`, "gone2": `3 {"v":1}`, "del1": `1 {"v":1}`, "chain": `4 {"v":1}`,
 	}
 	for _, id := range []string{"new1", "new2", "new3", "live3", "live1", "gone2", "absent", "del2", "del1", "never", "chain"} {
 		rec, err := store.Load(ctx, k(id))

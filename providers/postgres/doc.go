@@ -10,9 +10,10 @@
 //
 // [New] returns a *persistence.Store, registered with the host under a
 // provider name like any other. It implements the whole persistence
-// contract: conditional saves and deletes with atomic creation, an atomic
-// multi-slot batch per actor (driver.Batcher), expiry, a size limit
-// (driver.Limiter) and stored records returned byte for byte.
+// contract: conditional saves and deletes with atomic creation and versions
+// that are never reused for a key, an atomic multi-slot batch per actor with
+// deletes (driver.Batcher), expiry, checksums, a size limit (driver.Limiter)
+// and stored records returned byte for byte.
 //
 // A store can also be opened by URL through persistence.OpenStore once this
 // package is imported ("postgres://" or "postgresql://", see [Scheme]); such
@@ -35,7 +36,10 @@
 //		version        BIGINT NOT NULL CHECK (version > 0),
 //		updated_at     TIMESTAMPTZ NOT NULL CHECK (isfinite(updated_at)),
 //		expires_at     TIMESTAMPTZ CHECK (isfinite(expires_at)),
-//		PRIMARY KEY (kind, actor_id, state_name)
+//		checksum       BIGINT NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
+//		deleted        BOOLEAN NOT NULL DEFAULT false, -- a tombstone
+//		PRIMARY KEY (kind, actor_id, state_name),
+//		CHECK (NOT deleted OR (state_data IS NULL AND state_bytes IS NULL AND expires_at IS NOT NULL))
 //	);
 //	CREATE INDEX quark_state_updated_at_idx ON quark_state (updated_at);
 //	CREATE INDEX quark_state_expires_at_idx ON quark_state (expires_at) WHERE expires_at IS NOT NULL;
@@ -49,8 +53,13 @@
 //
 // The key columns compare byte for byte ("C" collation), so every distinct
 // key is a distinct row whatever the database's collation. The version
-// counts saves of the record (1 after the first); the schema version is a
-// BIGINT because the record envelope's is a uint32.
+// counts the key's saves (1 after the first) and goes on across deletes and
+// expiries (see Deletes, expiry and retention); the schema version and the
+// checksum are BIGINTs because the record envelope's are uint32s.
+//
+// A table of an earlier version of the provider (without checksum and
+// deleted) is refused by InitSchema as one of another shape; there is no
+// migration.
 //
 // # JSON and JSONB
 //
@@ -85,32 +94,51 @@
 // only. A read returns state_bytes when it is set, else the compacted
 // JSONB text.
 //
-// A row written by hand with JSON the slot's state type does not fit, or
-// with an unknown codec, loads as a *persistence.DecodeError naming the key;
-// the row is not touched. The CHECK constraints make every row the table can
-// hold readable as a record; in a table created without them, a row the
-// driver cannot read (a version below 1, an infinite time) is reported as
-// corrupt too.
+// # Checksums and damage
+//
+// The checksum column holds the CRC-32C that the persistence layer computes
+// over each record's envelope and data (driver.Checksum) before writing; a
+// read returns it with the record, and the persistence layer checks it on
+// every load. A row whose data was changed behind the provider's back (by
+// hand, by a script, by damage) therefore loads as a
+// *persistence.DecodeError matching persistence.ErrCorrupt and naming the
+// key, instead of being decoded; nothing rewrites the row. Byte-exact reads
+// (see above) are what make the check possible for JSONB: the checksum is
+// over the bytes written, which reads return. An UPDATE of state_data by
+// hand must therefore also write the checksum of what reads will return.
+//
+// A row written by hand with a valid checksum but JSON the slot's state
+// type does not fit, or with an unknown codec, loads as a
+// *persistence.DecodeError naming the key too; the row is not touched. The
+// CHECK constraints make every row the table can hold readable as a
+// record; in a table created without them, a row the driver cannot read (a
+// version below 1, an infinite time, a checksum out of range) is reported
+// as corrupt too.
 //
 // # Consistency
 //
 // Every save is one conditional statement: INSERT ... ON CONFLICT DO UPDATE
-// ... WHERE the row has expired to create (two concurrent creators: one
-// inserts, the other finds its row), UPDATE ... WHERE version = expected to
-// update, DELETE ... WHERE version = expected to delete. Expired rows count
-// as absent for all of them, by the store's clock (Options.Now), not the
-// server's. The same statement returns, from its own snapshot, the live
-// version it found: that is the actual version of a conflict, never parsed
-// from an error. In the one ambiguous case, a write that failed its check
-// while its snapshot showed the expected version (the row changed between
-// the two), the statement runs again; after three such rounds the conflict
-// reports the actual version as unknown (-1).
+// ... WHERE the row is a tombstone or has expired to create, continuing
+// the row's versions (two concurrent creators: one inserts or takes the row
+// over, the other finds it live), UPDATE ... WHERE version = expected AND
+// the row is live to update, and UPDATE ... SET deleted = true ... WHERE
+// version = expected AND the row is live to delete. Tombstones and expired
+// rows count as absent for all of them, expiry by the store's clock
+// (Options.Now), not the server's. The same statement returns the version
+// it wrote or, from its own snapshot, the live version it found: that is
+// the actual version of a conflict, never parsed from an error. In the one
+// ambiguous case, a write that failed its check while its snapshot showed
+// the expected version (the row changed between the two), the statement
+// runs again; after three such rounds the conflict reports the actual
+// version as unknown (-1).
 //
-// SaveBatch (driver.Batcher) runs the writes in one explicit transaction,
-// sent with its BEGIN in one round trip and committed or rolled back in a
-// second: all or none, and a mismatch is reported with the index of the
-// first stale write. Writes are sent in key order, so that transactions
-// writing several rows lock them in the same order.
+// SaveBatch (driver.Batcher) runs the writes, saves and deletes, in one
+// explicit transaction, sent with its BEGIN in one round trip and committed
+// or rolled back in a second: all or none, each write checked after the
+// ones before it, and a mismatch is reported with the index of the first
+// stale write. Writes are sent in key order, so that transactions writing
+// several rows lock them in the same order; writes to one key keep their
+// order.
 //
 // # Group commit
 //
@@ -160,19 +188,43 @@
 // per stream with its last position. An append is one statement: it moves
 // the stream's row only if it holds the expected position (UPDATE ... WHERE
 // last_seq = expected, or INSERT ... ON CONFLICT DO NOTHING for a new
-// stream) and inserts the events of the appends whose row moved. Appends
-// to many streams are group-committed, one statement and one transaction
-// per batch, on the store's terms: a conflict fails only its own append,
-// and a statement error reruns the batch's appends one by one. Reads are
-// pages of ordered primary-key scans passed to the caller as rows arrive.
+// stream) and inserts the events of the appends whose row moved. Each event
+// row carries the event's CRC-32C (driver.EventChecksum) in its checksum
+// column, which reads return and the persistence layer checks: an event
+// whose bytes were changed reads as a *persistence.EventDecodeError naming
+// its position. Appends to many streams are group-committed, one statement
+// and one transaction per batch, on the store's terms: a conflict fails
+// only its own append, and a statement error reruns the batch's appends one
+// by one. Reads are pages of ordered primary-key scans passed to the caller
+// as rows arrive.
 //
-// # Expiry
+// # Deletes, expiry and retention
 //
-// A record whose ExpiresAt has passed is absent for Load, Save and Delete at
-// once. A background sweeper (Options.SweepInterval, default one minute)
-// deletes expired rows, 1000 per statement, using the partial index on
+// A version is never handed out twice for a key. A delete therefore does
+// not remove the row: it turns it into a tombstone (deleted true, no data,
+// an empty codec, schema version 0, checksum 0) that keeps the deleted
+// version, with updated_at and expires_at set to the time of the delete by
+// the store's clock. A record whose ExpiresAt has passed stays in its row,
+// with its version, likewise. Both are absent for Load, Save and Delete at
+// once; a writer holding a version from before the delete or the expiry
+// gets a conflict with actual version 0, and a create continues the
+// versions (a record deleted at version 5 is re-created at version 6).
+// Deleting with expected version 0 a key that holds no live record changes
+// nothing.
+//
+// A background sweeper (Options.SweepInterval, default one minute) purges
+// tombstones and expired rows once their expires_at is older than
+// Options.TombstoneRetention (driver.DefaultTombstoneRetention, 7 days,
+// unless configured), 1000 per statement, using the partial index on
 // expires_at; it skips rows a writer holds and spares a row saved again
-// meanwhile. Several stores on one table need only one sweeper.
+// meanwhile. Several stores on one table need only one sweeper. The
+// retention is the trade-off: deleted and expired keys take a row each
+// until it passes, and a stale writer is caught for at least that long;
+// after the purge the key starts again from version 1, so a writer that
+// held a version across the whole retention could match a new record's
+// version. Queries that select live rows by hand should test NOT deleted
+// and the expiry (a tombstone's expires_at, the time of its delete, already
+// keeps it out of a test of expires_at against the current time).
 //
 // # Errors
 //

@@ -275,13 +275,13 @@ func (j *journal) readPage(ctx context.Context, s driver.Stream, next, end int64
 	}
 	defer rows.Close()
 	var (
-		e      driver.Event
-		schema int64
-		n      int
+		e                driver.Event
+		schema, checksum int64
+		n                int
 	)
 	for rows.Next() {
 		seq := next + int64(n)
-		if err := rows.Scan(&e.Seq, &e.Type, &schema, &e.Codec, &e.Data, &e.Time); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Type, &schema, &e.Codec, &e.Data, &e.Time, &checksum); err != nil {
 			var scanErr pgx.ScanArgError
 			if errors.As(err, &scanErr) {
 				return n, driver.NewCorruptEvent(seq, err)
@@ -296,11 +296,11 @@ func (j *journal) readPage(ctx context.Context, s driver.Stream, next, end int64
 			return n, driver.NewCorruptEvent(seq, errors.New("event_bytes is NULL"))
 		}
 		if e.Type == "" || len(e.Type) > driver.MaxEventTypeLen || schema < 0 || schema > 1<<32-1 ||
-			len(e.Codec) > driver.MaxCodecLen {
-			return n, driver.NewCorruptEvent(seq, fmt.Errorf("row has event type %q (%d bytes), schema version %d, codec %q",
-				shortText(e.Type), len(e.Type), schema, shortText(e.Codec)))
+			len(e.Codec) > driver.MaxCodecLen || checksum < 0 || checksum > 1<<32-1 {
+			return n, driver.NewCorruptEvent(seq, fmt.Errorf("row has event type %q (%d bytes), schema version %d, codec %q, checksum %d",
+				shortText(e.Type), len(e.Type), schema, shortText(e.Codec), checksum))
 		}
-		e.Schema = uint32(schema)
+		e.Schema, e.Checksum = uint32(schema), uint32(checksum)
 		e.Time = e.Time.UTC()
 		if err := fn(&e); err != nil {
 			return n, err

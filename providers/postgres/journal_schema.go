@@ -54,6 +54,7 @@ func journalTableNames(o *JournalOptions) (journalNames, error) {
 var (
 	eventColumns = []string{
 		"kind", "actor_id", "seq", "event_type", "schema_version", "codec", "event_data", "event_bytes", "appended_at",
+		"checksum",
 	}
 	streamColumns = []string{"kind", "actor_id", "last_seq"}
 )
@@ -67,7 +68,9 @@ var (
 // HOT update). event_bytes
 // holds every event's data byte for byte; event_data holds a JSONB copy of
 // JSON events, for SQL, and is never read by the driver: rendering JSONB as
-// text costs the server more than the rest of a replay. The constraints
+// text costs the server more than the rest of a replay. checksum is the
+// event's CRC-32C (driver.EventChecksum), a BIGINT as it is a uint32, which
+// the persistence layer checks on every read. The constraints
 // make every row readable as an event; the driver checks what they do not
 // (the length of event_type and codec) when it reads.
 func (n journalNames) ddl() []string {
@@ -88,6 +91,7 @@ func (n journalNames) ddl() []string {
 	event_data     JSONB,
 	event_bytes    BYTEA NOT NULL,
 	appended_at    TIMESTAMPTZ NOT NULL CHECK (isfinite(appended_at)),
+	checksum       BIGINT NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
 	PRIMARY KEY (kind, actor_id, seq)
 )`,
 	}

@@ -16,7 +16,7 @@ type journalStatements struct {
 	// expected position, $4 number of events; one element per event: $5
 	// ordinal of its append, $6 seq, $7 event_type, $8 schema_version, $9
 	// codec, $10 event_data (JSON text or NULL), $11 event_bytes,
-	// $12 appended_at.
+	// $12 appended_at, $13 checksum.
 	appendSet string
 	// read: $1 kind, $2 actor_id, $3 first seq, $4 last seq, $5 row limit.
 	read string
@@ -56,11 +56,12 @@ func newJournalStatements(n journalNames) journalStatements {
 	SELECT u.ord FROM created c JOIN u ON u.kind = c.kind AND u.actor_id = c.actor_id AND u.expected = 0
 ), ins AS (
 	INSERT INTO ` + n.events + ` (kind, actor_id, seq, event_type, schema_version, codec, event_data,
-		event_bytes, appended_at)
+		event_bytes, appended_at, checksum)
 	SELECT u.kind, u.actor_id, e.seq, e.event_type, e.schema_version, e.codec, e.event_data::jsonb,
-		e.event_bytes, e.appended_at
+		e.event_bytes, e.appended_at, e.checksum
 	FROM unnest($5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[],
-		$12::timestamptz[]) AS e(req, seq, event_type, schema_version, codec, event_data, event_bytes, appended_at)
+		$12::timestamptz[], $13::bigint[])
+		AS e(req, seq, event_type, schema_version, codec, event_data, event_bytes, appended_at, checksum)
 	JOIN ok ON ok.ord = e.req
 	JOIN u ON u.ord = e.req
 )
@@ -69,7 +70,7 @@ SELECT u.ord, ok.ord IS NOT NULL,
 		(SELECT s.last_seq FROM ` + n.streams + ` s WHERE s.kind = u.kind AND s.actor_id = u.actor_id) END
 FROM u LEFT JOIN ok ON ok.ord = u.ord`,
 
-		read: `SELECT seq, event_type, schema_version, codec, event_bytes, appended_at
+		read: `SELECT seq, event_type, schema_version, codec, event_bytes, appended_at, checksum
 FROM ` + n.events + `
 WHERE kind = $1::text AND actor_id = $2::text AND seq >= $3::bigint AND seq <= $4::bigint
 ORDER BY seq LIMIT $5::bigint`,
@@ -89,6 +90,7 @@ type pgEvent struct {
 	jsonText *string // event_data; nil: NULL
 	raw      []byte  // event_bytes, never NULL
 	at       time.Time
+	checksum int64
 }
 
 // appendRequest is one conditional append, with its columns prepared by
@@ -111,6 +113,7 @@ func newAppend(s driver.Stream, events []driver.Event, expected int64, json bool
 		e := &events[i]
 		pe := &r.events[i]
 		pe.typ, pe.schema, pe.codec, pe.raw, pe.at = e.Type, int64(e.Schema), e.Codec, e.Data, e.Time
+		pe.checksum = int64(e.Checksum)
 		if pe.raw == nil {
 			pe.raw = []byte{} // NOT NULL
 		}
@@ -123,8 +126,6 @@ func newAppend(s driver.Stream, events []driver.Event, expected int64, json bool
 	}
 	return r
 }
-
-// deadline returns the deadline of the caller's context.
 
 // appendArgs returns the arguments of appendSet for reqs, which name
 // distinct streams; the ordinal of reqs[i] is i+1.
@@ -140,7 +141,7 @@ func appendArgs(reqs []*appendRequest) []any {
 	ord, seqs, schemas := make([]int64, 0, total), make([]int64, 0, total), make([]int64, 0, total)
 	types, codecs := make([]string, 0, total), make([]string, 0, total)
 	jsonText, raw := make([]*string, 0, total), make([][]byte, 0, total)
-	at := make([]time.Time, 0, total)
+	at, checksums := make([]time.Time, 0, total), make([]int64, 0, total)
 	for i, r := range reqs {
 		for k := range r.events {
 			e := &r.events[k]
@@ -148,9 +149,10 @@ func appendArgs(reqs []*appendRequest) []any {
 			seqs = append(seqs, r.expected+int64(k)+1)
 			types, schemas, codecs = append(types, e.typ), append(schemas, e.schema), append(codecs, e.codec)
 			jsonText, raw, at = append(jsonText, e.jsonText), append(raw, e.raw), append(at, e.at)
+			checksums = append(checksums, e.checksum)
 		}
 	}
-	return []any{kinds, ids, expected, counts, ord, seqs, types, schemas, codecs, jsonText, raw, at}
+	return []any{kinds, ids, expected, counts, ord, seqs, types, schemas, codecs, jsonText, raw, at, checksums}
 }
 
 // outcome interprets an append's (applied, last position seen) answer, like

@@ -94,6 +94,33 @@ WHERE kind = $1 AND actor_id = $2 AND seq = $3`, s.Kind, s.ID, seq)
 	return err
 }
 
+// CorruptEventData implements storetest.EventDataCorrupter: it rewrites the
+// event's bytes (and its JSONB copy, if it has one) by hand, leaving the
+// type, codec, time and checksum as they are.
+func (h *journalHarness) CorruptEventData(ctx context.Context, j driver.Journal, s driver.Stream, seq int64, change func([]byte) []byte) error {
+	table := j.(*journal).names.events
+	var data []byte
+	if err := h.pool.QueryRow(ctx, `SELECT event_bytes FROM `+table+` WHERE kind = $1 AND actor_id = $2 AND seq = $3`,
+		s.Kind, s.ID, seq).Scan(&data); err != nil {
+		return fmt.Errorf("event %d of %s: %w", seq, s, err)
+	}
+	data = change(data)
+	if data == nil {
+		data = []byte{} // event_bytes is NOT NULL
+	}
+	var jsonText *string
+	if classifyJSON(data) != jsonBytesOnly {
+		text := string(data)
+		jsonText = &text
+	}
+	_, err := h.pool.Exec(ctx, `UPDATE `+table+` SET event_bytes = $4,
+	event_data = CASE WHEN event_data IS NULL THEN NULL ELSE $5::jsonb END
+WHERE kind = $1 AND actor_id = $2 AND seq = $3`, s.Kind, s.ID, seq, data, jsonText)
+	return err
+}
+
+var _ storetest.EventDataCorrupter = (*journalHarness)(nil)
+
 func (h *journalHarness) Capabilities() storetest.JournalCapabilities {
 	return storetest.JournalCapabilities{ListStreams: true, MaxEventBytes: harnessMaxBytes}
 }
@@ -201,7 +228,7 @@ func TestJournalGroupCommitFallback(t *testing.T) {
 	hooks := &journalHooks{beforeTake: func() { <-hold }}
 	j, drv := openJournal(t, pool, &JournalOptions{GroupCommit: GroupCommit{Pipelines: 1}, hooks: hooks})
 	if _, err := pool.Exec(ctx, `INSERT INTO `+drv.names.events+` (kind, actor_id, seq, event_type, schema_version,
-	codec, event_bytes, appended_at) VALUES ('Account', 'blocked', 1, 'Stray', 0, 'raw', '\x00', now())`); err != nil {
+	codec, event_bytes, appended_at, checksum) VALUES ('Account', 'blocked', 1, 'Stray', 0, 'raw', '\x00', now(), 0)`); err != nil {
 		t.Fatal(err)
 	}
 	errs := make([]error, streams)
@@ -364,8 +391,9 @@ FROM `+drv.names.events).Scan(&kinds); err != nil {
 
 // TestJournalCorruptRowsOfForeignTable reads rows the provider's tables
 // cannot hold (their constraints refuse them), in tables created by hand
-// without the constraints: each is reported as a corrupt event naming its
-// position, after the events before it.
+// without the constraints, and a row whose checksum does not match its
+// event: each is reported as a corrupt event naming its position, after the
+// events before it.
 func TestJournalCorruptRowsOfForeignTable(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
@@ -375,41 +403,53 @@ func TestJournalCorruptRowsOfForeignTable(t *testing.T) {
 		`CREATE TABLE ` + streams + ` (kind TEXT, actor_id TEXT, last_seq BIGINT, PRIMARY KEY (kind, actor_id))`,
 		`CREATE TABLE ` + table + ` (kind TEXT, actor_id TEXT, seq BIGINT, event_type TEXT NOT NULL,
 	schema_version BIGINT NOT NULL, codec TEXT NOT NULL, event_data JSONB, event_bytes BYTEA,
-	appended_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (kind, actor_id, seq))`,
+	appended_at TIMESTAMPTZ NOT NULL, checksum BIGINT NOT NULL, PRIMARY KEY (kind, actor_id, seq))`,
 	} {
 		if _, err := pool.Exec(ctx, stmt); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The good events around the damaged ones carry their checksums, so
+	// that reading them succeeds.
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	good := func(data byte) (string, []any) {
+		e := driver.Event{Type: "T", Codec: "raw", Data: []byte{data}, Time: at}
+		return `'T', 0, 'raw', NULL, $2, $3, $4`, []any{e.Data, at, int64(driver.EventChecksum(&e))}
 	}
 	rows := map[string]string{ // stream id -> the values of its damaged second event
-		"schema-too-big": `'T', 4294967296, 'raw', NULL, '\x01', now()`,
-		"empty-type":     `'', 0, 'raw', NULL, '\x01', now()`,
-		"no-data":        `'T', 0, 'raw', NULL, NULL, now()`,
-		"infinite-time":  `'T', 0, 'raw', NULL, '\x01', 'infinity'`,
-		"long-codec":     `'T', 0, repeat('c', 65), NULL, '\x01', now()`,
+		"schema-too-big": `'T', 4294967296, 'raw', NULL, '\x01', now(), 0`,
+		"empty-type":     `'', 0, 'raw', NULL, '\x01', now(), 0`,
+		"no-data":        `'T', 0, 'raw', NULL, NULL, now(), 0`,
+		"infinite-time":  `'T', 0, 'raw', NULL, '\x01', 'infinity', 0`,
+		"long-codec":     `'T', 0, repeat('c', 65), NULL, '\x01', now(), 0`,
+		"checksum-range": `'T', 0, 'raw', NULL, '\x01', now(), 4294967296`,
+		"checksum-wrong": `'T', 0, 'raw', NULL, '\x01', now(), 12345`,
 	}
-	for id, values := range rows {
-		for _, stmt := range []string{
-			`INSERT INTO ` + streams + ` VALUES ('K', $1, 3)`,
-			`INSERT INTO ` + table + ` VALUES ('K', $1, 1, 'T', 0, 'raw', NULL, '\x01', now())`,
-			`INSERT INTO ` + table + ` VALUES ('K', $1, 2, ` + values + `)`,
-			`INSERT INTO ` + table + ` VALUES ('K', $1, 3, 'T', 0, 'raw', NULL, '\x03', now())`,
-		} {
-			if _, err := pool.Exec(ctx, stmt, id); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	// A stream whose second event is missing altogether.
-	for _, stmt := range []string{
-		`INSERT INTO ` + streams + ` VALUES ('K', 'gap', 3)`,
-		`INSERT INTO ` + table + ` VALUES ('K', 'gap', 1, 'T', 0, 'raw', NULL, '\x01', now())`,
-		`INSERT INTO ` + table + ` VALUES ('K', 'gap', 3, 'T', 0, 'raw', NULL, '\x03', now())`,
-	} {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
+	insert := func(id string, seq int64, values string, args ...any) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO `+table+` VALUES ('K', $1, `+fmt.Sprint(seq)+`, `+values+`)`,
+			append([]any{id}, args...)...); err != nil {
 			t.Fatal(err)
 		}
 	}
+	for id, values := range rows {
+		if _, err := pool.Exec(ctx, `INSERT INTO `+streams+` VALUES ('K', $1, 3)`, id); err != nil {
+			t.Fatal(err)
+		}
+		v1, a1 := good(1)
+		insert(id, 1, v1, a1...)
+		insert(id, 2, values)
+		v3, a3 := good(3)
+		insert(id, 3, v3, a3...)
+	}
+	// A stream whose second event is missing altogether.
+	if _, err := pool.Exec(ctx, `INSERT INTO `+streams+` VALUES ('K', 'gap', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	v1, a1 := good(1)
+	insert("gap", 1, v1, a1...)
+	v3, a3 := good(3)
+	insert("gap", 3, v3, a3...)
 	rows["gap"] = ""
 	j, err := NewJournal(ctx, pool, &JournalOptions{Table: table})
 	if err != nil {
@@ -434,6 +474,24 @@ func TestJournalCorruptRowsOfForeignTable(t *testing.T) {
 		}); err != nil || len(third) != 1 {
 			t.Errorf("Read of %s from 3 = %v, %v; want event 3", id, third, err)
 		}
+	}
+}
+
+// TestJournalInitRefusesEarlierLayout checks that an events table without
+// the checksum column is refused, naming it.
+func TestJournalInitRefusesEarlierLayout(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	table := freshJournalTable(t, pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (kind TEXT COLLATE "C" NOT NULL,
+	actor_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, event_type TEXT NOT NULL, schema_version BIGINT NOT NULL,
+	codec TEXT NOT NULL, event_data JSONB, event_bytes BYTEA NOT NULL, appended_at TIMESTAMPTZ NOT NULL,
+	PRIMARY KEY (kind, actor_id, seq))`); err != nil {
+		t.Fatal(err)
+	}
+	err := InitJournalSchema(ctx, pool, &JournalOptions{Table: table})
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("InitJournalSchema over an events table of the earlier layout = %v, want ErrInvalidArgument naming checksum", err)
 	}
 }
 

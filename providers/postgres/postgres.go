@@ -57,12 +57,22 @@ type Options struct {
 	// GroupCommit.Disabled is set.
 	GroupCommit GroupCommit
 
-	// SweepInterval is how often a background goroutine deletes rows whose
-	// expires_at has passed. Expired rows are invisible whether or not they
-	// were swept; sweeping reclaims space. 0 means DefaultSweepInterval; a
-	// negative value disables the sweeper (several stores on one table need
-	// only one sweeper).
+	// SweepInterval is how often a background goroutine purges tombstones
+	// and expired rows older than TombstoneRetention. Expired rows and
+	// tombstones are invisible whether or not they were purged; purging
+	// reclaims space. 0 means DefaultSweepInterval; a negative value
+	// disables the sweeper (several stores on one table need only one
+	// sweeper).
 	SweepInterval time.Duration
+
+	// TombstoneRetention is how long the row of a deleted record (a
+	// tombstone) and an expired row are kept, from the delete or the
+	// expiry, before the sweeper purges them. Until then the key keeps its
+	// last version: a create continues from it, and a writer holding a
+	// version from before the delete or the expiry gets a conflict. After
+	// the purge the key starts again from version 1. 0 means
+	// driver.DefaultTombstoneRetention (7 days); negative is invalid.
+	TombstoneRetention time.Duration
 
 	// MaxRecordBytes is the largest len(Record.Data) the store accepts;
 	// larger records fail with persistence.ErrTooLarge before any I/O. 0
@@ -96,13 +106,14 @@ type GroupCommit struct {
 
 // store implements driver.Store on one table.
 type store struct {
-	pool     *pgxpool.Pool
-	ownPool  bool // opened from a URL: Close closes the pool
-	names    tableNames
-	sql      statements
-	now      func() time.Time
-	maxBytes int
-	gc       *committer // nil when group commit is disabled
+	pool      *pgxpool.Pool
+	ownPool   bool // opened from a URL: Close closes the pool
+	names     tableNames
+	sql       statements
+	now       func() time.Time
+	maxBytes  int
+	retention time.Duration // tombstone retention
+	gc        *committer    // nil when group commit is disabled
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -149,6 +160,11 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, opts *Options, ownPool bo
 		return nil, bad("negative GroupCommit.MaxBatch %d", o.GroupCommit.MaxBatch)
 	case o.GroupCommit.Pipelines < 0:
 		return nil, bad("negative GroupCommit.Pipelines %d", o.GroupCommit.Pipelines)
+	case o.TombstoneRetention < 0:
+		return nil, bad("negative TombstoneRetention %v", o.TombstoneRetention)
+	}
+	if o.TombstoneRetention == 0 {
+		o.TombstoneRetention = driver.DefaultTombstoneRetention
 	}
 	if o.MaxRecordBytes == 0 {
 		o.MaxRecordBytes = DefaultMaxRecordBytes
@@ -165,12 +181,13 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, opts *Options, ownPool bo
 		}
 	}
 	s := &store{
-		pool:     pool,
-		ownPool:  ownPool,
-		names:    n,
-		sql:      newStatements(n.qualified),
-		now:      o.Now,
-		maxBytes: o.MaxRecordBytes,
+		pool:      pool,
+		ownPool:   ownPool,
+		names:     n,
+		sql:       newStatements(n.qualified),
+		now:       o.Now,
+		maxBytes:  o.MaxRecordBytes,
+		retention: o.TombstoneRetention,
 	}
 	if !o.GroupCommit.Disabled {
 		s.gc = newCommitter(s, cmp.Or(o.GroupCommit.MaxBatch, DefaultMaxBatch),
@@ -189,11 +206,11 @@ const maxRaceRetries = 3
 func (s *store) exec(ctx context.Context, r *request) error {
 	for attempt := 1; ; attempt++ {
 		var applied bool
-		var actual *int64
-		if err := s.pool.QueryRow(ctx, r.sql(&s.sql), r.sqlArgs(s.now())...).Scan(&applied, &actual); err != nil {
+		var version *int64
+		if err := s.pool.QueryRow(ctx, r.sql(&s.sql), r.sqlArgs(s.now())...).Scan(&applied, &version); err != nil {
 			return err
 		}
-		err := r.outcome(applied, actual)
+		err := r.outcome(applied, version)
 		if err != errRace {
 			return err
 		}
@@ -214,19 +231,20 @@ func (s *store) checkRecord(rec *driver.Record) error {
 	return nil
 }
 
-// Get implements driver.Store: one SELECT on a pooled connection.
+// Get implements driver.Store: one SELECT on a pooled connection, of a live
+// row (not a tombstone, not expired).
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
 	if s.closed.Load() {
 		return driver.Record{}, false, errClosed
 	}
 	var (
-		jsonText, raw []byte
-		rec           driver.Record
-		schema        int64
-		expires       *time.Time
+		jsonText, raw    []byte
+		rec              driver.Record
+		schema, checksum int64
+		expires          *time.Time
 	)
 	err := s.pool.QueryRow(ctx, s.sql.get, key.Kind, key.ID, key.Slot, s.now()).
-		Scan(&jsonText, &raw, &rec.Codec, &schema, &rec.Compressed, &rec.Version, &rec.UpdatedAt, &expires)
+		Scan(&jsonText, &raw, &rec.Codec, &schema, &rec.Compressed, &rec.Version, &rec.UpdatedAt, &expires, &checksum)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return driver.Record{}, false, nil
@@ -245,11 +263,12 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 	default:
 		rec.Data = []byte{}
 	}
-	if rec.Version < 1 || schema < 0 || schema > 1<<32-1 || len(rec.Codec) > driver.MaxCodecLen {
+	if rec.Version < 1 || schema < 0 || schema > 1<<32-1 || len(rec.Codec) > driver.MaxCodecLen ||
+		checksum < 0 || checksum > 1<<32-1 {
 		return driver.Record{}, false, driver.NewCorrupt(fmt.Errorf(
-			"row has version %d, schema version %d, codec %q", rec.Version, schema, rec.Codec))
+			"row has version %d, schema version %d, codec %q, checksum %d", rec.Version, schema, rec.Codec, checksum))
 	}
-	rec.Schema = uint32(schema)
+	rec.Schema, rec.Checksum = uint32(schema), uint32(checksum)
 	rec.UpdatedAt = rec.UpdatedAt.UTC()
 	if expires != nil {
 		rec.ExpiresAt = expires.UTC()
@@ -268,13 +287,15 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	if err := s.checkRecord(&rec); err != nil {
 		return 0, err
 	}
-	if err := s.run(ctx, s.newPut(key, &rec, expected)); err != nil {
+	r := s.newPut(key, &rec, expected)
+	if err := s.run(ctx, r); err != nil {
 		return 0, err
 	}
-	return expected + 1, nil
+	return r.version, nil
 }
 
-// Delete implements driver.Store, like Put.
+// Delete implements driver.Store, like Put: the live record becomes a
+// tombstone that keeps its version.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
 	if s.closed.Load() {
 		return errClosed
@@ -289,9 +310,10 @@ func (s *store) run(ctx context.Context, r *request) error {
 	return s.exec(ctx, r)
 }
 
-// PutBatch implements driver.Batcher: the writes run in one explicit
-// transaction, sent with its BEGIN in one round trip and committed (or
-// rolled back, on a conflict) in a second. Writes are sent in key order, so
+// PutBatch implements driver.Batcher: the writes (saves and deletes) run in
+// one explicit transaction, sent with its BEGIN in one round trip and
+// committed (or rolled back, on a conflict) in a second. Each statement
+// sees the writes of the batch before it. Writes are sent in key order, so
 // that transactions writing several rows lock them in the same order and
 // cannot deadlock each other; the order of writes to one key is kept.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
@@ -301,6 +323,10 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	reqs := make([]*request, len(writes))
 	for i := range writes {
 		w := &writes[i]
+		if w.Delete {
+			reqs[i] = &request{op: opDelete, key: w.Key, expected: w.Expected}
+			continue
+		}
 		if err := s.checkRecord(&w.Record); err != nil {
 			return nil, fmt.Errorf("write %d: %w", i, err)
 		}
@@ -313,29 +339,35 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
 
 	for attempt := 1; ; attempt++ {
-		idx, actual, err := s.putBatchOnce(ctx, reqs, order)
+		idx, failure, err := s.putBatchOnce(ctx, reqs, order)
 		switch {
 		case err != nil:
 			return nil, err
 		case idx < 0:
 			out := make([]int64, len(writes))
-			for i := range writes {
-				out[i] = writes[i].Expected + 1
+			for i, r := range reqs {
+				if r.op != opDelete {
+					out[i] = r.version
+				}
 			}
 			return out, nil
-		case actual == writes[idx].Expected && attempt < maxRaceRetries:
-			continue // errRace: see request.outcome
-		case actual == writes[idx].Expected:
-			actual = -1
+		case failure == errRace && attempt < maxRaceRetries:
+			continue // see request.outcome
+		case failure == errRace:
+			return nil, driver.NewBatchConflict(idx, -1)
 		}
-		return nil, driver.NewBatchConflict(idx, actual)
+		var ce *driver.ConflictError
+		if !errors.As(failure, &ce) {
+			return nil, failure
+		}
+		return nil, driver.NewBatchConflict(idx, ce.Actual)
 	}
 }
 
 // putBatchOnce runs the batch once. It returns -1 and a nil error when it
 // committed, or the index of the first write (in the caller's order) that
-// failed its check with the actual version the statement saw.
-func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) (failed int, actual int64, err error) {
+// failed its check with its outcome: a conflict, or errRace.
+func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) (failed int, failure, err error) {
 	now := s.now()
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
@@ -355,11 +387,8 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		if err = br.QueryRow().Scan(&applied, &v); err != nil {
 			break
 		}
-		if !applied && (failed < 0 || i < failed) {
-			failed, actual = i, 0
-			if v != nil {
-				actual = *v
-			}
+		if f := reqs[i].outcome(applied, v); f != nil && (failed < 0 || i < failed) {
+			failed, failure = i, f
 		}
 	}
 	if cerr := br.Close(); err == nil {
@@ -370,9 +399,9 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		if rerr := tx.Rollback(ctx); err == nil && rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
 			err = rerr
 		}
-		return failed, actual, err
+		return failed, failure, err
 	}
-	return -1, 0, tx.Commit(ctx)
+	return -1, nil, tx.Commit(ctx)
 }
 
 // compareKeys orders keys by kind, id and slot.

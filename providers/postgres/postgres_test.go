@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -124,6 +125,40 @@ func (h *harness) MakeStore(ctx context.Context, t testing.TB) (driver.Store, er
 	return s.Driver(), nil
 }
 
+// Corrupt implements storetest.Corrupter: it rewrites the data columns of
+// the key's row by hand, placing the new data where the provider would
+// (JSONB, bytes, or both), and leaves the version, envelope and checksum as
+// they are.
+func (h *harness) Corrupt(ctx context.Context, s driver.Store, key driver.Key, change func([]byte) []byte) error {
+	return corruptRow(ctx, h.pool, s.(*store), key, change)
+}
+
+var _ storetest.Corrupter = (*harness)(nil)
+
+// corruptRow replaces the data of key's live row in st's table by
+// change(data), below the driver.
+func corruptRow(ctx context.Context, pool *pgxpool.Pool, st *store, key driver.Key, change func([]byte) []byte) error {
+	rec, ok, err := st.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no live record %s", key)
+	}
+	rec.Data = change(bytes.Clone(rec.Data))
+	r := st.newPut(key, &rec, rec.Version)
+	var jsonText any // NULL unless the data goes to JSONB
+	if r.hasJSON {
+		jsonText = r.jsonText
+	}
+	tag, err := pool.Exec(ctx, `UPDATE `+st.names.qualified+` SET state_data = $4::jsonb, state_bytes = $5::bytea
+WHERE kind = $1 AND actor_id = $2 AND state_name = $3 AND NOT deleted`, key.Kind, key.ID, key.Slot, jsonText, r.raw)
+	if err == nil && tag.RowsAffected() != 1 {
+		err = fmt.Errorf("%s: %d rows changed", key, tag.RowsAffected())
+	}
+	return err
+}
+
 func (h *harness) Capabilities() storetest.Capabilities {
 	return storetest.Capabilities{AtomicBatch: true, MaxRecordBytes: harnessMaxBytes}
 }
@@ -188,6 +223,7 @@ func TestNamesRejected(t *testing.T) {
 	for _, opts := range []*Options{
 		{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1},
 		{GroupCommit: GroupCommit{MaxBatch: -1}}, {GroupCommit: GroupCommit{Pipelines: -2}},
+		{TombstoneRetention: -time.Second},
 	} {
 		if _, err := New(context.Background(), pool, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
@@ -312,6 +348,27 @@ func TestInitSchemaRefusesForeignTable(t *testing.T) {
 	err := InitSchema(ctx, pool, &Options{Table: table})
 	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "kind") {
 		t.Errorf("InitSchema over a table of another shape = %v, want ErrInvalidArgument naming the missing columns", err)
+	}
+}
+
+// TestInitSchemaRefusesEarlierLayout checks that a table of the provider's
+// layout before checksums and tombstones is refused, naming the missing
+// columns, rather than used: its rows have no checksums, and deletes would
+// drop rows (and with them the versions).
+func TestInitSchemaRefusesEarlierLayout(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	table := freshTable(t, pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (
+	kind TEXT COLLATE "C" NOT NULL, actor_id TEXT COLLATE "C" NOT NULL, state_name TEXT COLLATE "C" NOT NULL,
+	state_data JSONB, state_bytes BYTEA, codec TEXT NOT NULL, schema_version BIGINT NOT NULL,
+	compressed BOOLEAN NOT NULL, version BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ,
+	PRIMARY KEY (kind, actor_id, state_name))`); err != nil {
+		t.Fatal(err)
+	}
+	err := InitSchema(ctx, pool, &Options{Table: table})
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !containsAll(err.Error(), "checksum", "deleted") {
+		t.Errorf("InitSchema over a table of the earlier layout = %v, want ErrInvalidArgument naming checksum and deleted", err)
 	}
 }
 

@@ -84,7 +84,7 @@ func indexName(table, suffix string) string {
 // columns are the columns the provider reads and writes, in table order.
 var columns = []string{
 	"kind", "actor_id", "state_name", "state_data", "state_bytes", "codec",
-	"schema_version", "compressed", "version", "updated_at", "expires_at",
+	"schema_version", "compressed", "version", "updated_at", "expires_at", "checksum", "deleted",
 }
 
 // ddl returns the statements that create the table and then its indexes if
@@ -94,9 +94,13 @@ var columns = []string{
 // primary key is injective for any valid UTF-8 key, whatever the database's
 // default collation) and index lookups skip locale-aware comparison.
 // schema_version is a BIGINT because the record envelope's schema version
-// is a uint32, which an INT cannot hold. The CHECK constraints make every
-// row representable as a record, so that a row written by hand cannot make
-// the provider fail in a way the persistence layer cannot report.
+// is a uint32, which an INT cannot hold; checksum is a BIGINT for the same
+// reason (a CRC-32C). A row with deleted set is a tombstone: it keeps the
+// version of a deleted record and holds no data; its expires_at is the time
+// of the delete, so that the sweeper finds tombstones and expired records
+// through the one partial index. The CHECK constraints make every row
+// representable as a record, so that a row written by hand cannot make the
+// provider fail in a way the persistence layer cannot report.
 func (n tableNames) ddl() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + n.qualified + ` (
@@ -111,7 +115,10 @@ func (n tableNames) ddl() []string {
 	version        BIGINT NOT NULL CHECK (version > 0),
 	updated_at     TIMESTAMPTZ NOT NULL CHECK (isfinite(updated_at)),
 	expires_at     TIMESTAMPTZ CHECK (isfinite(expires_at)),
-	PRIMARY KEY (kind, actor_id, state_name)
+	checksum       BIGINT NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
+	deleted        BOOLEAN NOT NULL DEFAULT false,
+	PRIMARY KEY (kind, actor_id, state_name),
+	CHECK (NOT deleted OR (state_data IS NULL AND state_bytes IS NULL AND expires_at IS NOT NULL))
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + n.updatedIdx + ` ON ` + n.qualified + ` (updated_at)`,
 		`CREATE INDEX IF NOT EXISTS ` + n.expiresIdx + ` ON ` + n.qualified + ` (expires_at) WHERE expires_at IS NOT NULL`,

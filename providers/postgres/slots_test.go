@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
 )
 
 // bankAccount is the state of the seed's BankAccount example.
@@ -107,8 +108,20 @@ func TestCorruptRecordNamesKeyAndIsKept(t *testing.T) {
 	}
 	for _, r := range rows {
 		if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (kind, actor_id, state_name, state_data, codec,
-	schema_version, compressed, version, updated_at) VALUES ('BankAccount', $1, 'Account', $2, $3, 0, false, 7, now())`,
+	schema_version, compressed, version, updated_at, checksum) VALUES ('BankAccount', $1, 'Account', $2, $3, 0, false, 7, now(), 0)`,
 			r.id, r.data, r.codec); err != nil {
+			t.Fatal(err)
+		}
+		// With the checksum of what the row holds, as a writer by hand
+		// would compute it: the row is intact, only its contents do not fit
+		// the slot.
+		key := driver.Key{Kind: "BankAccount", ID: r.id, Slot: "Account"}
+		rec, ok, err := drv.Get(ctx, key)
+		if err != nil || !ok {
+			t.Fatalf("%s: Get = %v, %v", r.id, ok, err)
+		}
+		if _, err := pool.Exec(ctx, `UPDATE `+table+` SET checksum = $2 WHERE kind = 'BankAccount' AND actor_id = $1`,
+			r.id, int64(driver.Checksum(&rec))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +175,9 @@ func containsAll(s string, parts ...string) bool {
 // TestCorruptRowsOfForeignTable reads rows no table created by InitSchema
 // can hold (its CHECK constraints refuse them), in a table created by hand
 // without the constraints: the driver reports them as corrupt, naming the
-// key, instead of failing in another way or returning a bad record.
+// key, instead of failing in another way or returning a bad record. A row
+// whose checksum does not match its contents is reported the same way, by
+// the persistence layer.
 func TestCorruptRowsOfForeignTable(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
@@ -170,6 +185,7 @@ func TestCorruptRowsOfForeignTable(t *testing.T) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (kind TEXT, actor_id TEXT, state_name TEXT, state_data JSONB,
 	state_bytes BYTEA, codec TEXT NOT NULL, schema_version BIGINT NOT NULL, compressed BOOLEAN NOT NULL,
 	version BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ,
+	checksum BIGINT NOT NULL DEFAULT 0, deleted BOOLEAN NOT NULL DEFAULT false,
 	PRIMARY KEY (kind, actor_id, state_name))`); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +193,8 @@ func TestCorruptRowsOfForeignTable(t *testing.T) {
 		"version-0":      `'{"a":1}', NULL, 'json', 0, false, 0, now()`,
 		"schema-too-big": `'{"a":1}', NULL, 'json', 4294967296, false, 1, now()`,
 		"infinite-time":  `'{"a":1}', NULL, 'json', 0, false, 1, 'infinity'`,
+		"checksum-range": `'{"a":1}', NULL, 'json', 0, false, 1, now(), NULL, 4294967296`,
+		"checksum-wrong": `'{"a":1}', NULL, 'json', 0, false, 1, now(), NULL, 12345`,
 	}
 	for id, values := range rows {
 		if _, err := pool.Exec(ctx, `INSERT INTO `+table+` VALUES ('K', $1, 's', `+values+`)`, id); err != nil {

@@ -12,136 +12,163 @@ import (
 // pgx's query execution modes (the simple protocol included). The only text
 // spliced in is the table's quoted name, validated at construction.
 //
-// Writes answer, for each request, whether it was applied and the live
-// version the statement's snapshot saw (NULL: none). On a conflict that
-// version is the actual one; see request.outcome for the one ambiguous case.
+// Writes answer, for each request, whether it was applied and a version:
+// the version it wrote if it was applied, else the live version the
+// statement's snapshot saw (NULL: none). On a conflict that version is the
+// actual one; see request.outcome for the one ambiguous case.
+//
+// A row is live unless it is a tombstone (deleted) or has expired by the
+// store's clock. A create takes over a tombstone or an expired row and
+// continues its versions (version + 1); a delete turns the live row into a
+// tombstone that keeps its version. Versions are thus never reused for a
+// key until the sweeper purges the row, after the tombstone retention.
 type statements struct {
 	get string
 
 	// One request each. Parameters: $1 kind, $2 actor_id, $3 state_name,
 	// $4 state_data (JSON text or NULL), $5 state_bytes, $6 codec, $7 schema
 	// version, $8 compressed, $9 updated_at, $10 expires_at (or NULL), $11
-	// the store's clock, and for update $12 the expected version. Delete: $1
-	// to $3, $4 the clock, $5 the expected version.
+	// checksum, $12 the store's clock, and for update $13 the expected
+	// version. Delete: $1 to $3, $4 the clock, $5 the expected version.
 	create, update, delete string
 
 	// Many requests each, for group commit: the same parameters as arrays
 	// (the clock stays one value), one element per request, keys distinct.
-	// They return (ordinal of the request, applied, actual) per request.
+	// They return (ordinal of the request, applied, version) per request.
 	createSet, updateSet, deleteSet string
 
 	sweep string
 }
 
+// tombstoneSet is the assignment that turns a row into a tombstone at the
+// time now (a parameter): no data, no envelope, the version kept.
+func tombstoneSet(now string) string {
+	return `deleted = true, state_data = NULL, state_bytes = NULL, codec = '', schema_version = 0,
+		compressed = false, checksum = 0, updated_at = ` + now + `::timestamptz, expires_at = ` + now + `::timestamptz`
+}
+
 func newStatements(table string) statements {
 	const key = `kind = $1 AND actor_id = $2 AND state_name = $3`
 	live := func(alias, now string) string {
-		return `(` + alias + `expires_at IS NULL OR ` + alias + `expires_at > ` + now + `::timestamptz)`
+		return `(NOT ` + alias + `deleted AND (` + alias + `expires_at IS NULL OR ` + alias + `expires_at > ` +
+			now + `::timestamptz))`
 	}
-	actual := func(now string) string {
-		return `(SELECT version FROM ` + table + ` WHERE ` + key + ` AND ` + live("", now) + `)`
+	// The answer of a single-request write w: applied, and the version
+	// written or else the live version the snapshot saw.
+	answer := func(now string) string {
+		return `SELECT EXISTS (SELECT FROM w), COALESCE((SELECT version FROM w),
+	(SELECT version FROM ` + table + ` WHERE ` + key + ` AND ` + live("", now) + `))`
 	}
-	const setColumns = `kind, actor_id, state_name, state_data, state_bytes, codec, schema_version, compressed, updated_at, expires_at`
+	const setColumns = `kind, actor_id, state_name, state_data, state_bytes, codec, schema_version, compressed, updated_at,
+		expires_at, checksum`
 	const setInput = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[],
-		$8::boolean[], $9::timestamptz[], $10::timestamptz[]`
+		$8::boolean[], $9::timestamptz[], $10::timestamptz[], $11::bigint[]`
 	const setKey = `t.kind = u.kind AND t.actor_id = u.actor_id AND t.state_name = u.state_name`
-	// The version a request that was not applied found, looked up only for
-	// those (a correlated subquery in a CASE runs only when reached).
-	setActual := func(applied, now string) string {
-		return `CASE WHEN NOT ` + applied + ` THEN (SELECT t.version FROM ` + table + ` t WHERE ` + setKey +
-			` AND ` + live("t.", now) + `) END`
+	// The answer of a set statement, from r (the input u with the version
+	// each request wrote, NULL if it was not applied): the live version is
+	// looked up only for the requests not applied (COALESCE evaluates its
+	// second argument only when the first is NULL).
+	setAnswer := func(now string) string {
+		return `SELECT u.ord, u.written IS NOT NULL, COALESCE(u.written,
+	(SELECT t.version FROM ` + table + ` t WHERE ` + setKey + ` AND ` + live("t.", now) + `)) FROM r AS u`
 	}
+	// Taking over a tombstone or an expired row on a create.
+	const takeOver = `ON CONFLICT (kind, actor_id, state_name) DO UPDATE
+	SET state_data = EXCLUDED.state_data, state_bytes = EXCLUDED.state_bytes, codec = EXCLUDED.codec,
+		schema_version = EXCLUDED.schema_version, compressed = EXCLUDED.compressed, version = t.version + 1,
+		updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at, checksum = EXCLUDED.checksum,
+		deleted = false`
 	return statements{
 		get: `SELECT CASE WHEN state_bytes IS NULL THEN state_data END, state_bytes, codec, schema_version,
-	compressed, version, updated_at, expires_at
+	compressed, version, updated_at, expires_at, checksum
 FROM ` + table + ` WHERE ` + key + ` AND ` + live("", "$4"),
 
-		// Create: insert, or take over an expired row. ON CONFLICT makes two
-		// concurrent creators safe: one inserts, the other finds its row.
+		// Create: insert, or take over a tombstone or an expired row,
+		// continuing its versions. ON CONFLICT makes two concurrent creators
+		// safe: one inserts or takes the row over, the other finds it live
+		// (the WHERE is checked again on the newest row version).
 		create: `WITH w AS (
 	INSERT INTO ` + table + ` AS t (kind, actor_id, state_name, state_data, state_bytes, codec,
-		schema_version, compressed, version, updated_at, expires_at)
+		schema_version, compressed, version, updated_at, expires_at, checksum, deleted)
 	VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::bytea, $6::text, $7::bigint, $8::boolean, 1,
-		$9::timestamptz, $10::timestamptz)
-	ON CONFLICT (kind, actor_id, state_name) DO UPDATE
-	SET state_data = EXCLUDED.state_data, state_bytes = EXCLUDED.state_bytes, codec = EXCLUDED.codec,
-		schema_version = EXCLUDED.schema_version, compressed = EXCLUDED.compressed, version = 1,
-		updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-	WHERE t.expires_at <= $11::timestamptz
-	RETURNING 1
+		$9::timestamptz, $10::timestamptz, $11::bigint, false)
+	` + takeOver + `
+	WHERE t.deleted OR t.expires_at <= $12::timestamptz
+	RETURNING t.version
 )
-SELECT EXISTS (SELECT FROM w), ` + actual("$11"),
+` + answer("$12"),
 
 		update: `WITH w AS (
 	UPDATE ` + table + `
 	SET state_data = $4::jsonb, state_bytes = $5::bytea, codec = $6::text, schema_version = $7::bigint,
-		compressed = $8::boolean, version = $12::bigint + 1, updated_at = $9::timestamptz,
-		expires_at = $10::timestamptz
-	WHERE kind = $1::text AND actor_id = $2::text AND state_name = $3::text AND version = $12::bigint
-		AND ` + live("", "$11") + `
-	RETURNING 1
+		compressed = $8::boolean, version = $13::bigint + 1, updated_at = $9::timestamptz,
+		expires_at = $10::timestamptz, checksum = $11::bigint
+	WHERE kind = $1::text AND actor_id = $2::text AND state_name = $3::text AND version = $13::bigint
+		AND ` + live("", "$12") + `
+	RETURNING version
 )
-SELECT EXISTS (SELECT FROM w), ` + actual("$11"),
+` + answer("$12"),
 
-		// Expecting 0 clears an expired row, if any.
+		// Delete: the live row at the expected version becomes a tombstone.
+		// Expecting 0 writes nothing: it only checks that no row is live.
 		delete: `WITH w AS (
-	DELETE FROM ` + table + ` WHERE kind = $1::text AND actor_id = $2::text AND state_name = $3::text AND (
-		(version = $5::bigint AND ` + live("", "$4") + `) OR ($5::bigint = 0 AND expires_at <= $4::timestamptz))
-	RETURNING 1
+	UPDATE ` + table + ` SET ` + tombstoneSet("$4") + `
+	WHERE kind = $1::text AND actor_id = $2::text AND state_name = $3::text AND version = $5::bigint
+		AND $5::bigint > 0 AND ` + live("", "$4") + `
+	RETURNING version
 )
-SELECT EXISTS (SELECT FROM w), ` + actual("$4"),
+` + answer("$4"),
 
 		createSet: `WITH u AS (
 	SELECT * FROM ` + setInput + `) WITH ORDINALITY AS u(` + setColumns + `, ord)
 ), w AS (
 	INSERT INTO ` + table + ` AS t (kind, actor_id, state_name, state_data, state_bytes, codec,
-		schema_version, compressed, version, updated_at, expires_at)
+		schema_version, compressed, version, updated_at, expires_at, checksum, deleted)
 	SELECT kind, actor_id, state_name, state_data::jsonb, state_bytes, codec, schema_version, compressed, 1,
-		updated_at, expires_at
+		updated_at, expires_at, checksum, false
 	FROM u ORDER BY ord
-	ON CONFLICT (kind, actor_id, state_name) DO UPDATE
-	SET state_data = EXCLUDED.state_data, state_bytes = EXCLUDED.state_bytes, codec = EXCLUDED.codec,
-		schema_version = EXCLUDED.schema_version, compressed = EXCLUDED.compressed, version = 1,
-		updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-	WHERE t.expires_at <= $11::timestamptz
-	RETURNING t.kind, t.actor_id, t.state_name
+	` + takeOver + `
+	WHERE t.deleted OR t.expires_at <= $12::timestamptz
+	RETURNING t.kind, t.actor_id, t.state_name, t.version
 ), r AS (
-	SELECT u.*, t.kind IS NOT NULL AS applied FROM u LEFT JOIN w AS t ON ` + setKey + `
+	SELECT u.*, t.version AS written FROM u LEFT JOIN w AS t ON ` + setKey + `
 )
-SELECT u.ord, u.applied, ` + setActual("u.applied", "$11") + ` FROM r AS u`,
+` + setAnswer("$12"),
 
 		updateSet: `WITH u AS (
-	SELECT * FROM ` + setInput + `, $12::bigint[]) WITH ORDINALITY AS u(` + setColumns + `, expected, ord)
+	SELECT * FROM ` + setInput + `, $13::bigint[]) WITH ORDINALITY AS u(` + setColumns + `, expected, ord)
 ), w AS (
 	UPDATE ` + table + ` AS t
 	SET state_data = u.state_data::jsonb, state_bytes = u.state_bytes, codec = u.codec,
 		schema_version = u.schema_version, compressed = u.compressed, version = u.expected + 1,
-		updated_at = u.updated_at, expires_at = u.expires_at
+		updated_at = u.updated_at, expires_at = u.expires_at, checksum = u.checksum
 	FROM u
-	WHERE ` + setKey + ` AND t.version = u.expected AND ` + live("t.", "$11") + `
-	RETURNING u.ord
+	WHERE ` + setKey + ` AND t.version = u.expected AND ` + live("t.", "$12") + `
+	RETURNING u.ord, t.version
 ), r AS (
-	SELECT u.*, w.ord IS NOT NULL AS applied FROM u LEFT JOIN w ON w.ord = u.ord
+	SELECT u.*, w.version AS written FROM u LEFT JOIN w ON w.ord = u.ord
 )
-SELECT u.ord, u.applied, ` + setActual("u.applied", "$11") + ` FROM r AS u`,
+` + setAnswer("$12"),
 
 		deleteSet: `WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $5::bigint[])
 		WITH ORDINALITY AS u(kind, actor_id, state_name, expected, ord)
 ), w AS (
-	DELETE FROM ` + table + ` AS t USING u
-	WHERE ` + setKey + ` AND ((t.version = u.expected AND ` + live("t.", "$4") + `)
-		OR (u.expected = 0 AND t.expires_at <= $4::timestamptz))
-	RETURNING u.ord
+	UPDATE ` + table + ` AS t SET ` + tombstoneSet("$4") + `
+	FROM u
+	WHERE ` + setKey + ` AND t.version = u.expected AND u.expected > 0 AND ` + live("t.", "$4") + `
+	RETURNING u.ord, t.version
 ), r AS (
-	SELECT u.*, w.ord IS NOT NULL AS applied FROM u LEFT JOIN w ON w.ord = u.ord
+	SELECT u.*, w.version AS written FROM u LEFT JOIN w ON w.ord = u.ord
 )
-SELECT u.ord, u.applied, ` + setActual("u.applied", "$4") + ` FROM r AS u`,
+` + setAnswer("$4"),
 
-		// Sweep: $1 the store's clock, $2 the number of rows per step. Rows
-		// locked by a writer are skipped, and the outer condition is checked
-		// again on the newest row version, so a row saved again meanwhile
-		// stays.
+		// Sweep: $1 the cutoff (the store's clock less the tombstone
+		// retention), $2 the number of rows per step. A tombstone's
+		// expires_at is the time of its delete, so this purges tombstones
+		// and expired records older than the retention. Rows locked by a
+		// writer are skipped, and the outer condition is checked again on
+		// the newest row version, so a row saved again meanwhile stays.
 		sweep: `DELETE FROM ` + table + ` WHERE (kind, actor_id, state_name) IN (
 	SELECT kind, actor_id, state_name FROM ` + table + `
 	WHERE expires_at <= $1::timestamptz LIMIT $2::integer FOR UPDATE SKIP LOCKED)
@@ -174,6 +201,10 @@ type request struct {
 	compressed bool
 	updated    time.Time
 	expires    *time.Time
+	checksum   int64
+
+	// version is the version an applied write produced (see outcome).
+	version int64
 
 	pending // group commit
 }
@@ -190,6 +221,7 @@ func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *requ
 		schema:     int64(rec.Schema),
 		compressed: rec.Compressed,
 		updated:    rec.UpdatedAt,
+		checksum:   int64(rec.Checksum),
 	}
 	if expected == 0 {
 		r.op = opCreate
@@ -214,8 +246,6 @@ func (s *store) newPut(key driver.Key, rec *driver.Record, expected int64) *requ
 	}
 	return r
 }
-
-// deadline returns the deadline of the caller's context.
 
 // size is the number of data bytes r sends.
 func (r *request) size() int { return len(r.jsonText) + len(r.raw) }
@@ -245,7 +275,7 @@ func (r *request) sqlArgs(now time.Time) []any {
 		expires = *r.expires
 	}
 	args := []any{r.key.Kind, r.key.ID, r.key.Slot, jsonText, r.raw, r.codec, r.schema, r.compressed,
-		r.updated, expires, now}
+		r.updated, expires, r.checksum, now}
 	if r.op == opUpdate {
 		args = append(args, r.expected)
 	}
@@ -276,16 +306,16 @@ func setArgs(reqs []*request, now time.Time) []any {
 		return []any{kinds, ids, slots, now, expected}
 	}
 	jsonText, raw, codecs := make([]*string, n), make([][]byte, n), make([]string, n)
-	schemas, compressed := make([]int64, n), make([]bool, n)
+	schemas, compressed, checksums := make([]int64, n), make([]bool, n), make([]int64, n)
 	updated, expires := make([]time.Time, n), make([]*time.Time, n)
 	for i, r := range reqs {
 		if r.hasJSON {
 			jsonText[i] = &r.jsonText
 		}
 		raw[i], codecs[i], schemas[i], compressed[i] = r.raw, r.codec, r.schema, r.compressed
-		updated[i], expires[i] = r.updated, r.expires
+		updated[i], expires[i], checksums[i] = r.updated, r.expires, r.checksum
 	}
-	args := []any{kinds, ids, slots, jsonText, raw, codecs, schemas, compressed, updated, expires, now}
+	args := []any{kinds, ids, slots, jsonText, raw, codecs, schemas, compressed, updated, expires, checksums, now}
 	if reqs[0].op == opUpdate {
 		args = append(args, expected)
 	}
@@ -297,20 +327,24 @@ func setArgs(reqs []*request, now time.Time) []any {
 // between the snapshot and the check. The write is then run again.
 var errRace = errors.New("postgres: concurrent change, retry")
 
-// outcome interprets a write's (applied, actual) answer.
-func (r *request) outcome(applied bool, actual *int64) error {
+// outcome interprets a write's (applied, version) answer: an applied
+// write's version is the one it wrote, kept in r.version; otherwise it is
+// the live version the statement's snapshot saw (nil: none).
+func (r *request) outcome(applied bool, version *int64) error {
 	var v int64
-	if actual != nil {
-		v = *actual
+	if version != nil {
+		v = *version
 	}
 	switch {
 	case r.op == opDelete && r.expected == 0:
-		// Deleting "absent": fine unless a live record was there.
+		// Deleting "absent": fine unless a live record was there. Nothing
+		// was written: a tombstone or an expired row is left as it is.
 		if v != 0 {
 			return driver.NewConflict(v)
 		}
 		return nil
 	case applied:
+		r.version = v
 		return nil
 	case v == r.expected:
 		return errRace

@@ -50,7 +50,7 @@ func rowCount(t *testing.T, pool *pgxpool.Pool, s *store, where string, args ...
 // TestExpiredInvisibleThenSwept checks that an expired row is absent for
 // Load, Save and Delete at once (by the store's clock, while the row is
 // still in the table), and that the background sweeper then deletes it and
-// only it.
+// only it, once it is older than the tombstone retention (an hour here).
 func TestExpiredInvisibleThenSwept(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
@@ -66,7 +66,8 @@ func TestExpiredInvisibleThenSwept(t *testing.T) {
 		hookMu.Unlock()
 		swept <- n
 	}
-	store, drv := openStore(t, pool, &Options{Now: clock.Now, SweepInterval: 2 * time.Millisecond, sweptHook: hook})
+	store, drv := openStore(t, pool, &Options{Now: clock.Now, SweepInterval: 2 * time.Millisecond, sweptHook: hook,
+		TombstoneRetention: time.Hour})
 
 	key := func(i int) driver.Key { return driver.Key{Kind: "Session", ID: fmt.Sprint(i), Slot: "s"} }
 	const expiring = sweepChunk + 20 // more than one sweep statement
@@ -120,11 +121,11 @@ func TestExpiredInvisibleThenSwept(t *testing.T) {
 	if err := noSweep.Delete(ctx, key(2), 1); !isConflict(err, 0) {
 		t.Errorf("Delete(expected 1) of an expired record = %v, want a conflict with actual 0", err)
 	}
-	if v, err := noSweep.Save(ctx, key(3), jsonRec(`"new"`), 0); err != nil || v != 1 {
-		t.Errorf("Save(expected 0) over an expired record = %d, %v; want version 1", v, err)
+	if v, err := noSweep.Save(ctx, key(3), jsonRec(`"new"`), 0); err != nil || v != 2 {
+		t.Errorf("Save(expected 0) over an expired record of version 1 = %d, %v; want version 2", v, err)
 	}
 
-	clock.Advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour) // an hour past the expiry: past the retention
 	// Then the sweeper deletes the expired rows (not the recreated one,
 	// the live one, or the one expiring later).
 	total := int64(0)
@@ -178,13 +179,13 @@ func TestSweepSparesRowSavedAgain(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
 	clock := newTestClock()
-	store, drv := openStore(t, pool, &Options{Now: clock.Now, SweepInterval: -1})
+	store, drv := openStore(t, pool, &Options{Now: clock.Now, SweepInterval: -1, TombstoneRetention: time.Minute})
 	rec := jsonRec(`1`)
 	rec.ExpiresAt = clock.Now().Add(time.Minute)
 	if _, err := store.Save(ctx, testKey, rec, 0); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Hour)
+	clock.Advance(time.Hour) // past the expiry and the retention
 	// Lock the expired row in a transaction that takes it over (expected
 	// 0) without committing yet; the sweep must skip it rather than wait.
 	tx, err := pool.Begin(ctx)
@@ -192,7 +193,9 @@ func TestSweepSparesRowSavedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	req := drv.newPut(testKey, &driver.Record{Data: []byte(`2`), Codec: "json", UpdatedAt: clock.Now()}, 0)
+	again := driver.Record{Data: []byte(`2`), Codec: "json", UpdatedAt: clock.Now()}
+	again.Checksum = driver.Checksum(&again)
+	req := drv.newPut(testKey, &again, 0)
 	var applied bool
 	var actual *int64
 	if err := tx.QueryRow(ctx, req.sql(&drv.sql), req.sqlArgs(clock.Now())...).Scan(&applied, &actual); err != nil || !applied {
@@ -212,5 +215,119 @@ func TestSweepSparesRowSavedAgain(t *testing.T) {
 	got, err := store.Load(ctx, testKey)
 	if err != nil || string(got.Data) != "2" {
 		t.Errorf("Load = %q, %v; want the saved record", got.Data, err)
+	}
+}
+
+// TestTombstonesPurgedAfterRetention checks what a delete and an expiry
+// leave behind: a row that keeps the key's version, so that a writer
+// holding an older version gets a conflict, until the sweeper purges it
+// once it is older than the tombstone retention (by the store's clock);
+// then the key starts again from version 1.
+func TestTombstonesPurgedAfterRetention(t *testing.T) {
+	for _, gc := range []GroupCommit{{}, {Disabled: true}} {
+		t.Run(fmt.Sprintf("groupcommit=%v", !gc.Disabled), func(t *testing.T) {
+			testTombstonesPurgedAfterRetention(t, gc)
+		})
+	}
+}
+
+func testTombstonesPurgedAfterRetention(t *testing.T, gc GroupCommit) {
+	const retention = 24 * time.Hour
+	pool := testPool(t)
+	ctx := context.Background()
+	clock := newTestClock()
+	store, drv := openStore(t, pool, &Options{Now: clock.Now, SweepInterval: -1, TombstoneRetention: retention,
+		GroupCommit: gc})
+	deleted := driver.Key{Kind: "Session", ID: "deleted", Slot: "s"}
+	expired := driver.Key{Kind: "Session", ID: "expired", Slot: "s"}
+	live := driver.Key{Kind: "Session", ID: "live", Slot: "s"}
+	for v := range int64(2) {
+		if _, err := store.Save(ctx, deleted, jsonRec(`{"n":1}`), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deletedAt := clock.Now()
+	if err := store.Delete(ctx, deleted, 2); err != nil {
+		t.Fatal(err)
+	}
+	soon := jsonRec(`{"n":2}`)
+	soon.ExpiresAt = clock.Now().Add(time.Hour)
+	if _, err := store.Save(ctx, expired, soon, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Save(ctx, live, jsonRec(`{"n":3}`), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// The tombstone: no data, the version kept, expires_at the time of the
+	// delete (by the store's clock).
+	var expiresAt time.Time
+	if err := pool.QueryRow(ctx, `SELECT expires_at FROM `+drv.names.qualified+` WHERE actor_id = 'deleted'
+	AND deleted AND version = 2 AND state_data IS NULL AND state_bytes IS NULL AND checksum = 0 AND codec = ''`).
+		Scan(&expiresAt); err != nil || !expiresAt.Equal(deletedAt) {
+		t.Fatalf("tombstone of %s: expires_at %v, %v; want a tombstone of version 2 expiring at %v", deleted, expiresAt, err, deletedAt)
+	}
+
+	// staleWriters checks that writers holding the versions from before
+	// the delete or the expiry are refused, and that nothing changed.
+	staleWriters := func(when string) {
+		t.Helper()
+		for _, c := range []struct {
+			key      driver.Key
+			expected int64
+		}{{deleted, 2}, {deleted, 1}, {expired, 1}} {
+			if _, err := store.Save(ctx, c.key, jsonRec(`"stale"`), c.expected); !isConflict(err, 0) {
+				t.Errorf("%s: Save(%s, expected %d) = %v, want a conflict with actual 0", when, c.key.ID, c.expected, err)
+			}
+			if err := store.Delete(ctx, c.key, c.expected); !isConflict(err, 0) {
+				t.Errorf("%s: Delete(%s, expected %d) = %v, want a conflict with actual 0", when, c.key.ID, c.expected, err)
+			}
+		}
+	}
+	sweep := func(when string, want int64) {
+		t.Helper()
+		if n, err := drv.sweep(ctx); err != nil || n != want {
+			t.Errorf("%s: sweep = %d rows, %v; want %d", when, n, err, want)
+		}
+	}
+	clock.Advance(time.Hour) // the second record expires
+	staleWriters("after the delete and the expiry")
+	sweep("after the delete and the expiry", 0)
+
+	// Just inside the retention, both rows stay.
+	clock.Advance(retention - time.Hour - time.Second)
+	sweep("a second before the tombstone's retention ends", 0)
+	staleWriters("a second before the tombstone's retention ends")
+	if n := rowCount(t, pool, drv, `true`); n != 3 {
+		t.Errorf("%d rows before the retention ended, want 3", n)
+	}
+
+	// The tombstone goes once the retention has passed since the delete;
+	// the expired record stays until the retention has passed since its
+	// expiry, an hour later.
+	clock.Advance(time.Second)
+	sweep("at the tombstone's retention", 1)
+	if n := rowCount(t, pool, drv, `actor_id = 'deleted'`); n != 0 {
+		t.Errorf("the tombstone is still there after the retention")
+	}
+	if _, err := store.Save(ctx, expired, jsonRec(`"stale"`), 1); !isConflict(err, 0) {
+		t.Errorf("Save(expired, expected 1) inside its retention = %v, want a conflict with actual 0", err)
+	}
+	clock.Advance(time.Hour - time.Second)
+	sweep("a second before the expired record's retention ends", 0)
+	clock.Advance(time.Second)
+	sweep("at the expired record's retention", 1)
+	if n := rowCount(t, pool, drv, `true`); n != 1 {
+		t.Errorf("%d rows after both retentions, want only the live one", n)
+	}
+
+	// Purged keys start again from version 1.
+	for _, k := range []driver.Key{deleted, expired} {
+		if v, err := store.Save(ctx, k, jsonRec(`"again"`), 0); err != nil || v != 1 {
+			t.Errorf("Save(%s, expected 0) after the purge = %d, %v; want version 1", k.ID, v, err)
+		}
+	}
+	if rec, err := store.Load(ctx, live); err != nil || rec.Version != 1 {
+		t.Errorf("the live record = version %d, %v; want it untouched", rec.Version, err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 //	quark_max_batch=N            Options.GroupCommit.MaxBatch
 //	quark_pipelines=N            Options.GroupCommit.Pipelines
 //	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
+//	quark_tombstone_retention=D  Options.TombstoneRetention (a Go duration, e.g. 24h)
 //	quark_max_record_bytes=N     Options.MaxRecordBytes
 //
 // The store opens its own pgxpool.Pool and closes it on Close.
@@ -146,9 +147,15 @@ func (o *Options) setParam(name, v string) error {
 			return fmt.Errorf("%s: %q is not a duration", name, v)
 		}
 		o.SweepInterval = d
+	case "quark_tombstone_retention":
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration", name, v)
+		}
+		o.TombstoneRetention = d
 	default:
 		return fmt.Errorf("unknown parameter %q (known: quark_schema, quark_table, quark_init, quark_group_commit, "+
-			"quark_max_batch, quark_pipelines, quark_sweep_interval, quark_max_record_bytes)", name)
+			"quark_max_batch, quark_pipelines, quark_sweep_interval, quark_tombstone_retention, quark_max_record_bytes)", name)
 	}
 	return err
 }

@@ -41,6 +41,7 @@ func TestOpenByURL(t *testing.T) {
 			s, err := persistence.OpenStore(ctx, withParams(t, scheme, map[string]string{
 				"quark_table": table, "quark_sweep_interval": "off", "quark_max_record_bytes": "1000",
 				"quark_max_batch": "16", "quark_pipelines": "1", "pool_max_conns": "3",
+				"quark_tombstone_retention": "36h",
 			}))
 			if err != nil {
 				t.Fatalf("OpenStore: %v", err)
@@ -51,6 +52,9 @@ func TestOpenByURL(t *testing.T) {
 			drv := s.Driver().(*store)
 			if drv.names.table != table || drv.gc == nil || drv.gc.maxBatch != 16 {
 				t.Errorf("store options = table %q, group commit %v; want %q with MaxBatch 16", drv.names.table, drv.gc, table)
+			}
+			if drv.retention != 36*time.Hour {
+				t.Errorf("tombstone retention = %v, want 36h from quark_tombstone_retention", drv.retention)
 			}
 			if got := drv.pool.Config().MaxConns; got != 3 {
 				t.Errorf("pool MaxConns = %d, want 3 from pool_max_conns (passed on to pgx)", got)
@@ -84,6 +88,9 @@ func TestOpenByURL(t *testing.T) {
 		if drv := s.Driver().(*store); drv.gc != nil {
 			t.Error("quark_group_commit=off left group commit on")
 		}
+		if drv := s.Driver().(*store); drv.retention != driver.DefaultTombstoneRetention {
+			t.Errorf("tombstone retention = %v, want the default %v", drv.retention, driver.DefaultTombstoneRetention)
+		}
 	})
 }
 
@@ -104,6 +111,8 @@ func TestOpenByURLErrors(t *testing.T) {
 		{"hostile schema", "postgres://u:" + secret + "@" + dead + "/db?quark_schema=%22bad%22", persistence.InvalidArgument, false},
 		{"bad number", "postgres://u:" + secret + "@" + dead + "/db?quark_max_batch=many", persistence.InvalidArgument, false},
 		{"bad duration", "postgres://u:" + secret + "@" + dead + "/db?quark_sweep_interval=soon", persistence.InvalidArgument, false},
+		{"bad retention", "postgres://u:" + secret + "@" + dead + "/db?quark_tombstone_retention=week", persistence.InvalidArgument, false},
+		{"zero retention", "postgres://u:" + secret + "@" + dead + "/db?quark_tombstone_retention=0s", persistence.InvalidArgument, false},
 		{"bad pgx parameter", "postgres://u:" + secret + "@" + dead + "/db?pool_max_conns=lots", persistence.InvalidArgument, false},
 		{"unreachable", "postgres://u:" + secret + "@" + dead + "/db?connect_timeout=2", persistence.Unavailable, false},
 		{"password parameter, unreachable", "postgres://u@" + dead + "/db?connect_timeout=2&password=" + secret, persistence.Unavailable, false},
