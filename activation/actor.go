@@ -1,7 +1,6 @@
 package activation
 
 import (
-	"context"
 	"time"
 
 	"github.com/quarkgo/quark/supervision"
@@ -15,17 +14,20 @@ type Actor interface {
 }
 
 // Activator is implemented by actors that want a hook after their state
-// slots are loaded and before their first message. An error fails the
-// activation: the caller gets an *ActivationError.
+// slots are loaded and before their first message. ctx is the actor's own
+// context (ctx.ID() is its id), bounded by the host's activation timeout.
+// An error fails the activation: the caller gets an *ActivationError.
 type Activator interface {
-	OnActivate(ctx context.Context) error
+	OnActivate(ctx *Context) error
 }
 
 // Deactivator is implemented by actors that want a hook before they go
 // away. It runs before the dirty slots are flushed, so changes it makes are
-// saved. Its error is logged and reported; the flush still runs.
+// saved. ctx is the actor's own context, bounded by the host's deactivation
+// timeout and by the shutdown's context. Its error is logged and reported;
+// the flush still runs.
 type Deactivator interface {
-	OnDeactivate(ctx context.Context, reason Reason) error
+	OnDeactivate(ctx *Context, reason Reason) error
 }
 
 // Reason says why an activation ends.

@@ -50,7 +50,7 @@ func (n *noter) Receive(ctx *activation.Context, msg any) (any, error) {
 	return nil, activation.ErrUnknownMessage
 }
 
-func (n *noter) OnDeactivate(ctx context.Context, _ activation.Reason) error {
+func (n *noter) OnDeactivate(ctx *activation.Context, _ activation.Reason) error {
 	if n.holdOff != nil {
 		<-n.holdOff
 	}
@@ -189,7 +189,7 @@ func TestShutdownNamesAConflictAsNotSaved(t *testing.T) {
 // grumpy's OnDeactivate fails.
 type grumpy struct{ noter }
 
-func (g *grumpy) OnDeactivate(context.Context, activation.Reason) error { return errGrumpy }
+func (g *grumpy) OnDeactivate(*activation.Context, activation.Reason) error { return errGrumpy }
 
 var errGrumpy = errors.New("not leaving")
 

@@ -232,7 +232,7 @@ type acctActor struct {
 	activated func(view) // told what OnActivate saw, if set
 }
 
-func (a *acctActor) OnActivate(ctx context.Context) error {
+func (a *acctActor) OnActivate(ctx *activation.Context) error {
 	if a.activated != nil {
 		a.activated(view{State: a.agg.State(), Seq: a.agg.Seq()})
 	}

@@ -1,7 +1,6 @@
 package eventsourcing
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,7 +57,7 @@ var (
 	_ activation.Deactivator = (*journaled[int, activation.Actor])(nil)
 )
 
-func (j *journaled[S, A]) OnActivate(ctx context.Context) error {
+func (j *journaled[S, A]) OnActivate(ctx *activation.Context) error {
 	if j.agg.kind.snapReg != nil && slices.Contains(j.actx.Slots().Names(), SnapshotSlot) {
 		return fmt.Errorf("eventsourcing: kind %q declares a slot named %q, which is reserved for its snapshots", j.agg.kind.name, SnapshotSlot)
 	}
@@ -89,7 +88,7 @@ func (j *journaled[S, A]) Receive(ctx *activation.Context, msg any) (any, error)
 	return v, err
 }
 
-func (j *journaled[S, A]) OnDeactivate(ctx context.Context, reason activation.Reason) error {
+func (j *journaled[S, A]) OnDeactivate(ctx *activation.Context, reason activation.Reason) error {
 	var err error
 	if d, ok := any(j.inner).(activation.Deactivator); ok {
 		err = d.OnDeactivate(ctx, reason)

@@ -36,7 +36,7 @@ type counter struct {
 	failAct  *atomic.Int32 // OnActivate fails while > 0, decrementing
 }
 
-func (c *counter) OnActivate(ctx context.Context) error {
+func (c *counter) OnActivate(ctx *activation.Context) error {
 	if c.failAct != nil && c.failAct.Add(-1) >= 0 {
 		return errors.New("activation refused by test")
 	}
