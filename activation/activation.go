@@ -24,7 +24,12 @@ type (
 	}
 	idleCheck     struct{}
 	deactivateMsg struct{ reason Reason }
-	replyError    struct{ err error }
+	// replyError is the answer of a message whose handler returned an
+	// error: v is the value it returned with the error, if any.
+	replyError struct {
+		v   any
+		err error
+	}
 )
 
 type state uint8
@@ -214,11 +219,11 @@ func (x *activation) Receive(msg any, r Replier) {
 
 func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	if x.state == stateFailed {
-		r.Reply(&replyError{x.failErr})
+		r.Reply(&replyError{err: x.failErr})
 		return
 	}
 	if err := ctx.Err(); err != nil {
-		r.Reply(&replyError{err}) // the caller has given up; do not run the message
+		r.Reply(&replyError{err: err}) // the caller has given up; do not run the message
 		return
 	}
 	x.touch()
@@ -246,7 +251,7 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 		x.ctx.turn = context.Background()
 	}
 	if err != nil {
-		r.Reply(&replyError{err})
+		r.Reply(&replyError{v: v, err: err})
 		if !asked {
 			x.k.log.Warn("handler error for a message sent without reply",
 				zap.String("id", x.id), zap.String("message", fmt.Sprintf("%T", msg)), zap.Error(err))
@@ -291,7 +296,7 @@ func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier)
 				zap.Int("failures", failures), zap.Any("panic", pe.Value))
 			x.publish(Event{Type: Quarantined, Err: pe, Message: msg, Failures: failures})
 		}
-		r.Reply(&replyError{err})
+		r.Reply(&replyError{err: err})
 	}
 	switch dir {
 	case supervision.Restart:

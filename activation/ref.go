@@ -94,7 +94,7 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 		return nil, err
 	}
 	if re, ok := v.(*replyError); ok {
-		return nil, re.err
+		return re.v, re.err
 	}
 	return v, nil
 }
@@ -126,14 +126,14 @@ func (r Ref) askRouted(ctx context.Context, msg any) (any, error) {
 		v, err := f.Wait(ctx, fallback)
 		if err == nil {
 			if re, ok := v.(*replyError); ok {
-				return nil, re.err
+				return re.v, re.err
 			}
 			return v, nil
 		}
 		// Only the engine's own "not delivered" is retried, never a
 		// handler's error that happens to wrap ErrNoReply.
 		if err != ErrNoReply || ctx.Err() != nil {
-			return nil, err
+			return v, err // a handler's error may come with its value
 		}
 		t := time.NewTimer(routeBackoff(attempt))
 		select {
@@ -147,17 +147,22 @@ func (r Ref) askRouted(ctx context.Context, msg any) (any, error) {
 
 // Ask is Ref.Ask with the reply converted to T. A reply that is not a T
 // (other than nil, which gives T's zero value) returns ErrUnexpectedReply.
+// When the handler returns a value and an error, both come back; a value
+// that is not a T is then dropped, and the handler's error returned alone.
 func Ask[T any](ctx context.Context, r Ref, msg any) (T, error) {
 	var zero T
 	v, err := r.Ask(ctx, msg)
-	if err != nil || v == nil {
+	if v == nil {
 		return zero, err
 	}
 	t, ok := v.(T)
 	if !ok {
+		if err != nil {
+			return zero, err
+		}
 		return zero, fmt.Errorf("%w: %s replied %T, want %T", ErrUnexpectedReply, r, v, zero)
 	}
-	return t, nil
+	return t, err
 }
 
 // Register adds a kind whose factory returns a concrete actor type; see

@@ -98,16 +98,17 @@ func (c *Catalog) Kinds() []string {
 // the handler's *Context). An engine that receives requests from elsewhere
 // (another cluster member) hands the result to Process.Receive together with
 // a Replier that answers the remote caller; the reply it gets is a value, or
-// an error that ReplyErr extracts.
+// an error that SplitReply extracts.
 func Request(ctx context.Context, msg any) any { return &askMsg{ctx: ctx, msg: msg} }
 
-// ReplyErr returns the error carried by a reply that Process.Receive gave a
-// Replier, or nil if the reply is a value.
-func ReplyErr(reply any) error {
+// SplitReply returns the value and the error of a reply that
+// Process.Receive gave a Replier: the handler's value and a nil error, or
+// the error it returned with the value it returned alongside (often nil).
+func SplitReply(reply any) (any, error) {
 	if re, ok := reply.(*replyError); ok {
-		return re.err
+		return re.v, re.err
 	}
-	return nil
+	return reply, nil
 }
 
 // routeBackoff spaces the attempts of an Ask whose message was not delivered

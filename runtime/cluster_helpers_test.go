@@ -88,6 +88,10 @@ func (c *cCounter) Receive(ctx *activation.Context, msg any) (any, error) {
 			return nil, fmt.Errorf("wrapped: %w", errCluster)
 		case "value":
 			return nil, &cFailed{Code: 42}
+		case "partial": // a value and an error: both reach the caller
+			return int64(7), fmt.Errorf("partial: %w", errCluster)
+		case "partial-unregistered":
+			return cUnknown{}, fmt.Errorf("partial: %w", errCluster)
 		}
 		return nil, errors.New(m.Msg)
 	case cBadReply:

@@ -86,6 +86,14 @@ func TestClusterRouting(t *testing.T) {
 			if _, err = ref.Ask(f.ctx(), cFail{Msg: "plain failure"}); err == nil || err.Error() != "plain failure" {
 				t.Errorf("plain error: %v", err)
 			}
+			// A value returned with an error comes back with it.
+			if n, err := runtime.Ask[int64](f.ctx(), ref, cFail{Msg: "partial"}); n != 7 || !errors.Is(err, errCluster) {
+				t.Errorf("value with an error: %v, %v", n, err)
+			}
+			_, err = ref.Ask(f.ctx(), cFail{Msg: "partial-unregistered"})
+			if !errors.Is(err, errCluster) || !errors.Is(err, runtime.ErrUnregisteredMessage) {
+				t.Errorf("unregistered value with an error: %v", err)
+			}
 			if _, err = ref.Ask(f.ctx(), struct{}{}); !errors.Is(err, activation.ErrUnknownMessage) {
 				t.Errorf("unknown message: %v", err)
 			}

@@ -22,7 +22,10 @@ type (
 	boom     struct{}
 	stop     struct{}
 	slowTurn struct{ D time.Duration }
+	partial  struct{} // replies 7 together with errPartial
 )
+
+var errPartial = errors.New("partial result")
 
 type counterState struct {
 	N int64 `json:"n"`
@@ -68,6 +71,8 @@ func (c *counter) Receive(ctx *activation.Context, msg any) (any, error) {
 	case stop:
 		ctx.Deactivate()
 		return nil, nil
+	case partial:
+		return int64(7), errPartial
 	case slowTurn:
 		select {
 		case <-time.After(m.D):

@@ -388,6 +388,14 @@ func TestAskDeadlineAndErrors(t *testing.T) {
 	if _, err := ask[int64](f, "x", "what"); !errors.Is(err, activation.ErrUnknownMessage) {
 		t.Fatalf("err = %v, want ErrUnknownMessage", err)
 	}
+	// A value the handler returns with its error comes back with it; a
+	// value of another type than T is dropped, the error kept.
+	if n, err := ask[int64](f, "x", partial{}); n != 7 || !errors.Is(err, errPartial) {
+		t.Fatalf("value with an error: %v, %v; want 7, errPartial", n, err)
+	}
+	if s, err := ask[string](f, "x", partial{}); s != "" || err != errPartial {
+		t.Fatalf("value of another type with an error: %q, %v; want errPartial alone", s, err)
+	}
 	for id, reason := range map[string]string{"": "empty id", "a\x00b": "NUL byte",
 		string([]byte{0xff, 0xfe}): "not valid UTF-8", strings.Repeat("x", 1025): "limit 1024"} {
 		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {

@@ -226,15 +226,21 @@ func (g *grain) receiveRemote(c actor.Context, msg *envelopeMsg) {
 // Reply implements activation.Replier: the activation's answer goes back to
 // the sender, encoded if the request came from another member.
 func (g *grain) Reply(v any) {
+	val, herr := activation.SplitReply(v)
 	if g.remote != nil {
 		var e envelope
-		if err := activation.ReplyErr(v); err != nil {
-			e.setError(g.m.reg, err)
-		} else {
+		switch {
+		case herr != nil:
+			// The value a handler returned with its error crosses too.
+			if err := e.setErrorValue(g.m.reg, val); err != nil {
+				herr = errors.Join(herr, g.uncrossable(err))
+			}
+			e.setError(g.m.reg, herr)
+		default:
 			e.op = opReply
-			if err := e.setValue(g.m.reg, v); err != nil {
+			if err := e.setValue(g.m.reg, val); err != nil {
 				e = envelope{}
-				e.setError(g.m.reg, fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err))
+				e.setError(g.m.reg, g.uncrossable(err))
 			}
 		}
 		g.m.answerTo(g.remote, e.marshal())
@@ -244,13 +250,23 @@ func (g *grain) Reply(v any) {
 	if sender == nil {
 		return
 	}
-	if v != nil && activation.ReplyErr(v) == nil {
-		if _, err := g.m.reg.typeOf(v); err != nil {
+	if val != nil {
+		if _, err := g.m.reg.typeOf(val); err != nil {
 			// The same reply would fail from another member: fail here too.
-			v = failure{fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err)}
+			if herr != nil {
+				err = errors.Join(herr, g.uncrossable(err))
+			} else {
+				err = g.uncrossable(err)
+			}
+			v = failure{err: err}
 		}
 	}
 	g.m.answerTo(sender, v)
+}
+
+// uncrossable is the error of a reply whose value cannot be encoded.
+func (g *grain) uncrossable(err error) error {
+	return fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err)
 }
 
 // failure is an error answer to a request from this member.

@@ -121,7 +121,12 @@ func (m *Member) answer(v any) (any, error) {
 		case opReply:
 			return e.value(m.reg)
 		case opError:
-			return nil, e.remoteError(m.reg)
+			err := e.remoteError(m.reg)
+			v, verr := e.errorValue(m.reg)
+			if verr != nil {
+				return nil, errors.Join(err, fmt.Errorf("the value returned with the error could not be decoded: %w", verr))
+			}
+			return v, err
 		case opRedirect:
 			if e.leaving {
 				return nil, errLeaving
