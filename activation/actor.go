@@ -3,6 +3,7 @@ package activation
 import (
 	"time"
 
+	"github.com/quarkgo/quark/internal/core"
 	"github.com/quarkgo/quark/supervision"
 )
 
@@ -77,19 +78,9 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// Factory creates the actor for one activation. It must declare the actor's
-// state slots (persistence.Declare) and do nothing slow or with side
-// effects: it also runs once at registration, to check the slots'
-// providers.
-type Factory func(ctx *Context) Actor
-
-// KindOption configures a registered kind.
-type KindOption func(*kindConfig)
-
-type kindConfig struct {
-	idle time.Duration
-	sup  supervision.Strategy
-}
+// KindOption configures a kind when it is registered (runtime.Register):
+// IdleAfter, Supervise.
+type KindOption func(*core.KindConfig)
 
 // DefaultIdleAfter is the idle period of kinds registered without IdleAfter.
 const DefaultIdleAfter = 5 * time.Minute
@@ -97,9 +88,11 @@ const DefaultIdleAfter = 5 * time.Minute
 // Supervise sets how the kind's actors are supervised when a handler panics
 // (see package supervision). Without it, kinds use
 // supervision.DefaultStrategy.
-func Supervise(s supervision.Strategy) KindOption { return func(c *kindConfig) { c.sup = s } }
+func Supervise(s supervision.Strategy) KindOption {
+	return func(c *core.KindConfig) { c.Supervision = s }
+}
 
 // IdleAfter deactivates an activation of the kind after d without a
 // message. d <= 0 keeps activations until they are deactivated explicitly or
 // the host shuts down.
-func IdleAfter(d time.Duration) KindOption { return func(c *kindConfig) { c.idle = d } }
+func IdleAfter(d time.Duration) KindOption { return func(c *core.KindConfig) { c.Idle = d } }

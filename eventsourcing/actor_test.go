@@ -378,7 +378,7 @@ func TestSnapshotSlotNameIsReserved(t *testing.T) {
 		t.Fatal(err)
 	}
 	host.Start(context.Background())
-	_, err = host.Ref("Account", "acc").Ask(context.Background(), getCmd{})
+	_, err = runtime.Ask[any](context.Background(), host.Ref("Account", "acc"), getCmd{})
 	if err == nil || !strings.Contains(err.Error(), "reserved for its snapshots") {
 		t.Fatalf("Ask = %v", err)
 	}

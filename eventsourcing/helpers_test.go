@@ -330,7 +330,7 @@ func (e *hostEnv) ask(t testing.TB, id string, msg any) (any, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return e.host.Ref("Account", id).Ask(ctx, msg)
+	return runtime.Ask[any](ctx, e.host.Ref("Account", id), msg)
 }
 
 func (e *hostEnv) mustAsk(t testing.TB, id string, msg any) any {

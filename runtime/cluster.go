@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/internal/protocluster"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
@@ -320,7 +320,7 @@ var (
 // the original value when its type is registered (RegisterMessage).
 type RemoteError = protocluster.RemoteError
 
-var _ activation.Router = (*protocluster.Member)(nil)
+var _ catalog.Router = (*protocluster.Member)(nil)
 
 func (h *Host) clusterRegister(kind string) error {
 	switch {

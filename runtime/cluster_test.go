@@ -61,7 +61,7 @@ func TestClusterRouting(t *testing.T) {
 
 	// Send, then an Ask: delivered in order once the actor is known.
 	ref := client.Ref(clusterKind, "r-0")
-	if err := ref.Send(cAdd{N: 2}); err != nil {
+	if err := ref.Send(f.ctx(), cAdd{N: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := runtime.Ask[int64](f.ctx(), ref, cGet{}); err != nil || n != 7 {
@@ -74,57 +74,57 @@ func TestClusterRouting(t *testing.T) {
 	for _, from := range []*runtime.Host{client, a, b} {
 		for _, id := range []string{"r-1", "r-2"} {
 			ref := from.Ref(clusterKind, id)
-			_, err := ref.Ask(f.ctx(), cFail{Msg: "sentinel"})
+			_, err := runtime.Ask[any](f.ctx(), ref, cFail{Msg: "sentinel"})
 			if !errors.Is(err, errCluster) || !strings.Contains(err.Error(), "wrapped") {
 				t.Errorf("sentinel error: %v", err)
 			}
-			_, err = ref.Ask(f.ctx(), cFail{Msg: "value"})
+			_, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "value"})
 			var cf *cFailed
 			if !errors.As(err, &cf) || cf.Code != 42 {
 				t.Errorf("error value: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), cFail{Msg: "plain failure"}); err == nil || err.Error() != "plain failure" {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "plain failure"}); err == nil || err.Error() != "plain failure" {
 				t.Errorf("plain error: %v", err)
 			}
 			// A value returned with an error comes back with it.
 			if n, err := runtime.Ask[int64](f.ctx(), ref, cFail{Msg: "partial"}); n != 7 || !errors.Is(err, errCluster) {
 				t.Errorf("value with an error: %v, %v", n, err)
 			}
-			_, err = ref.Ask(f.ctx(), cFail{Msg: "partial-unregistered"})
+			_, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "partial-unregistered"})
 			if !errors.Is(err, errCluster) || !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered value with an error: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), struct{}{}); !errors.Is(err, activation.ErrUnknownMessage) {
+			if _, err = runtime.Ask[any](f.ctx(), ref, struct{}{}); !errors.Is(err, activation.ErrUnknownMessage) {
 				t.Errorf("unknown message: %v", err)
 			}
 			// Unregistered types fail the same way wherever the actor is.
-			if _, err = ref.Ask(f.ctx(), cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered message: %v", err)
 			}
-			if err = ref.Send(cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if err = ref.Send(f.ctx(), cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered message sent: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), cBadReply{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cBadReply{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered reply: %v", err)
 			}
 		}
 	}
 	// A kind no member hosts fails at once.
 	start := time.Now()
-	if _, err := client.Ref("NoSuchKind", "x").Ask(f.ctx(), cGet{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if _, err := runtime.Ask[any](f.ctx(), client.Ref("NoSuchKind", "x"), cGet{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("unknown kind took %v", time.Since(start))
 	}
-	if _, err := client.Ref(clusterKind, "bad\x00id").Ask(f.ctx(), cGet{}); !errors.Is(err, activation.ErrInvalidID) {
+	if _, err := runtime.Ask[any](f.ctx(), client.Ref(clusterKind, "bad\x00id"), cGet{}); !errors.Is(err, activation.ErrInvalidID) {
 		t.Errorf("invalid id: %v", err)
 	}
 
 	// The caller's deadline reaches the handler on the other member.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := client.Ref(clusterKind, "r-3").Ask(ctx, cSlow{D: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := runtime.Ask[any](ctx, client.Ref(clusterKind, "r-3"), cSlow{D: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("slow turn: %v", err)
 	}
 	start = time.Now()

@@ -3,11 +3,13 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/internal/protocluster"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
@@ -21,7 +23,7 @@ type Host struct {
 	cfg    Config
 	reg    *persistence.Registry
 	engine *protoengine.Engine
-	cat    *activation.Catalog
+	cat    *catalog.Catalog
 	stop   sync.Once // stops the engine
 
 	member  *protocluster.Member // nil unless cluster mode
@@ -56,7 +58,7 @@ func New(opts ...Option) (*Host, error) {
 		protoLog = slog.New(hook)
 	}
 	engine := protoengine.New(protoLog)
-	acfg := activation.Config{
+	acfg := catalog.Config{
 		Engine: engine, Registry: reg, Logger: cfg.Logger, Clock: cfg.Clock,
 		IdleSweep: cfg.IdleSweep, ActivateTimeout: cfg.ActivateTimeout,
 		DeactivateTimeout: cfg.DeactivateTimeout, RequestTimeout: cfg.RequestTimeout,
@@ -69,7 +71,7 @@ func New(opts ...Option) (*Host, error) {
 		}
 		acfg.Router = member
 	}
-	cat, err := activation.NewCatalog(acfg)
+	cat, err := catalog.NewCatalog(acfg)
 	if err != nil {
 		engine.Shutdown()
 		return nil, err
@@ -93,7 +95,7 @@ func Register[A activation.Actor](h *Host, kind string, factory func(*activation
 			return err
 		}
 	}
-	return activation.Register(h.cat, kind, factory, opts...)
+	return catalog.Register(h.cat, kind, factory, opts...)
 }
 
 // Start lets messages in.
@@ -165,7 +167,32 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Ask sends msg to ref and waits for a reply of type T; see activation.Ask.
+// Ask delivers msg to the actor ref addresses, activating it if needed, and
+// waits for the handler's reply, converted to T, until ctx ends (or the
+// host's request timeout, if ctx has no deadline). Inside a handler, pass
+// the handler's *activation.Context as ctx; an actor asking itself gets an
+// error rather than a deadlock.
+//
+// The handler's error is returned as it is, together with the value the
+// handler returned alongside it, if that value is a T. A reply that is not
+// a T (other than nil, which gives T's zero value) returns
+// activation.ErrUnexpectedReply. An activation that failed returns an
+// *activation.ActivationError, a handler panic an *activation.PanicError. In
+// cluster mode a message that could not be delivered because the actor was
+// moving between members is delivered again once the actor is reachable,
+// until ctx ends; a delivered message is never sent twice.
 func Ask[T any](ctx context.Context, ref activation.Ref, msg any) (T, error) {
-	return activation.Ask[T](ctx, ref, msg)
+	var zero T
+	v, err := catalog.Ask(ctx, ref, msg)
+	if v == nil {
+		return zero, err
+	}
+	t, ok := v.(T)
+	if !ok {
+		if err != nil {
+			return zero, err
+		}
+		return zero, fmt.Errorf("%w: %s replied %T, want %T", activation.ErrUnexpectedReply, ref, v, zero)
+	}
+	return t, err
 }

@@ -398,14 +398,14 @@ func TestAskDeadlineAndErrors(t *testing.T) {
 	}
 	for id, reason := range map[string]string{"": "empty id", "a\x00b": "NUL byte",
 		string([]byte{0xff, 0xfe}): "not valid UTF-8", strings.Repeat("x", 1025): "limit 1024"} {
-		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {
+		if err := f.host.Ref("Counter", id).Send(context.Background(), add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {
 			t.Fatalf("id %q: %v, want ErrInvalidID saying %q", id, err, reason)
 		}
 	}
-	if err := f.host.Ref("Nope", "a").Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if err := f.host.Ref("Nope", "a").Send(context.Background(), get{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Fatalf("err = %v, want ErrUnknownKind", err)
 	}
-	if err := (activation.Ref{}).Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if err := (activation.Ref{}).Send(context.Background(), get{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Fatalf("zero Ref: %v", err)
 	}
 }
@@ -414,7 +414,7 @@ func TestSendIsDeliveredInOrder(t *testing.T) {
 	f := newFixture(t)
 	ref := f.host.Ref("Counter", "fire")
 	for i := 0; i < 1000; i++ {
-		if err := ref.Send(add{1}); err != nil {
+		if err := ref.Send(context.Background(), add{1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -435,7 +435,7 @@ func TestNotStarted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Ref("Counter", "a").Send(get{}); !errors.Is(err, activation.ErrNotStarted) {
+	if err := h.Ref("Counter", "a").Send(context.Background(), get{}); !errors.Is(err, activation.ErrNotStarted) {
 		t.Fatalf("err = %v, want ErrNotStarted", err)
 	}
 }
@@ -476,7 +476,7 @@ func TestNoMessageLostAcrossDeactivations(t *testing.T) {
 				if i%3 == 0 {
 					ref = f.host.Ref("Counter", "churn")
 				}
-				if err := ref.Send(add{1}); err != nil {
+				if err := ref.Send(context.Background(), add{1}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -524,12 +524,12 @@ func (relay) Receive(ctx *activation.Context, msg any) (any, error) {
 	case relayTo:
 		// The actor's own Context is the request context: it carries the
 		// deadline of the Ask that reached the relay.
-		_, err := ctx.Ref("Counter", m.ID).Ask(ctx, slowTurn{D: 200 * time.Millisecond})
+		_, err := runtime.Ask[any](ctx, ctx.Ref("Counter", m.ID), slowTurn{D: 200 * time.Millisecond})
 		return nil, err
 	case get:
 		return int64(0), nil
 	case selfAsk:
-		return ctx.Self().Ask(ctx, get{})
+		return runtime.Ask[any](ctx, ctx.Self(), get{})
 	}
 	return nil, activation.ErrUnknownMessage
 }

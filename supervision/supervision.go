@@ -129,31 +129,6 @@ func (s *Strategy) Decide(failure any) Directive {
 	return Restart
 }
 
-// Budget counts the restarts of one actor within a sliding window. The zero
-// value is ready; it is not safe for concurrent use.
-type Budget struct {
-	times []time.Time
-}
-
-// Spend records a restart at now and reports whether it is within max
-// restarts per window (max 0: always).
-func (b *Budget) Spend(now time.Time, max int, window time.Duration) bool {
-	if max <= 0 {
-		return true
-	}
-	keep := b.times[:0]
-	for _, t := range b.times {
-		if window <= 0 || now.Sub(t) < window {
-			keep = append(keep, t)
-		}
-	}
-	b.times = append(keep, now)
-	return len(b.times) <= max
-}
-
-// Reset forgets the recorded restarts.
-func (b *Budget) Reset() { b.times = b.times[:0] }
-
 // DeadLetter is a quarantined message.
 type DeadLetter struct {
 	Kind, ID string

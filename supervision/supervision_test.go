@@ -30,25 +30,6 @@ func TestBackoffDelay(t *testing.T) {
 	}
 }
 
-func TestBudget(t *testing.T) {
-	var b Budget
-	t0 := time.Unix(0, 0)
-	for i := 0; i < 3; i++ {
-		if !b.Spend(t0.Add(time.Duration(i)*time.Second), 3, time.Minute) {
-			t.Fatalf("restart %d refused within a budget of 3", i+1)
-		}
-	}
-	if b.Spend(t0.Add(10*time.Second), 3, time.Minute) {
-		t.Fatal("a 4th restart within the window was allowed")
-	}
-	if !b.Spend(t0.Add(2*time.Minute), 3, time.Minute) {
-		t.Fatal("restarts outside the window still counted")
-	}
-	if !(&Budget{}).Spend(t0, 0, 0) {
-		t.Fatal("no limit refused")
-	}
-}
-
 func TestDecideAndSink(t *testing.T) {
 	s := Strategy{Decider: func(f any) Directive {
 		if f == "resume" {

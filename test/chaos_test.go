@@ -537,7 +537,7 @@ func (r *chaosRun) op(where string, a *account, msg any) {
 	}
 
 	r.asks.Add(1)
-	reply, err := a.ref.Ask(ctx, msg)
+	reply, err := runtime.Ask[any](ctx, a.ref, msg)
 	class := classify(err)
 	switch class {
 	case "ok":

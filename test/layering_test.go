@@ -24,9 +24,15 @@ var rules = []rule{
 		module + "/eventsourcing", module + "/supervision", "github.com/asynkron/", "go.opentelemetry.io/"},
 		"the portable layer knows no runtime, provider, engine or telemetry library (it reports through persistence.Observer)"},
 	{"persistence/storetest", []string{module + "/providers/", module + "/runtime", module + "/activation"}, "the conformance suite imports no provider"},
-	{"activation", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/protoengine",
+	{"activation", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/catalog",
+		module + "/internal/protoengine", module + "/internal/protocluster", "github.com/asynkron/"},
+		"activation holds the contracts users touch; the implementation (internal/catalog) builds on them, never the reverse"},
+	{"internal/core", []string{module + "/activation", module + "/runtime", module + "/providers/", module + "/eventsourcing",
+		module + "/internal/", "github.com/asynkron/"},
+		"the hidden halves of activation's types sit below activation and know nothing of the implementation"},
+	{"internal/catalog", []string{module + "/runtime", module + "/providers/", module + "/eventsourcing", module + "/internal/protoengine",
 		module + "/internal/protocluster", "github.com/asynkron/"},
-		"activation knows no runtime or provider, and sees protoactor only through its Engine and Router interfaces"},
+		"the catalog sees protoactor only through its Engine and Router interfaces"},
 	{"internal/protocluster", []string{module + "/runtime", module + "/providers/", module + "/samples/", module + "/eventsourcing",
 		module + "/internal/protoengine"},
 		"the cluster glue sits under runtime, beside the engine: it knows activation and persistence, no provider"},
@@ -144,7 +150,7 @@ func TestProtoactorIsBehindTheEngine(t *testing.T) {
 		path, imports, _ := strings.Cut(line, "|")
 		for _, imp := range strings.Split(imports, ",") {
 			if strings.HasPrefix(imp, "github.com/asynkron/protoactor-go") && !allowed[path] {
-				t.Errorf("%s imports %s directly; go through activation.Engine (or runtime.WithCluster)", path, imp)
+				t.Errorf("%s imports %s directly; go through internal/catalog's Engine (or runtime.WithCluster)", path, imp)
 			}
 		}
 	}

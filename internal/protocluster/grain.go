@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 )
 
 // grain is the protoactor actor that disthash's placement actor spawns for
@@ -24,9 +25,9 @@ type grain struct {
 	m      *Member
 	kind   string
 	id     string
-	proc   activation.Process // nil until attached, or when attaching failed
-	failed error              // why attaching failed; answered to every ask
-	closed bool               // stopping: messages are redirected
+	proc   catalog.Process // nil until attached, or when attaching failed
+	failed error           // why attaching failed; answered to every ask
+	closed bool            // stopping: messages are redirected
 	lease  *lease
 
 	// The message being received.
@@ -211,7 +212,7 @@ func (g *grain) receiveRemote(c actor.Context, msg *envelopeMsg) {
 			ctx = tc
 		}
 		g.c, g.remote = c, sender
-		g.proc.Receive(activation.Request(ctx, v), g)
+		g.proc.Receive(catalog.Request(ctx, v), g)
 		g.c, g.remote = nil, nil
 		if tc != nil {
 			tc.release()
@@ -223,10 +224,10 @@ func (g *grain) receiveRemote(c actor.Context, msg *envelopeMsg) {
 	}
 }
 
-// Reply implements activation.Replier: the activation's answer goes back to
+// Reply implements catalog.Replier: the activation's answer goes back to
 // the sender, encoded if the request came from another member.
 func (g *grain) Reply(v any) {
-	val, herr := activation.SplitReply(v)
+	val, herr := catalog.SplitReply(v)
 	if g.remote != nil {
 		var e envelope
 		switch {
@@ -343,7 +344,7 @@ func isAutoReceive(msg any) bool {
 	return ok
 }
 
-// hostedMailbox is the activation.Mailbox of an activation driven by a
+// hostedMailbox is the catalog.Mailbox of an activation driven by a
 // grain: posting is sending to the grain.
 type hostedMailbox struct {
 	m   *Member
@@ -353,7 +354,7 @@ type hostedMailbox struct {
 func (b *hostedMailbox) Post(msg any) { b.m.root.Send(b.pid, msg) }
 func (b *hostedMailbox) Stop()        { b.m.root.Poison(b.pid) }
 
-func (b *hostedMailbox) Request(msg any) activation.Future {
+func (b *hostedMailbox) Request(msg any) catalog.Future {
 	r := b.m.newReply()
 	b.m.root.RequestWithCustomSender(b.pid, msg, r.pid)
 	return r

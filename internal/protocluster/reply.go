@@ -91,7 +91,7 @@ func (r *reply) raw(ctx context.Context, fallback time.Duration) (any, error) {
 	}
 }
 
-// Wait implements activation.Future for requests to an activation's grain:
+// Wait implements catalog.Future for requests to an activation's grain:
 // the answer is decoded, and a message that was not delivered (the grain was
 // leaving, or is gone) gives activation.ErrNoReply, which makes the Ask
 // route it again.

@@ -12,9 +12,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 )
 
-var _ activation.Router = (*Member)(nil)
+var _ catalog.Router = (*Member)(nil)
 
 // lookupAttempt bounds one placement request: an owner that does not answer
 // within it is asked again (placement requests are idempotent), after the
@@ -34,8 +35,8 @@ func (m *Member) Check(msg any) error {
 	return err
 }
 
-// Route implements activation.Router.
-func (m *Member) Route(ctx context.Context, kind, id string, msg any, request bool) (activation.Future, error) {
+// Route implements catalog.Router.
+func (m *Member) Route(ctx context.Context, kind, id string, msg any, request bool) (catalog.Future, error) {
 	if !request {
 		m.sendAsync(kind, id, msg)
 		return nil, nil
@@ -152,7 +153,7 @@ func (m *Member) sendAsync(kind, id string, msg any) {
 func (m *Member) deliver(ctx context.Context, pid *actor.PID, msg any, request bool, sender *actor.PID) error {
 	if m.isLocal(pid) {
 		if request {
-			m.root.RequestWithCustomSender(pid, activation.Request(ctx, msg), sender)
+			m.root.RequestWithCustomSender(pid, catalog.Request(ctx, msg), sender)
 		} else {
 			m.root.Send(pid, msg)
 		}

@@ -1,4 +1,4 @@
-package activation
+package catalog
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/core"
 )
 
 // Router places actors on the members of a cluster. A Catalog configured
@@ -57,7 +60,7 @@ func (c *Catalog) Attach(kindName, id string, mb Mailbox) (Process, error) {
 	k := c.kinds[kindName]
 	c.kindMu.RUnlock()
 	if k == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kindName)
+		return nil, fmt.Errorf("%w %q", activation.ErrUnknownKind, kindName)
 	}
 	if err := validID(id); err != nil {
 		return nil, err
@@ -71,10 +74,10 @@ func (c *Catalog) Attach(kindName, id string, mb Mailbox) (Process, error) {
 	if sh.m[id] != nil {
 		return nil, fmt.Errorf("%w: %s/%q", ErrAlreadyActive, kindName, truncate(id))
 	}
-	x := &activation{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.prevDone(id)}
-	x.ctx = Context{x: x, turn: context.Background()}
+	x := &live{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.prevDone(id)}
+	x.ctx = core.NewContext(x)
 	if sh.m == nil {
-		sh.m = make(map[string]*activation)
+		sh.m = make(map[string]*live)
 	}
 	c.live.Add(1)
 	c.count.Add(1)
@@ -120,7 +123,7 @@ func routeBackoff(attempt int) time.Duration {
 
 // route hands a message for an actor without a local activation to the
 // router.
-func (c *Catalog) route(r *Ref, msg any, request bool) (Future, error) {
+func (c *Catalog) route(r *ref, msg any, request bool) (Future, error) {
 	if err := validID(r.id); err != nil {
 		return nil, err
 	}
