@@ -13,8 +13,9 @@ import (
 
 // Register adds the event-sourced kind k to the host h. factory builds the
 // actor of one activation, given the activation's context and its
-// aggregate; it runs once at registration too, like any factory, and must
-// not use the aggregate there (it is not recovered yet).
+// aggregate; like any factory, it runs at the start of each activation
+// (never at registration), before the aggregate is recovered: it must not
+// use the aggregate's state there.
 //
 // Each activation recovers its aggregate (the latest usable snapshot, then
 // the events after it) before the actor's OnActivate, which therefore sees

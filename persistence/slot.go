@@ -283,7 +283,9 @@ type slotConfig struct {
 
 // Provider stores the slot on the provider registered under name. Without
 // it, the slot uses the host's default provider. An unknown name fails the
-// declaration, and so the kind's registration.
+// declaration, and so every activation of the kind, from the first one on,
+// with an error naming the slot and the provider (the factory, where the
+// name is given, does not run before).
 func Provider(name string) SlotOption { return func(c *slotConfig) { c.provider = name } }
 
 // Lazy defers loading the slot until its Load or Get method is called,
@@ -343,9 +345,9 @@ type Slot[T any] struct {
 // *activation.Context). Call it in the actor's factory; the slot is loaded
 // before OnActivate unless it is Lazy. Errors (unknown provider, invalid or
 // duplicate name, a state type the slot's codec cannot store: see
-// [CheckType]) are recorded on the activation and fail it; since the
-// factory runs once when its kind is registered, they fail the
-// registration. Declare always returns a usable *Slot.
+// [CheckType]) are recorded on the activation and fail it, before
+// anything is loaded: the kind's first activation shows them. Declare
+// always returns a usable *Slot.
 func Declare[T any](o SlotOwner, name string, opts ...SlotOption) *Slot[T] {
 	set := o.Slots()
 	sl := &Slot[T]{owner: set, name: name, state: new(T), cfg: slotConfig{codec: JSON}}

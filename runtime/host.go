@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -85,11 +86,26 @@ func New(opts ...Option) (*Host, error) {
 	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat, member: member}, nil
 }
 
-// Register adds an actor kind. The factory runs once now, to check the
-// kind's slots: an unknown provider name or an invalid slot fails here.
+// Register adds an actor kind: factory builds the actor of one activation
+// and declares its slots (persistence.Declare).
+//
+// Register does not call factory; it runs at the start of every activation,
+// exactly once each. What can be checked without running it is checked
+// now: the kind's name and, by reflection on A, the state type T of every
+// *persistence.Slot[T] field of the actor's struct, with the default codec
+// (see persistence.CheckSlotFields): a state type JSON would silently lose
+// part of fails here, naming the field. What only the factory knows, the
+// provider and the codec each slot names, is checked when it runs: an
+// unknown provider fails the kind's first activation (and every later one)
+// with an *activation.ActivationError naming the slot and the provider,
+// logged once per kind.
+//
 // In cluster mode, kinds are registered before Start (protoactor fixes a
 // member's kinds when it joins), and a client registers none.
 func Register[A activation.Actor](h *Host, kind string, factory func(*activation.Context) A, opts ...activation.KindOption) error {
+	if err := persistence.CheckSlotFields(reflect.TypeFor[A]()); err != nil {
+		return fmt.Errorf("runtime: registering kind %q: %w", kind, err)
+	}
 	if h.member != nil {
 		if err := h.clusterRegister(kind); err != nil {
 			return err

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/persistence"
@@ -268,23 +272,67 @@ func TestCorruptRecordGivesTypedErrorAndStaysUntouched(t *testing.T) {
 	}
 }
 
-func TestUnknownProviderFailsRegistration(t *testing.T) {
-	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
+// TestFactoryRunsOncePerActivation: Register does not call the factory;
+// each activation calls it exactly once.
+func TestFactoryRunsOncePerActivation(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	if err := runtime.Register(f.host, "Counted", func(ctx *activation.Context) *counter {
+		calls.Add(1)
+		return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("Register called the factory %d times", n)
+	}
+	ref := f.host.Ref("Counted", "c")
+	for i := range 3 {
+		if _, err := runtime.Ask[int64](f.ctx(), ref, add{1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runtime.Ask[int64](f.ctx(), f.host.Ref("Counted", "other"), get{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := calls.Load(); n != int32(2*(i+1)) {
+			t.Fatalf("after %d activations of 2 actors, the factory ran %d times", i+1, n)
+		}
+		for _, id := range []string{"c", "other"} {
+			if err := f.host.Deactivate(f.ctx(), "Counted", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestUnknownProviderFailsTheFirstActivation: the provider a slot names is
+// known only when the factory runs; an unknown one fails every activation
+// of the kind, naming the slot and the provider, and is logged once.
+func TestUnknownProviderFailsTheFirstActivation(t *testing.T) {
+	core, logs := observer.New(zap.ErrorLevel)
+	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)), runtime.WithLogger(zap.New(core)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+	if err := runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
 		return &counter{slot: persistence.Declare[counterState](ctx, "acct", persistence.Provider("postgres-db"))}
-	})
-	if !errors.Is(err, persistence.ErrUnknownProvider) || !strings.Contains(err.Error(), "postgres-db") {
-		t.Fatalf("err = %v; want ErrUnknownProvider naming postgres-db", err)
+	}); err != nil {
+		t.Fatalf("Register: %v", err)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runtime.Ask[int64](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, activation.ErrUnknownKind) {
-		t.Fatalf("message to the rejected kind: %v, want ErrUnknownKind", err)
+	for _, id := range []string{"a", "b", "a"} {
+		_, err := runtime.Ask[int64](context.Background(), h.Ref("Account", id), get{})
+		var ae *activation.ActivationError
+		if !errors.As(err, &ae) || !errors.Is(err, persistence.ErrUnknownProvider) ||
+			!strings.Contains(err.Error(), `slot "acct"`) || !strings.Contains(err.Error(), `"postgres-db"`) {
+			t.Fatalf("activation of %s: %v; want an *ActivationError matching ErrUnknownProvider naming the slot and the provider", id, err)
+		}
+	}
+	if n := logs.FilterMessageSnippet("declares a slot").Len(); n != 1 {
+		t.Fatalf("the misdeclared slot was logged %d times, want once for the kind: %v", n, logs.All())
 	}
 }
 
@@ -301,21 +349,42 @@ type holder struct{ slot *persistence.Slot[lossyState] }
 
 func (holder) Receive(*activation.Context, any) (any, error) { return nil, nil }
 
+// TestLossyStateTypeFailsRegistration: the state type of a slot field is
+// checked at registration, without running the factory, naming the field.
 func TestLossyStateTypeFailsRegistration(t *testing.T) {
 	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
+	ran := false
 	err = runtime.Register(h, "Account", func(ctx *activation.Context) holder {
+		ran = true
 		return holder{slot: persistence.Declare[lossyState](ctx, "acct")}
 	})
-	const want = `activation: registering kind "Account": actor kind "Account", slot "acct": ` +
+	const want = `runtime: registering kind "Account": actor type runtime_test.holder, field slot (a slot of runtime_test.lossyState): ` +
 		`persistence: type runtime_test.lossyState cannot be stored by codec "json": field .balance is unexported and would be lost`
 	var te *persistence.TypeError
 	if !errors.Is(err, persistence.ErrInvalidArgument) || !errors.As(err, &te) || te.Path != ".balance" ||
 		!strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("err = %v\nwant %s...", err, want)
+	}
+	if ran {
+		t.Fatal("Register ran the factory")
+	}
+	// Fields of embedded and nested structs are checked too.
+	type nested struct {
+		//lint:ignore U1000 never used: it is there to be checked
+		inner struct{ h holder }
+	}
+	err = runtime.Register(h, "Nested", func(ctx *activation.Context) *struct {
+		holder
+		n nested
+	} {
+		return nil
+	})
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "field holder.slot") || !strings.Contains(err.Error(), "field n.inner.h.slot") {
+		t.Fatalf("embedded and nested slot fields: %v", err)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -325,16 +394,65 @@ func TestLossyStateTypeFailsRegistration(t *testing.T) {
 	}
 }
 
-func TestNoProviderAndNoDefaultFailsRegistration(t *testing.T) {
+// opaque is a codec that stores any value, to show that a slot with its own
+// codec is checked with that codec, when the factory declares it.
+type opaque struct{}
+
+func (opaque) ID() string { return "test-opaque" }
+func (opaque) Marshal(v any) ([]byte, error) {
+	return json.Marshal(v.(*lossyState).Owner)
+}
+func (opaque) Unmarshal(b []byte, v any) error {
+	return json.Unmarshal(b, &v.(*lossyState).Owner)
+}
+
+type customHolder struct {
+	slot *persistence.Slot[lossyState] `persistence:"custom-codec"`
+}
+
+func (c customHolder) Receive(*activation.Context, any) (any, error) {
+	return c.slot.State().Owner, nil
+}
+
+func TestSlotFieldWithItsOwnCodec(t *testing.T) {
+	f := newFixture(t)
+	if err := runtime.Register(f.host, "Custom", func(ctx *activation.Context) customHolder {
+		return customHolder{slot: persistence.Declare[lossyState](ctx, "acct", persistence.WithCodec(opaque{}))}
+	}); err != nil {
+		t.Fatalf("a field tagged custom-codec was checked with JSON: %v", err)
+	}
+	if got, err := runtime.Ask[string](f.ctx(), f.host.Ref("Custom", "c"), get{}); err != nil || got != "" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	// A lossy type declared without a field to show it (here, through the
+	// JSON codec) fails when the factory declares it.
+	if err := runtime.Register(f.host, "Hidden", func(ctx *activation.Context) *counter {
+		persistence.Declare[lossyState](ctx, "acct")
+		return &counter{}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var te *persistence.TypeError
+	if _, err := runtime.Ask[any](f.ctx(), f.host.Ref("Hidden", "h"), get{}); !errors.As(err, &te) {
+		t.Fatalf("lossy type declared in the factory: %v, want a *TypeError", err)
+	}
+}
+
+func TestNoProviderAndNoDefaultFailsTheFirstActivation(t *testing.T) {
 	h, err := runtime.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+	if err := runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
 		return &counter{slot: persistence.Declare[counterState](ctx, "acct")}
-	})
-	if !errors.Is(err, persistence.ErrUnknownProvider) {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.Ask[int64](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, persistence.ErrUnknownProvider) {
 		t.Fatalf("err = %v; want ErrUnknownProvider", err)
 	}
 }

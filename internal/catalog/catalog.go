@@ -86,11 +86,12 @@ type Catalog struct {
 }
 
 type kind struct {
-	name    string
-	factory Factory
-	cfg     core.KindConfig
-	log     *zap.Logger
-	shards  [numShards]shard
+	name        string
+	factory     Factory
+	cfg         core.KindConfig
+	log         *zap.Logger
+	misdeclared atomic.Bool // a slot declaration failed; logged once
+	shards      [numShards]shard
 }
 
 type shard struct {
@@ -155,10 +156,10 @@ func stateErr(st int32) error {
 // Factory creates the actor of one activation and declares its slots.
 type Factory func(ctx *activation.Context) activation.Actor
 
-// Register adds a kind. It calls factory once with a probe context to learn
-// the kind's slots and fails if one of them names an unknown provider or is
-// otherwise invalid, so that a misconfiguration shows at startup rather than
-// on the first message.
+// Register adds a kind. It does not call factory: the slots the factory
+// declares are checked when it runs, at the start of each activation, and a
+// declaration error (an unknown provider, say) fails the activation and is
+// logged once per kind.
 func (c *Catalog) Register(name string, factory Factory, opts ...activation.KindOption) error {
 	if err := persistence.ValidateName("kind", name); err != nil {
 		return err
@@ -170,12 +171,6 @@ func (c *Catalog) Register(name string, factory Factory, opts ...activation.Kind
 		cfg: core.KindConfig{Idle: activation.DefaultIdleAfter, Supervision: supervision.DefaultStrategy()}}
 	for _, o := range opts {
 		o(&k.cfg)
-	}
-	probe := &live{cat: c, k: k, id: "registration-probe"}
-	probe.slots = persistence.NewSlots(c.cfg.Registry, name, probe.id)
-	probe.ctx = core.NewContext(probe)
-	if _, err := probe.build(); err != nil {
-		return fmt.Errorf("activation: registering kind %q: %w", name, err)
 	}
 	c.kindMu.Lock()
 	defer c.kindMu.Unlock()

@@ -486,8 +486,15 @@ func TestRegisterValidation(t *testing.T) {
 	if err := catalog.Register(c, "bad kind", f); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("invalid kind name: %v", err)
 	}
-	if err := catalog.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err == nil {
-		t.Error("a panicking factory registered")
+	// The factory does not run at registration: a panicking one fails the
+	// activations, not the registration.
+	if err := catalog.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err != nil {
+		t.Fatalf("registration ran the factory: %v", err)
+	}
+	var ae *activation.ActivationError
+	if _, err := catalog.Ask(context.Background(), c.Ref("Panicky", "p"), read{}); !errors.As(err, &ae) ||
+		!strings.Contains(err.Error(), "factory panicked: no") {
+		t.Errorf("activation with a panicking factory: %v", err)
 	}
 }
 

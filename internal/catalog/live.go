@@ -186,21 +186,43 @@ func (x *live) build() (activation.Actor, error) {
 		return nil, errors.New("factory returned nil")
 	}
 	if err := x.slots.Err(); err != nil {
-		return nil, err
+		return nil, &declError{err}
 	}
 	return inst, nil
 }
 
+// declError is the failure of a slot declaration (an unknown provider, a
+// state type the slot's codec cannot store, a duplicate name): a mistake in
+// the kind's factory, which every activation of the kind will repeat.
+type declError struct{ err error }
+
+func (e *declError) Error() string { return e.err.Error() }
+func (e *declError) Unwrap() error { return e.err }
+
 // fail ends an activation that could not activate: the messages queued
 // behind it get the error, and the next message activates afresh.
 func (x *live) fail(err error) {
+	var de *declError
+	if errors.As(err, &de) {
+		err = de.err
+		// Logged once per kind: it fails every activation until fixed.
+		if !x.k.misdeclared.Swap(true) {
+			x.k.log.Error("the kind's factory declares a slot that cannot work; every activation of the kind fails",
+				zap.String("id", x.id), zap.Error(err))
+		}
+	}
 	x.failErr = &activation.ActivationError{Kind: x.k.name, ID: x.id, Err: err}
 	x.state = stateFailed
 	x.inst = nil
 	x.cat.ended(x) // its state, if any, is discarded on purpose
 	x.cat.retire(x)
 	x.self.Stop()
-	x.publish(activation.Event{Type: activation.ActivationFailed, Err: x.failErr})
+	ev := activation.Event{Type: activation.ActivationFailed, Err: x.failErr}
+	if de != nil {
+		x.notify(ev) // logged above, once per kind
+	} else {
+		x.publish(ev)
+	}
 }
 
 // Receive handles one message.
@@ -514,8 +536,8 @@ func (x *live) protect(what string, fn func() error) (err error) {
 	return fn()
 }
 
+// publish logs ev and hands it to the subscribers.
 func (x *live) publish(ev activation.Event) {
-	ev.Kind, ev.ID, ev.Time = x.k.name, x.id, time.Unix(0, x.cat.now.Load())
 	switch ev.Type {
 	case activation.ActivationFailed:
 		x.k.log.Warn("activation failed", zap.String("id", x.id), zap.Error(ev.Err))
@@ -528,6 +550,12 @@ func (x *live) publish(ev activation.Event) {
 	case activation.Activated:
 		x.k.log.Debug("activated", zap.String("id", x.id))
 	}
+	x.notify(ev)
+}
+
+// notify hands ev to the subscribers.
+func (x *live) notify(ev activation.Event) {
+	ev.Kind, ev.ID, ev.Time = x.k.name, x.id, time.Unix(0, x.cat.now.Load())
 	x.cat.events.publish(ev)
 }
 
