@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/activation"
-	"github.com/quarkgo/quark/internal/fakeclock"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 func ids(prefix string, n int) []string {
@@ -182,7 +182,7 @@ func TestClusterPassivation(t *testing.T) {
 		return
 	}
 	f := newClusterFixture(t)
-	clocks := []*fakeclock.Clock{fakeclock.New(time.Unix(1_700_000_000, 0)), fakeclock.New(time.Unix(1_700_000_000, 0))}
+	clocks := []*runtimetest.Clock{runtimetest.NewClock(time.Unix(1_700_000_000, 0)), runtimetest.NewClock(time.Unix(1_700_000_000, 0))}
 	hs := f.cluster(
 		hostOpt{idle: time.Minute, opts: []runtime.Option{runtime.WithClock(clocks[0]), runtime.WithIdleSweep(time.Second)}},
 		hostOpt{idle: time.Minute, opts: []runtime.Option{runtime.WithClock(clocks[1]), runtime.WithIdleSweep(time.Second)}},
@@ -502,22 +502,22 @@ func TestClusterLease(t *testing.T) {
 }
 
 func TestClusterConfigErrors(t *testing.T) {
-	net := runtime.NewTestNetwork()
+	net := runtimetest.NewNetwork()
 	for _, c := range []struct {
 		cfg  runtime.ClusterConfig
 		want string
 	}{
 		{runtime.ClusterConfig{}, "Provider is required"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Port: 70000}, "out of range"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Name: "bad name"}, "cluster name"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Client: true, Lease: &runtime.LeaseConfig{}}, "takes no lease"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Lease: &runtime.LeaseConfig{TTL: -1}}, "must not be negative"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Port: 70000}, "out of range"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Name: "bad name"}, "cluster name"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Client: true, Lease: &runtime.LeaseConfig{}}, "takes no lease"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Lease: &runtime.LeaseConfig{TTL: -1}}, "must not be negative"},
 	} {
 		if _, err := runtime.New(runtime.WithCluster(c.cfg)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	client, err := runtime.New(runtime.WithCluster(runtime.ClusterConfig{Provider: runtime.TestProvider(net), Client: true}))
+	client, err := runtime.New(runtime.WithCluster(runtime.ClusterConfig{Provider: net.Provider(), Client: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@
 // [WithCluster] makes a host a member (or, with ClusterConfig.Client, a
 // client) of a cluster on protoactor-go's own cluster: remote between
 // members, disthash identity lookup, and a membership provider
-// ([AutomanagedProvider], [TestProvider] for one process, or any protoactor
+// ([AutomanagedProvider], runtimetest.Network for one process, or any protoactor
 // provider through [ProtoactorProvider]: consul, etcd, Kubernetes). The same
 // kinds, actor code and Ref/Send/Ask reach an actor on whichever member owns
 // it. Messages are plain Go types registered once with [RegisterMessage]

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/activation"
-	"github.com/quarkgo/quark/internal/fakeclock"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // Messages of the test counter actor.
@@ -87,7 +87,7 @@ type fixture struct {
 	t      *testing.T
 	host   *runtime.Host
 	store  *persistence.Store
-	clock  *fakeclock.Clock
+	clock  *runtimetest.Clock
 	events chan activation.Event
 	extra  counter
 }
@@ -97,7 +97,7 @@ type fixture struct {
 // down at the end of the test.
 func newFixture(t *testing.T, opts ...runtime.Option) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: memory.New(nil), clock: fakeclock.New(time.Unix(1_700_000_000, 0)),
+	f := &fixture{t: t, store: memory.New(nil), clock: runtimetest.NewClock(time.Unix(1_700_000_000, 0)),
 		events: make(chan activation.Event, 4096)}
 	f.extra = counter{inTurn: new(atomic.Int32), overlaps: new(atomic.Int32), failAct: new(atomic.Int32)}
 	all := append([]runtime.Option{runtime.WithProvider("mem", f.store), runtime.WithClock(f.clock)}, opts...)

@@ -39,6 +39,8 @@ var rules = []rule{
 	{"providers/", []string{module + "/runtime", module + "/activation", module + "/eventsourcing", module + "/internal/protoengine",
 		"github.com/asynkron/"}, "providers depend only on persistence, driver and their SDK"},
 	{"runtime", []string{module + "/providers/", module + "/samples/"}, "the host never imports a provider: the application injects them"},
+	{"runtime/runtimetest", []string{module + "/providers/", module + "/samples/", module + "/test/"},
+		"the test kit works with any store the test injects"},
 	{"supervision", []string{module + "/"}, "supervision strategies import no other package of ours"},
 	{"internal/workpool", []string{module + "/", "!std"}, "the dispatcher pool is standard library only"},
 	{"eventsourcing", []string{module + "/providers/", module + "/samples/"},
@@ -115,6 +117,23 @@ func TestLayering(t *testing.T) {
 	for _, r := range rules {
 		if !checked[r.from] {
 			t.Errorf("rule for %s matched no package", r.from)
+		}
+	}
+}
+
+// TestNothingImportsSamples: samples are programs to read and run; tests
+// and libraries import none of their code (test fixtures live in
+// test/internal).
+func TestNothingImportsSamples(t *testing.T) {
+	prefix := module + "/samples/"
+	for _, p := range listPackages(t) {
+		if strings.HasPrefix(p.path, prefix) {
+			continue
+		}
+		for _, d := range p.deps {
+			if strings.HasPrefix(d, prefix) {
+				t.Errorf("%s depends on %s: nothing imports a sample", p.path, d)
+			}
 		}
 	}
 }
