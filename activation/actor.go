@@ -11,14 +11,17 @@ import (
 // time; it returns the reply for Ask (ignored for Send) and an error that
 // goes back to the caller.
 type Actor interface {
+	// Receive handles msg. ctx is the actor's context for this message: its
+	// deadline is the Ask caller's.
 	Receive(ctx *Context, msg any) (any, error)
 }
 
 // Activator is implemented by actors that want a hook after their state
 // slots are loaded and before their first message. ctx is the actor's own
 // context (ctx.ID() is its id), bounded by the host's activation timeout.
-// An error fails the activation: the caller gets an *ActivationError.
+// An error fails the activation: the caller gets an *Error.
 type Activator interface {
+	// OnActivate runs once per activation, after the slots are loaded.
 	OnActivate(ctx *Context) error
 }
 
@@ -28,6 +31,8 @@ type Activator interface {
 // timeout and by the shutdown's context. Its error is logged and reported;
 // the flush still runs.
 type Deactivator interface {
+	// OnDeactivate runs once per activation that activated, before the
+	// flush; reason says why the activation ends.
 	OnDeactivate(ctx *Context, reason Reason) error
 }
 

@@ -37,7 +37,7 @@
 //   - Turn-based: an actor handles one message at a time.
 //   - A failed activation (a factory panic, a slot declaration error such
 //     as an unknown provider, a load error, an OnActivate error or panic)
-//     answers every queued message with an [*ActivationError] and leaves
+//     answers every queued message with an [*Error] and leaves
 //     nothing behind: the next message tries again.
 //   - A handler error goes back to the Ask caller, together with the value
 //     the handler returned beside it. A handler panic is recovered and

@@ -13,8 +13,8 @@ type EventType int
 const (
 	// Activated: an activation loaded its slots and ran OnActivate.
 	Activated EventType = iota + 1
-	// ActivationFailed: an activation (or a restart) failed; Err says why.
-	ActivationFailed
+	// Failed: an activation (or a restart) failed; Err says why.
+	Failed
 	// Deactivated: an activation ended; Reason says why, Err reports what
 	// OnDeactivate or the flush could not do (a *persistence.FlushError for
 	// unsaved slots).
@@ -41,7 +41,7 @@ func (t EventType) String() string {
 	switch t {
 	case Activated:
 		return "activated"
-	case ActivationFailed:
+	case Failed:
 		return "activation failed"
 	case Deactivated:
 		return "deactivated"
@@ -59,19 +59,19 @@ func (t EventType) String() string {
 
 // Event is a lifecycle event of one activation.
 type Event struct {
-	Type   EventType
-	Kind   string
-	ID     string
-	Reason Reason // for Deactivated
-	Err    error
-	Time   time.Time
+	Type   EventType // what happened
+	Kind   string    // the actor's kind
+	ID     string    // the actor's id
+	Reason Reason    // why the activation ended, for Deactivated
+	Err    error     // what failed, if anything (see each EventType)
+	Time   time.Time // when, by the host's coarse clock
 
 	// For Supervised events.
-	Directive supervision.Directive
-	Restarts  int           // consecutive restarts so far
-	Delay     time.Duration // backoff before the restart
+	Directive supervision.Directive // the supervisor's decision
+	Restarts  int                   // consecutive restarts so far
+	Delay     time.Duration         // backoff before the restart
 
 	// For Quarantined events.
-	Message  any
-	Failures int
+	Message  any // the quarantined message
+	Failures int // how many times in a row it failed
 }

@@ -57,7 +57,7 @@
 // # Providers
 //
 // Providers implement package driver and wrap it with [NewStore]. A
-// [Registry] maps provider names to stores; a slot naming an unknown
+// [Providers] maps provider names to stores; a slot naming an unknown
 // provider fails with [ErrUnknownProvider], never falling back silently.
 //
 // # Observing

@@ -15,6 +15,7 @@ import (
 // SlotOwner is what Declare needs from its first argument: the set of slots
 // of one activation. *activation.Context implements it.
 type SlotOwner interface {
+	// Slots returns the activation's slot set.
 	Slots() *Slots
 }
 
@@ -23,7 +24,7 @@ type SlotOwner interface {
 // on deactivation. Its methods are called from the actor's own goroutine
 // only, one at a time; it is not safe for concurrent use.
 type Slots struct {
-	reg    *Registry
+	reg    *Providers
 	kind   string
 	id     string
 	list   []slot
@@ -33,7 +34,7 @@ type Slots struct {
 
 // NewSlots returns an empty slot set for the actor (kind, id), resolving
 // provider names against reg.
-func NewSlots(reg *Registry, kind, id string) *Slots {
+func NewSlots(reg *Providers, kind, id string) *Slots {
 	return &Slots{reg: reg, kind: kind, id: id}
 }
 
@@ -194,14 +195,14 @@ func (s *Slots) Flush(ctx context.Context) error {
 
 // FlushError reports the slots a flush could not save.
 type FlushError struct {
-	Kind, ID string
-	Slots    []SlotError
+	Kind, ID string      // the actor
+	Slots    []SlotError // the slots not saved, one error each
 }
 
 // SlotError is one slot's flush failure.
 type SlotError struct {
-	Slot string
-	Err  error
+	Slot string // the slot's name
+	Err  error  // why it was not saved
 	// MaybeSaved reports that the store may hold the slot's unsaved state
 	// after all: a write of it was sent and failed in a way that does not
 	// show whether it was applied (the store was unavailable, or the

@@ -29,6 +29,7 @@ import (
 // A Codec that does not implement TypeChecker is trusted with every type.
 // [JSON] implements it; see [CheckType] for its rules.
 type TypeChecker interface {
+	// CheckType returns nil if the codec stores every part of a t.
 	CheckType(t reflect.Type) error
 }
 

@@ -12,9 +12,9 @@ import (
 // exponentially growing delay between MinBackoff and MaxBackoff after each
 // conflict.
 type Retry struct {
-	Attempts   int
-	MinBackoff time.Duration
-	MaxBackoff time.Duration
+	Attempts   int           // tries in all; below 1 means 1
+	MinBackoff time.Duration // the first delay; 0: retry at once
+	MaxBackoff time.Duration // the cap of the delay; 0: no cap
 }
 
 // DefaultRetry is the policy of Slot.Update: 5 attempts, 1 ms to 100 ms.

@@ -469,7 +469,7 @@ func TestClusterLease(t *testing.T) {
 	if !errors.Is(err, runtime.ErrLeaseHeld) {
 		t.Fatalf("second activation: %v, want ErrLeaseHeld", err)
 	}
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	if !errors.As(err, &ae) && !strings.Contains(err.Error(), "activating") {
 		t.Logf("error: %v", err)
 	}

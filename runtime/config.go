@@ -64,7 +64,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first problem with the configuration.
+// Validate reports every problem with the configuration, joined with
+// errors.Join (nil if there is none), so that one run shows them all.
 func (c *Config) Validate() error {
 	var errs []error
 	for name, s := range c.Providers {

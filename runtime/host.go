@@ -17,12 +17,12 @@ import (
 )
 
 // Host runs virtual actors on one machine. It is the composition root: it
-// wires the protoactor engine, the activation catalog, the provider registry,
+// wires the protoactor engine, the activation catalog, the named providers,
 // logging and, when configured, metrics and tracing. Create it with New, register kinds, Start it, and Shutdown it
 // when done.
 type Host struct {
 	cfg    Config
-	reg    *persistence.Registry
+	reg    *persistence.Providers
 	engine *protoengine.Engine
 	cat    *catalog.Catalog
 	stop   sync.Once // stops the engine
@@ -48,7 +48,7 @@ func New(opts ...Option) (*Host, error) {
 	if tel != nil {
 		stores = tel.instrument(stores)
 	}
-	reg, err := persistence.NewRegistry(stores, cfg.DefaultProvider)
+	reg, err := persistence.NewProviders(stores, cfg.DefaultProvider)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func New(opts ...Option) (*Host, error) {
 	}
 	engine := protoengine.New(protoLog)
 	acfg := catalog.Config{
-		Engine: engine, Registry: reg, Logger: cfg.Logger, Clock: cfg.Clock,
+		Engine: engine, Providers: reg, Logger: cfg.Logger, Clock: cfg.Clock,
 		IdleSweep: cfg.IdleSweep, ActivateTimeout: cfg.ActivateTimeout,
 		DeactivateTimeout: cfg.DeactivateTimeout, RequestTimeout: cfg.RequestTimeout,
 	}
@@ -97,7 +97,7 @@ func New(opts ...Option) (*Host, error) {
 // part of fails here, naming the field. What only the factory knows, the
 // provider and the codec each slot names, is checked when it runs: an
 // unknown provider fails the kind's first activation (and every later one)
-// with an *activation.ActivationError naming the slot and the provider,
+// with an *activation.Error naming the slot and the provider,
 // logged once per kind.
 //
 // In cluster mode, kinds are registered before Start (protoactor fixes a
@@ -143,11 +143,11 @@ func (h *Host) Subscribe(fn func(activation.Event)) (unsubscribe func()) {
 // Activations returns the number of live activations.
 func (h *Host) Activations() int { return h.cat.Len() }
 
-// Providers returns the provider registry. When a meter or tracer provider
+// Providers returns the host's named providers. When a meter or tracer provider
 // is configured, its stores are instrumented copies of the ones registered
 // (see persistence.Instrument): they share the provider, and closing either
 // closes it.
-func (h *Host) Providers() *persistence.Registry { return h.reg }
+func (h *Host) Providers() *persistence.Providers { return h.reg }
 
 // Shutdown refuses new messages, deactivates every actor (OnDeactivate, then
 // the flush of dirty slots) and waits for them, then stops the engine. The
@@ -193,7 +193,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 // handler returned alongside it, if that value is a T. A reply that is not
 // a T (other than nil, which gives T's zero value) returns
 // activation.ErrUnexpectedReply. An activation that failed returns an
-// *activation.ActivationError, a handler panic an *activation.PanicError. In
+// *activation.Error, a handler panic an *activation.PanicError. In
 // cluster mode a message that could not be delivered because the actor was
 // moving between members is delivered again once the actor is reachable,
 // until ctx ends; a delivered message is never sent twice.

@@ -257,10 +257,10 @@ func TestCorruptRecordGivesTypedErrorAndStaysUntouched(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ { // the second message tries to activate again
 		_, err := ask[int64](f, "bad", add{1})
-		var ae *activation.ActivationError
+		var ae *activation.Error
 		var de *persistence.DecodeError
 		if !errors.As(err, &ae) || !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) {
-			t.Fatalf("err = %v; want an ActivationError wrapping a DecodeError", err)
+			t.Fatalf("err = %v; want an *activation.Error wrapping a DecodeError", err)
 		}
 		if de.Key != key || !strings.Contains(err.Error(), `"bad"`) {
 			t.Fatalf("error does not name the key: %v", err)
@@ -325,10 +325,10 @@ func TestUnknownProviderFailsTheFirstActivation(t *testing.T) {
 	}
 	for _, id := range []string{"a", "b", "a"} {
 		_, err := runtime.Ask[int64](context.Background(), h.Ref("Account", id), get{})
-		var ae *activation.ActivationError
+		var ae *activation.Error
 		if !errors.As(err, &ae) || !errors.Is(err, persistence.ErrUnknownProvider) ||
 			!strings.Contains(err.Error(), `slot "acct"`) || !strings.Contains(err.Error(), `"postgres-db"`) {
-			t.Fatalf("activation of %s: %v; want an *ActivationError matching ErrUnknownProvider naming the slot and the provider", id, err)
+			t.Fatalf("activation of %s: %v; want an *activation.Error matching ErrUnknownProvider naming the slot and the provider", id, err)
 		}
 	}
 	if n := logs.FilterMessageSnippet("declares a slot").Len(); n != 1 {
@@ -481,11 +481,11 @@ func TestFailedActivationLeavesNothingAndRetries(t *testing.T) {
 	f := newFixture(t)
 	f.extra.failAct.Store(1)
 	_, err := ask[int64](f, "f", add{1})
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	if !errors.As(err, &ae) || ae.ID != "f" {
-		t.Fatalf("err = %v; want an ActivationError", err)
+		t.Fatalf("err = %v; want an *activation.Error", err)
 	}
-	f.waitEvent(activation.ActivationFailed, "f")
+	f.waitEvent(activation.Failed, "f")
 	got, err := ask[int64](f, "f", add{1})
 	if err != nil || got != 1 {
 		t.Fatalf("second message: %d, %v; want a fresh activation", got, err)

@@ -17,6 +17,16 @@ func TestBackoffDelay(t *testing.T) {
 	if (Backoff{}).Delay(3, nil) != 0 {
 		t.Error("a zero Backoff must not wait")
 	}
+	// Multiplier: 0 means 2; below 1 means 1, a constant delay.
+	for _, c := range []struct {
+		m    float64
+		want time.Duration
+	}{{0, 40}, {1, 10}, {0.5, 10}, {3, 90}} {
+		b := Backoff{Initial: 10 * time.Millisecond, Multiplier: c.m}
+		if got := b.Delay(3, nil); got != c.want*time.Millisecond {
+			t.Errorf("Multiplier %v: Delay(3) = %v, want %v", c.m, got, c.want*time.Millisecond)
+		}
+	}
 	j := Backoff{Initial: 100 * time.Millisecond, Jitter: 0.5}
 	if lo, hi := j.Delay(1, func() float64 { return 0 }), j.Delay(1, func() float64 { return 0.999999 }); lo != 50*time.Millisecond || hi < 149*time.Millisecond || hi > 150*time.Millisecond {
 		t.Errorf("jitter bounds %v..%v, want 50ms..150ms", lo, hi)

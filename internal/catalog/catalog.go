@@ -19,12 +19,12 @@ import (
 	"github.com/quarkgo/quark/supervision"
 )
 
-// Config configures a Catalog. Engine and Registry are required.
+// Config configures a Catalog. Engine and Providers are required.
 type Config struct {
-	Engine   Engine
-	Registry *persistence.Registry
-	Logger   *zap.Logger      // nil: no logging
-	Clock    activation.Clock // nil: activation.SystemClock
+	Engine    Engine
+	Providers *persistence.Providers
+	Logger    *zap.Logger      // nil: no logging
+	Clock     activation.Clock // nil: activation.SystemClock
 	// IdleSweep is how often idle activations are looked for; an activation
 	// is deactivated between its kind's idle period and that plus IdleSweep
 	// after its last message. 0: one second.
@@ -111,8 +111,8 @@ func (sh *shard) prevDone(id string) chan struct{} {
 
 // NewCatalog returns a catalog and starts its idle sweeper; Shutdown stops it.
 func NewCatalog(cfg Config) (*Catalog, error) {
-	if cfg.Engine == nil || cfg.Registry == nil {
-		return nil, errors.New("activation: Config.Engine and Config.Registry are required")
+	if cfg.Engine == nil || cfg.Providers == nil {
+		return nil, errors.New("activation: Config.Engine and Config.Providers are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -268,7 +268,7 @@ func (c *Catalog) deliver(r *ref, msg any, request bool) (Future, error) {
 		if err != nil {
 			c.live.Done()
 			c.count.Add(-1)
-			return nil, &activation.ActivationError{Kind: k.name, ID: id, Err: err}
+			return nil, &activation.Error{Kind: k.name, ID: id, Err: err}
 		}
 		x.mb = mb
 		sh.m[id] = x

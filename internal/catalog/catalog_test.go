@@ -88,13 +88,13 @@ func newCatalog(t *testing.T, store *persistence.Store, holdOff chan struct{}) *
 
 func newCatalogWith(t *testing.T, store *persistence.Store, holdOff chan struct{}, cfg catalog.Config) *catalog.Catalog {
 	t.Helper()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": store}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mem": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := protoengine.New(nil)
 	t.Cleanup(engine.Shutdown)
-	cfg.Engine, cfg.Registry = engine, reg
+	cfg.Engine, cfg.Providers = engine, reg
 	c, err := catalog.NewCatalog(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -224,13 +224,13 @@ func TestShutdownReportsOnDeactivateErrors(t *testing.T) {
 // stores. A flush writes a, then b.
 func pairs(t *testing.T, held, other *persistence.Store, cfg catalog.Config) *catalog.Catalog {
 	t.Helper()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"held": held, "other": other}, "held")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"held": held, "other": other}, "held")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := protoengine.New(nil)
 	t.Cleanup(engine.Shutdown)
-	cfg.Engine, cfg.Registry = engine, reg
+	cfg.Engine, cfg.Providers = engine, reg
 	c, err := catalog.NewCatalog(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +491,7 @@ func TestRegisterValidation(t *testing.T) {
 	if err := catalog.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err != nil {
 		t.Fatalf("registration ran the factory: %v", err)
 	}
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	if _, err := catalog.Ask(context.Background(), c.Ref("Panicky", "p"), read{}); !errors.As(err, &ae) ||
 		!strings.Contains(err.Error(), "factory panicked: no") {
 		t.Errorf("activation with a panicking factory: %v", err)

@@ -149,7 +149,7 @@ func (x *live) Started(mb Mailbox) {
 func (x *live) activate() error {
 	ctx, cancel := context.WithTimeout(x.cat.cut, x.cat.cfg.ActivateTimeout)
 	defer cancel()
-	x.slots = persistence.NewSlots(x.cat.cfg.Registry, x.k.name, x.id)
+	x.slots = persistence.NewSlots(x.cat.cfg.Providers, x.k.name, x.id)
 	x.ctx.SetTurn(ctx)
 	inst, err := x.build()
 	if err != nil {
@@ -211,13 +211,13 @@ func (x *live) fail(err error) {
 				zap.String("id", x.id), zap.Error(err))
 		}
 	}
-	x.failErr = &activation.ActivationError{Kind: x.k.name, ID: x.id, Err: err}
+	x.failErr = &activation.Error{Kind: x.k.name, ID: x.id, Err: err}
 	x.state = stateFailed
 	x.inst = nil
 	x.cat.ended(x) // its state, if any, is discarded on purpose
 	x.cat.retire(x)
 	x.self.Stop()
-	ev := activation.Event{Type: activation.ActivationFailed, Err: x.failErr}
+	ev := activation.Event{Type: activation.Failed, Err: x.failErr}
 	if de != nil {
 		x.notify(ev) // logged above, once per kind
 	} else {
@@ -308,7 +308,7 @@ func (x *live) supervise(pe *activation.PanicError, msg any, failures int, r Rep
 	if dir == supervision.Restart && !x.budget.spend(x.cat.cfg.Clock.Now(), strat.MaxRestarts, strat.Window) {
 		dir, escalated = supervision.Stop, true
 	}
-	quarantine := strat.QuarantineAfter > 0 && failures >= strat.QuarantineAfter
+	quarantine := failures >= max(strat.QuarantineAfter, 1)
 	giveUp := func() {
 		var err error = pe
 		if quarantine {
@@ -335,7 +335,7 @@ func (x *live) supervise(pe *activation.PanicError, msg any, failures int, r Rep
 			giveUp()
 			return false
 		}
-		retry := strat.QuarantineAfter > 1 && !quarantine
+		retry := !quarantine
 		if !retry {
 			giveUp()
 		}
@@ -539,7 +539,7 @@ func (x *live) protect(what string, fn func() error) (err error) {
 // publish logs ev and hands it to the subscribers.
 func (x *live) publish(ev activation.Event) {
 	switch ev.Type {
-	case activation.ActivationFailed:
+	case activation.Failed:
 		x.k.log.Warn("activation failed", zap.String("id", x.id), zap.Error(ev.Err))
 	case activation.Deactivated:
 		if ev.Err != nil {

@@ -91,7 +91,7 @@ func (g *grain) start(c actor.Context) {
 		if err != nil {
 			// Like a failed activation: the messages queued now get the
 			// error, and the next message tries again.
-			g.failed = &activation.ActivationError{Kind: g.kind, ID: g.id, Err: err}
+			g.failed = &activation.Error{Kind: g.kind, ID: g.id, Err: err}
 			c.Stop(c.Self())
 			return
 		}

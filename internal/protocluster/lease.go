@@ -74,7 +74,7 @@ var leaseEpoch = time.Now()
 
 func monoNow() int64 { return int64(time.Since(leaseEpoch)) }
 
-func newLeases(m *Member, reg *persistence.Registry, cfg *LeaseConfig) (*leases, error) {
+func newLeases(m *Member, reg *persistence.Providers, cfg *LeaseConfig) (*leases, error) {
 	if cfg.TTL <= 0 {
 		return nil, fmt.Errorf("cluster: lease TTL must be positive, got %v", cfg.TTL)
 	}

@@ -156,7 +156,7 @@ func (m *Member) ID() string { return m.sys.ID }
 // the catalog's kinds, and returns once the membership provider runs, without
 // waiting out the second that protoactor's StartMember sleeps at its end.
 // The catalog must be running, so that grains can attach at once.
-func (m *Member) Start(ctx context.Context, reg *persistence.Registry) error {
+func (m *Member) Start(ctx context.Context, reg *persistence.Providers) error {
 	if m.cat == nil {
 		return errors.New("cluster: member not bound to a catalog")
 	}

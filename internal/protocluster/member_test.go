@@ -80,11 +80,11 @@ func startMembers(t *testing.T, regs ...*Registry) []*testMember {
 			t.Fatal(err)
 		}
 		store := memory.New(nil)
-		preg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": store}, "")
+		preg, err := persistence.NewProviders(map[string]*persistence.Store{"mem": store}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		cat, err := catalog.NewCatalog(catalog.Config{Engine: engine, Registry: preg, Router: m})
+		cat, err := catalog.NewCatalog(catalog.Config{Engine: engine, Providers: preg, Router: m})
 		if err != nil {
 			t.Fatal(err)
 		}
