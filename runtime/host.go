@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -14,12 +15,14 @@ import (
 	"github.com/quarkgo/quark/internal/protocluster"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
+	_ "github.com/quarkgo/quark/providers/embedded" // embedded: URLs for WithStoreURL
+	_ "github.com/quarkgo/quark/providers/memory"   // memory: URLs for WithStoreURL
 )
 
 // Host runs virtual actors on one machine. It is the composition root: it
 // wires the protoactor engine, the activation catalog, the named providers,
-// logging and, when configured, metrics and tracing. Create it with New, register kinds, Start it, and Shutdown it
-// when done.
+// logging and, when configured, metrics and tracing. Create it with New,
+// register kinds, Start it, and Shutdown it when done.
 type Host struct {
 	cfg    Config
 	reg    *persistence.Providers
@@ -29,9 +32,12 @@ type Host struct {
 
 	member  *protocluster.Member // nil unless cluster mode
 	started atomic.Bool
+	owned   map[string]*persistence.Store // opened from URLs: closed with the engine
 }
 
-// New builds a host from DefaultConfig changed by opts.
+// New builds a host from DefaultConfig changed by opts, and opens the
+// stores named by WithStoreURL (it fails, closing what it opened, if one
+// cannot be opened).
 func New(opts ...Option) (*Host, error) {
 	cfg := DefaultConfig()
 	for _, o := range opts {
@@ -44,7 +50,46 @@ func New(opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores := cfg.Providers
+	owned, err := openURLs(cfg.StoreURLs)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHost(cfg, tel, owned)
+	if err != nil {
+		closeAll(owned)
+		return nil, err
+	}
+	return h, nil
+}
+
+// openURLs opens the stores named by URL, or none.
+func openURLs(urls map[string]string) (map[string]*persistence.Store, error) {
+	owned := make(map[string]*persistence.Store, len(urls))
+	for name, u := range urls {
+		s, err := persistence.OpenStore(context.Background(), u)
+		if err != nil {
+			closeAll(owned)
+			return nil, fmt.Errorf("runtime: provider %q: %w", name, err)
+		}
+		owned[name] = s
+	}
+	return owned, nil
+}
+
+func closeAll(stores map[string]*persistence.Store) error {
+	var errs []error
+	for name, s := range stores {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("runtime: closing provider %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func newHost(cfg Config, tel *telemetry, owned map[string]*persistence.Store) (*Host, error) {
+	stores := make(map[string]*persistence.Store, len(cfg.Providers)+len(owned))
+	maps.Copy(stores, cfg.Providers)
+	maps.Copy(stores, owned)
 	if tel != nil {
 		stores = tel.instrument(stores)
 	}
@@ -83,7 +128,7 @@ func New(opts ...Option) (*Host, error) {
 	if tel != nil && tel.metrics {
 		cat.Subscribe(tel.onEvent) // for the host's lifetime: shutdown events count too
 	}
-	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat, member: member}, nil
+	return &Host{cfg: cfg, reg: reg, engine: engine, cat: cat, member: member, owned: owned}, nil
 }
 
 // Register adds an actor kind: factory builds the actor of one activation
@@ -143,15 +188,17 @@ func (h *Host) Subscribe(fn func(activation.Event)) (unsubscribe func()) {
 // Activations returns the number of live activations.
 func (h *Host) Activations() int { return h.cat.Len() }
 
-// Providers returns the host's named providers. When a meter or tracer provider
-// is configured, its stores are instrumented copies of the ones registered
-// (see persistence.Instrument): they share the provider, and closing either
-// closes it.
+// Providers returns the host's named providers: those given with
+// WithProvider and those opened from WithStoreURL. When a meter or tracer
+// provider is configured, its stores are instrumented copies of the ones
+// registered (see persistence.Instrument): they share the provider, and
+// closing either closes it.
 func (h *Host) Providers() *persistence.Providers { return h.reg }
 
 // Shutdown refuses new messages, deactivates every actor (OnDeactivate, then
-// the flush of dirty slots) and waits for them, then stops the engine. The
-// providers stay open: close them afterwards.
+// the flush of dirty slots) and waits for them, then stops the engine and
+// closes the stores the host opened from URLs (WithStoreURL). Stores given
+// with WithProvider stay open: they are the caller's, to close afterwards.
 //
 // ctx bounds the whole shutdown, flush retries included (each deactivation
 // is also bounded by the deactivation timeout). When ctx ends, the flushes
@@ -162,7 +209,8 @@ func (h *Host) Providers() *persistence.Providers { return h.reg }
 // naming each slot not confirmed saved: not saved, outcome unknown (a write
 // was in flight, or failed in a way that does not show whether it was
 // applied), or still running (a handler or OnDeactivate had not returned;
-// the engine is then left running).
+// the engine and the stores opened from URLs are then left running, and a
+// later call of Shutdown stops them).
 //
 // A cluster member deactivates its actors while it redirects what else
 // reaches it (telling senders that it is leaving, so that they route to the
@@ -178,7 +226,10 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		if h.member != nil {
 			err = errors.Join(err, h.member.Stop(ctx))
 		}
-		h.stop.Do(h.engine.Shutdown)
+		h.stop.Do(func() {
+			h.engine.Shutdown()
+			err = errors.Join(err, closeAll(h.owned))
+		})
 	}
 	return err
 }

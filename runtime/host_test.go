@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -568,11 +569,71 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown default", runtime.WithDefaultProvider("nope")},
 		{"zero timeout", runtime.WithRequestTimeout(0)},
 		{"nil logger", runtime.WithLogger(nil)},
+		{"empty store URL", runtime.WithStoreURL("mem", "")},
+		{"store URL of an unknown scheme", runtime.WithStoreURL("mem", "floppy://a")},
+		{"store URL that does not parse", runtime.WithStoreURL("mem", "embedded:bad\x7f.db")},
 	}
 	for _, c := range cases {
 		if _, err := runtime.New(c.opt); err == nil {
 			t.Errorf("%s: New succeeded", c.name)
 		}
+	}
+	// Validate reports every problem, not only the first.
+	_, err := runtime.New(runtime.WithProvider("a", memory.New(nil)), runtime.WithStoreURL("a", "memory:"),
+		runtime.WithRequestTimeout(-1))
+	if err == nil || !strings.Contains(err.Error(), "both a store and a store URL") || !strings.Contains(err.Error(), "RequestTimeout") {
+		t.Errorf("Validate: %v; want both problems", err)
+	}
+}
+
+// TestStoreURL: a store named by URL is opened by New (the embedded file's
+// missing directories created), and closed by Shutdown once every actor has
+// flushed; a store given with WithProvider stays open.
+func TestStoreURL(t *testing.T) {
+	ctx := context.Background()
+	url := "embedded:" + filepath.Join(t.TempDir(), "not", "yet", "there.db")
+	mine := memory.New(nil)
+	defer mine.Close()
+	run := func() (int64, *persistence.Store) {
+		h, err := runtime.New(runtime.WithStoreURL("local", url), runtime.WithProvider("mine", mine),
+			runtime.WithDefaultProvider("local"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := runtime.Register(h, "Counter", func(ctx *activation.Context) *counter {
+			return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n, err := runtime.Ask[int64](ctx, h.Ref("Counter", "c"), add{5}) // flushed at shutdown
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := h.Providers().Lookup("local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return n, s
+	}
+	if n, _ := run(); n != 5 {
+		t.Fatalf("first run: %d", n)
+	}
+	// The file was closed (its lock released) and the state flushed.
+	n, s := run()
+	if n != 10 {
+		t.Fatalf("second run: %d, want 10", n)
+	}
+	if _, err := s.Load(ctx, persistence.Key{Kind: "Counter", ID: "c", Slot: "count"}); !errors.Is(err, persistence.ErrClosed) {
+		t.Fatalf("the store opened from its URL after Shutdown: %v, want ErrClosed", err)
+	}
+	if _, err := mine.Load(ctx, persistence.Key{Kind: "K", ID: "i", Slot: "s"}); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("the caller's store after Shutdown: %v, want it open", err)
 	}
 }
 
