@@ -2,9 +2,10 @@ package supervision
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/quarkgo/quark/internal/backoff"
 )
 
 // Directive is what to do with an actor whose handler failed.
@@ -63,34 +64,7 @@ type Backoff struct {
 // Delay returns the wait before the n-th consecutive restart (n >= 1).
 // random returns a float in [0, 1); nil uses math/rand/v2.
 func (b Backoff) Delay(n int, random func() float64) time.Duration {
-	if b.Initial <= 0 || n < 1 {
-		return 0
-	}
-	m := b.Multiplier
-	switch {
-	case m == 0:
-		m = 2
-	case m < 1:
-		m = 1
-	}
-	d := float64(b.Initial)
-	for i := 1; i < n && m > 1 && (b.Max <= 0 || d < float64(b.Max)); i++ {
-		d *= m
-	}
-	if b.Max > 0 && d > float64(b.Max) {
-		d = float64(b.Max)
-	}
-	if b.Jitter > 0 {
-		if random == nil {
-			random = rand.Float64
-		}
-		j := b.Jitter
-		if j > 1 {
-			j = 1
-		}
-		d += d * j * (2*random() - 1)
-	}
-	return time.Duration(d)
+	return backoff.Policy(b).Delay(n, random)
 }
 
 // Strategy is how the actors of one kind are supervised.

@@ -43,7 +43,8 @@ var rules = []rule{
 		"the host imports no provider but the two it links for WithStoreURL (embedded: and memory:); the application injects or imports the others"},
 	{"runtime/runtimetest", []string{module + "/providers/", module + "/samples/", module + "/test/"},
 		"the test kit works with any store the test injects"},
-	{"supervision", []string{module + "/"}, "supervision strategies import no other package of ours"},
+	{"supervision", []string{module + "/"}, "supervision strategies import no other package of ours but the shared backoff"},
+	{"internal/backoff", []string{module + "/", "!std"}, "the one backoff is standard library only, so that every layer may use it"},
 	{"internal/workpool", []string{module + "/", "!std"}, "the dispatcher pool is standard library only"},
 	{"eventsourcing", []string{module + "/providers/", module + "/samples/"},
 		"event sourcing builds on activation, runtime and persistence, never on a provider"},
@@ -60,6 +61,9 @@ var except = map[string][]string{
 	"runtime":             linkedByRuntime,
 	"runtime/runtimetest": linkedByRuntime,
 	"eventsourcing":       linkedByRuntime,
+	"persistence":         {module + "/internal/backoff"},
+	"internal/core":       {module + "/internal/backoff"}, // through supervision
+	"supervision":         {module + "/internal/backoff"},
 }
 
 type pkg struct {

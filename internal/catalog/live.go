@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
 	"github.com/quarkgo/quark/internal/core"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/supervision"
@@ -474,7 +475,7 @@ func (x *live) finish(reason activation.Reason, final bool) error {
 }
 
 // flushBackoff spaces the flush attempts while the store is unavailable.
-var flushBackoff = supervision.Backoff{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+var flushBackoff = backoff.Policy{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // flush saves the dirty slots, trying again with backoff while the store is
 // unavailable, until ctx ends. Other failures (a conflict: the store has
@@ -495,12 +496,8 @@ func (x *live) flush(ctx context.Context) error {
 		d := flushBackoff.Delay(attempt, nil)
 		x.k.log.Warn("flush failed, store unavailable; retrying", zap.String("id", x.id),
 			zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
 	"github.com/quarkgo/quark/internal/core"
 )
 
@@ -125,12 +126,8 @@ func (r *ref) askRouted(ctx context.Context, msg any) (any, error) {
 		if err != activation.ErrNoReply || ctx.Err() != nil {
 			return v, err // a handler's error may come with its value
 		}
-		t := time.NewTimer(routeBackoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (%w)", activation.ErrNoReply, ctx.Err())
-		case <-t.C:
+		if err := backoff.Sleep(ctx, backoff.Route.Delay(attempt, nil)); err != nil {
+			return nil, fmt.Errorf("%w (%w)", activation.ErrNoReply, err)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/internal/core"
@@ -112,13 +111,6 @@ func SplitReply(reply any) (any, error) {
 		return re.v, re.err
 	}
 	return reply, nil
-}
-
-// routeBackoff spaces the attempts of an Ask whose message was not delivered
-// because the actor was moving between members.
-func routeBackoff(attempt int) time.Duration {
-	d := time.Millisecond << min(attempt, 7) // 2 ms … 128 ms
-	return d
 }
 
 // route hands a message for an actor without a local activation to the

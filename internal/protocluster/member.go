@@ -17,6 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.uber.org/zap"
 
+	"github.com/quarkgo/quark/internal/backoff"
 	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/persistence"
 
@@ -475,7 +476,7 @@ func (m *Member) drain(ctx context.Context) {
 		if idle >= drainQuiet || now >= limit {
 			return
 		}
-		if pause(ctx, drainQuiet-idle) != nil {
+		if backoff.Sleep(ctx, drainQuiet-idle) != nil {
 			return
 		}
 	}
