@@ -1,9 +1,9 @@
 package activation
 
 import (
-	"context"
 	"time"
 
+	"github.com/quarkgo/quark/internal/core"
 	"github.com/quarkgo/quark/supervision"
 )
 
@@ -11,21 +11,29 @@ import (
 // time; it returns the reply for Ask (ignored for Send) and an error that
 // goes back to the caller.
 type Actor interface {
+	// Receive handles msg. ctx is the actor's context for this message: its
+	// deadline is the Ask caller's.
 	Receive(ctx *Context, msg any) (any, error)
 }
 
 // Activator is implemented by actors that want a hook after their state
-// slots are loaded and before their first message. An error fails the
-// activation: the caller gets an *ActivationError.
+// slots are loaded and before their first message. ctx is the actor's own
+// context (ctx.ID() is its id), bounded by the host's activation timeout.
+// An error fails the activation: the caller gets an *Error.
 type Activator interface {
-	OnActivate(ctx context.Context) error
+	// OnActivate runs once per activation, after the slots are loaded.
+	OnActivate(ctx *Context) error
 }
 
 // Deactivator is implemented by actors that want a hook before they go
 // away. It runs before the dirty slots are flushed, so changes it makes are
-// saved. Its error is logged and reported; the flush still runs.
+// saved. ctx is the actor's own context, bounded by the host's deactivation
+// timeout and by the shutdown's context. Its error is logged and reported;
+// the flush still runs.
 type Deactivator interface {
-	OnDeactivate(ctx context.Context, reason Reason) error
+	// OnDeactivate runs once per activation that activated, before the
+	// flush; reason says why the activation ends.
+	OnDeactivate(ctx *Context, reason Reason) error
 }
 
 // Reason says why an activation ends.
@@ -75,19 +83,9 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// Factory creates the actor for one activation. It must declare the actor's
-// state slots (persistence.Declare) and do nothing slow or with side
-// effects: it also runs once at registration, to check the slots'
-// providers.
-type Factory func(ctx *Context) Actor
-
-// KindOption configures a registered kind.
-type KindOption func(*kindConfig)
-
-type kindConfig struct {
-	idle time.Duration
-	sup  supervision.Strategy
-}
+// KindOption configures a kind when it is registered (runtime.Register):
+// IdleAfter, Supervise.
+type KindOption func(*core.KindConfig)
 
 // DefaultIdleAfter is the idle period of kinds registered without IdleAfter.
 const DefaultIdleAfter = 5 * time.Minute
@@ -95,9 +93,11 @@ const DefaultIdleAfter = 5 * time.Minute
 // Supervise sets how the kind's actors are supervised when a handler panics
 // (see package supervision). Without it, kinds use
 // supervision.DefaultStrategy.
-func Supervise(s supervision.Strategy) KindOption { return func(c *kindConfig) { c.sup = s } }
+func Supervise(s supervision.Strategy) KindOption {
+	return func(c *core.KindConfig) { c.Supervision = s }
+}
 
 // IdleAfter deactivates an activation of the kind after d without a
 // message. d <= 0 keeps activations until they are deactivated explicitly or
 // the host shuts down.
-func IdleAfter(d time.Duration) KindOption { return func(c *kindConfig) { c.idle = d } }
+func IdleAfter(d time.Duration) KindOption { return func(c *core.KindConfig) { c.Idle = d } }

@@ -2,15 +2,21 @@ package activation
 
 import "time"
 
-// Clock is the time source of the idle sweeper. Tests inject a fake one.
+// Clock is the time source of the idle sweeper and of supervision's
+// restart budgets (runtime.WithClock). Tests inject a fake one,
+// runtimetest.Clock.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
+	// NewTicker returns a ticker that ticks every d.
 	NewTicker(d time.Duration) Ticker
 }
 
-// Ticker is a Clock's ticker.
+// Ticker is a Clock's ticker, like time.Ticker.
 type Ticker interface {
+	// C returns the channel the ticks are delivered on.
 	C() <-chan time.Time
+	// Stop turns the ticker off.
 	Stop()
 }
 

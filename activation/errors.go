@@ -45,9 +45,12 @@ var (
 // quarantined. It matches ErrQuarantined and unwraps to the last failure
 // (a *PanicError).
 type QuarantinedError struct {
+	// Kind and ID name the actor.
 	Kind, ID string
+	// Failures counts the failures of the message in a row.
 	Failures int
-	Err      error
+	// Err is the last failure.
+	Err error
 }
 
 // Error implements the error interface.
@@ -61,29 +64,33 @@ func (e *QuarantinedError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrQuarantined.
 func (e *QuarantinedError) Is(target error) bool { return target == ErrQuarantined }
 
-// ActivationError is returned to the callers of an actor whose activation
-// failed: a slot could not be loaded, OnActivate returned an error or
-// panicked, or the factory panicked. Nothing of the failed activation stays
-// alive; the next message tries to activate the actor again.
-type ActivationError struct {
+// Error is returned to the callers of an actor whose activation failed:
+// the factory panicked or declared a slot that cannot work (an unknown
+// provider, a state type its codec cannot store), a slot could not be
+// loaded, OnActivate returned an error or panicked, or the supervisor
+// stopped the actor. Nothing of the failed activation stays alive; the next
+// message tries to activate the actor again.
+type Error struct {
+	// Kind and ID name the actor.
 	Kind, ID string
-	Err      error
+	// Err is the cause.
+	Err error
 }
 
 // Error implements the error interface.
-func (e *ActivationError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("activation: activating %s/%q failed: %v", e.Kind, e.ID, e.Err)
 }
 
 // Unwrap returns the cause, so errors.Is(err, persistence.ErrUnavailable)
 // works through it.
-func (e *ActivationError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // PanicError is returned to the caller whose message made the actor's
 // handler panic. The actor has been restarted with its state reloaded from
 // the store; changes the failed turn made in memory are gone.
 type PanicError struct {
-	Kind, ID string
+	Kind, ID string // the actor
 	Value    any    // the value passed to panic
 	Stack    []byte // the stack of the panicking goroutine
 }
@@ -118,7 +125,9 @@ type ShutdownError struct {
 // UnsavedSlot is one slot whose state a shutdown could not confirm as
 // saved.
 type UnsavedSlot struct {
-	Key    persistence.Key
+	// Key names the slot.
+	Key persistence.Key
+	// Reason says what is known of its state.
 	Reason UnsavedReason
 	// Err is why: the slot's flush error, or nil for StillRunning.
 	Err error

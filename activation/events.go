@@ -1,8 +1,6 @@
 package activation
 
 import (
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quarkgo/quark/supervision"
@@ -15,8 +13,8 @@ type EventType int
 const (
 	// Activated: an activation loaded its slots and ran OnActivate.
 	Activated EventType = iota + 1
-	// ActivationFailed: an activation (or a restart) failed; Err says why.
-	ActivationFailed
+	// Failed: an activation (or a restart) failed; Err says why.
+	Failed
 	// Deactivated: an activation ended; Reason says why, Err reports what
 	// OnDeactivate or the flush could not do (a *persistence.FlushError for
 	// unsaved slots).
@@ -43,7 +41,7 @@ func (t EventType) String() string {
 	switch t {
 	case Activated:
 		return "activated"
-	case ActivationFailed:
+	case Failed:
 		return "activation failed"
 	case Deactivated:
 		return "deactivated"
@@ -61,64 +59,19 @@ func (t EventType) String() string {
 
 // Event is a lifecycle event of one activation.
 type Event struct {
-	Type   EventType
-	Kind   string
-	ID     string
-	Reason Reason // for Deactivated
-	Err    error
-	Time   time.Time
+	Type   EventType // what happened
+	Kind   string    // the actor's kind
+	ID     string    // the actor's id
+	Reason Reason    // why the activation ended, for Deactivated
+	Err    error     // what failed, if anything (see each EventType)
+	Time   time.Time // when, by the host's coarse clock
 
 	// For Supervised events.
-	Directive supervision.Directive
-	Restarts  int           // consecutive restarts so far
-	Delay     time.Duration // backoff before the restart
+	Directive supervision.Directive // the supervisor's decision
+	Restarts  int                   // consecutive restarts so far
+	Delay     time.Duration         // backoff before the restart
 
 	// For Quarantined events.
-	Message  any
-	Failures int
-}
-
-// events is a copy-on-write list of subscribers.
-type events struct {
-	mu   sync.Mutex // serialises writers
-	subs atomic.Pointer[[]*subscriber]
-}
-
-type subscriber struct{ fn func(Event) }
-
-func (e *events) subscribe(fn func(Event)) func() {
-	s := &subscriber{fn: fn}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var list []*subscriber
-	if p := e.subs.Load(); p != nil {
-		list = append(list, *p...)
-	}
-	list = append(list, s)
-	e.subs.Store(&list)
-	return func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		p := e.subs.Load()
-		if p == nil {
-			return
-		}
-		var kept []*subscriber
-		for _, o := range *p {
-			if o != s {
-				kept = append(kept, o)
-			}
-		}
-		e.subs.Store(&kept)
-	}
-}
-
-func (e *events) publish(ev Event) {
-	p := e.subs.Load()
-	if p == nil {
-		return
-	}
-	for _, s := range *p {
-		s.fn(ev)
-	}
+	Message  any // the quarantined message
+	Failures int // how many times in a row it failed
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/eventsourcing"
@@ -283,7 +284,7 @@ func TestActivationFailsOnUndecodableEvent(t *testing.T) {
 	}
 	env := startHost(t, k)
 	_, err := env.ask(t, "acc", depositCmd{Amount: 1})
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	var de *persistence.EventDecodeError
 	if !errors.As(err, &ae) || !errors.As(err, &de) || de.Seq != 2 || !errors.Is(err, eventsourcing.ErrUnknownEvent) {
 		t.Fatalf("Ask = %v, want an activation error naming event 2", err)
@@ -319,9 +320,25 @@ func TestApplyPanicInActor(t *testing.T) {
 	}
 	env := startHost(t, k, activation.Supervise(supervision.Strategy{Decider: func(any) supervision.Directive { return supervision.Stop }}))
 	env.mustAsk(t, "acc", depositCmd{Amount: 20})
+	deactivated := make(chan struct{}, 1)
+	defer env.host.Subscribe(func(ev activation.Event) {
+		if ev.Type == activation.Deactivated && ev.ID == "acc" {
+			select {
+			case deactivated <- struct{}{}:
+			default:
+			}
+		}
+	})()
 	_, err = env.ask(t, "acc", withdrawCmd{Amount: 13})
 	if !errors.Is(err, eventsourcing.ErrApply) {
 		t.Fatalf("withdraw: %v", err)
+	}
+	// The reply goes out before the activation deactivates: a message sent
+	// at once could still reach it.
+	select {
+	case <-deactivated:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the actor did not deactivate after the apply panic")
 	}
 	_, err = env.ask(t, "acc", getCmd{})
 	if !errors.Is(err, eventsourcing.ErrApply) {
@@ -378,7 +395,7 @@ func TestSnapshotSlotNameIsReserved(t *testing.T) {
 		t.Fatal(err)
 	}
 	host.Start(context.Background())
-	_, err = host.Ref("Account", "acc").Ask(context.Background(), getCmd{})
+	_, err = runtime.Ask[any](context.Background(), host.Ref("Account", "acc"), getCmd{})
 	if err == nil || !strings.Contains(err.Error(), "reserved for its snapshots") {
 		t.Fatalf("Ask = %v", err)
 	}

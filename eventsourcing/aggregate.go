@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
 	"github.com/quarkgo/quark/persistence"
 )
 
@@ -262,7 +262,7 @@ func (a *Aggregate[S]) UpdateWith(ctx context.Context, r persistence.Retry, deci
 		r.Attempts = 1
 	}
 	a.Discard()
-	backoff := r.MinBackoff
+	policy := backoff.Retry(r.MinBackoff, r.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		if a.behind {
 			if err := a.Refresh(ctx); err != nil {
@@ -283,18 +283,8 @@ func (a *Aggregate[S]) UpdateWith(ctx context.Context, r persistence.Retry, deci
 		if attempt >= r.Attempts {
 			return fmt.Errorf("eventsourcing: update of %s gave up after %d conflicting attempts: %w", a.stream, attempt, err)
 		}
-		if backoff > 0 {
-			d := backoff/2 + rand.N(backoff/2+1) // jitter: between half and all of the backoff
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-			if backoff *= 2; r.MaxBackoff > 0 && backoff > r.MaxBackoff {
-				backoff = r.MaxBackoff
-			}
+		if err := backoff.Sleep(ctx, policy.Delay(attempt, nil)); err != nil {
+			return err
 		}
 	}
 }

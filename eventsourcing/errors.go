@@ -30,10 +30,10 @@ var (
 // and the activation deactivates after the current message, so that the next
 // message recovers the state from the journal again.
 type ApplyError struct {
-	Stream persistence.Stream
-	Seq    int64 // the position of the event Apply panicked on
-	Type   string
-	Value  any // the value passed to panic
+	Stream persistence.Stream // the actor's stream
+	Seq    int64              // the position of the event Apply panicked on
+	Type   string             // the event's registered name
+	Value  any                // the value passed to panic
 }
 
 // Error implements the error interface.
@@ -48,9 +48,9 @@ func (e *ApplyError) Is(target error) bool { return target == ErrApply }
 // was not acknowledged: the subscription's checkpoint stays before it, and
 // a subscription resumed from that checkpoint delivers it again.
 type HandlerError struct {
-	Stream persistence.Stream
-	Seq    int64
-	Err    error
+	Stream persistence.Stream // the stream of the event
+	Seq    int64              // the event's position in it
+	Err    error              // what the handler returned
 }
 
 // Error implements the error interface.

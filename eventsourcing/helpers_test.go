@@ -232,7 +232,7 @@ type acctActor struct {
 	activated func(view) // told what OnActivate saw, if set
 }
 
-func (a *acctActor) OnActivate(ctx context.Context) error {
+func (a *acctActor) OnActivate(ctx *activation.Context) error {
 	if a.activated != nil {
 		a.activated(view{State: a.agg.State(), Seq: a.agg.Seq()})
 	}
@@ -330,7 +330,7 @@ func (e *hostEnv) ask(t testing.TB, id string, msg any) (any, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return e.host.Ref("Account", id).Ask(ctx, msg)
+	return runtime.Ask[any](ctx, e.host.Ref("Account", id), msg)
 }
 
 func (e *hostEnv) mustAsk(t testing.TB, id string, msg any) any {

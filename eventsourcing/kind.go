@@ -13,13 +13,14 @@ import (
 )
 
 // Event is an event read from a stream: decoded and upcast to the type
-// registered today.
+// registered today. (persistence.Event is the same event as the journal
+// stores it: encoded, with its codec and schema version.)
 type Event struct {
-	Stream persistence.Stream
-	Seq    int64     // its position in the stream, from 1
-	Time   time.Time // when it was appended
-	Type   string    // the name it is registered under (after renames)
-	Schema uint32    // the schema version it was stored with, before upcasting
+	Stream persistence.Stream // the stream it belongs to
+	Seq    int64              // its position in the stream, from 1
+	Time   time.Time          // when it was appended
+	Type   string             // the name it is registered under (after renames)
+	Schema uint32             // the schema version it was stored with, before upcasting
 	// Payload is the event as the registered type, e.g. Deposited (not a
 	// pointer to it).
 	Payload any
@@ -114,7 +115,7 @@ type Kind[S any] struct {
 	events  *Registry
 	apply   ApplyFunc[S]
 	opts    options
-	snapReg *persistence.Registry // nil: no snapshots
+	snapReg *persistence.Providers // nil: no snapshots
 	shape   string
 	log     *zap.Logger
 	hub     hub
@@ -153,7 +154,7 @@ func NewKind[S any](name string, journal *persistence.Journal, reg *Registry, ap
 	}
 	if k.opts.snapStore != nil {
 		var err error
-		k.snapReg, err = persistence.NewRegistry(map[string]*persistence.Store{"snapshots": k.opts.snapStore}, "snapshots")
+		k.snapReg, err = persistence.NewProviders(map[string]*persistence.Store{"snapshots": k.opts.snapStore}, "snapshots")
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package eventsourcing
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,8 +13,9 @@ import (
 
 // Register adds the event-sourced kind k to the host h. factory builds the
 // actor of one activation, given the activation's context and its
-// aggregate; it runs once at registration too, like any factory, and must
-// not use the aggregate there (it is not recovered yet).
+// aggregate; like any factory, it runs at the start of each activation
+// (never at registration), before the aggregate is recovered: it must not
+// use the aggregate's state there.
 //
 // Each activation recovers its aggregate (the latest usable snapshot, then
 // the events after it) before the actor's OnActivate, which therefore sees
@@ -58,7 +58,7 @@ var (
 	_ activation.Deactivator = (*journaled[int, activation.Actor])(nil)
 )
 
-func (j *journaled[S, A]) OnActivate(ctx context.Context) error {
+func (j *journaled[S, A]) OnActivate(ctx *activation.Context) error {
 	if j.agg.kind.snapReg != nil && slices.Contains(j.actx.Slots().Names(), SnapshotSlot) {
 		return fmt.Errorf("eventsourcing: kind %q declares a slot named %q, which is reserved for its snapshots", j.agg.kind.name, SnapshotSlot)
 	}
@@ -89,7 +89,7 @@ func (j *journaled[S, A]) Receive(ctx *activation.Context, msg any) (any, error)
 	return v, err
 }
 
-func (j *journaled[S, A]) OnDeactivate(ctx context.Context, reason activation.Reason) error {
+func (j *journaled[S, A]) OnDeactivate(ctx *activation.Context, reason activation.Reason) error {
 	var err error
 	if d, ok := any(j.inner).(activation.Deactivator); ok {
 		err = d.OnDeactivate(ctx, reason)

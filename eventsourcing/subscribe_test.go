@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/eventsourcing"
-	"github.com/quarkgo/quark/internal/fakeclock"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/providers/memory"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // delivered is what a test handler saw.
@@ -192,7 +192,7 @@ func TestSubscriptionPollsForOtherProcesses(t *testing.T) {
 			j := memory.NewJournal(nil)
 			here, there := newKind(t, j), newKind(t, j)
 			commit(t, open(t, here, "acc"), Opened{Owner: "Ada"})
-			clk := fakeclock.New(t0)
+			clk := runtimetest.NewClock(t0)
 			h, ch := collect()
 			opts := &eventsourcing.SubscribeOptions{PollInterval: time.Second, Clock: clk}
 			sub := here.SubscribeStream("acc", 0, h, opts)

@@ -22,7 +22,7 @@ type benchState struct {
 // BenchmarkDeclare measures what the factory of every activation pays for
 // declaring its slots: one set, two slots.
 func BenchmarkDeclare(b *testing.B) {
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": memory.New(nil)}, "mem")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mem": memory.New(nil)}, "mem")
 	if err != nil {
 		b.Fatal(err)
 	}

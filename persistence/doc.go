@@ -18,10 +18,13 @@
 //
 // # Codecs and state types
 //
-// A [Codec] turns the state into bytes and back. Declare checks the state
-// type with the slot's codec when the codec implements [TypeChecker], and
-// fails (and so fails the kind's registration, whose factory runs once as a
-// probe) with a [*TypeError] naming the field that would be lost. [JSON]
+// A [Codec] turns the state into bytes and back. A state type the codec
+// would silently lose part of is refused with a [*TypeError] naming the
+// field that would be lost: at the kind's registration for the slots the
+// actor's struct holds as *Slot[T] fields (runtime.Register checks them
+// with [CheckSlotFields], without running the factory), and otherwise when
+// Declare runs in the factory, at the kind's first activation, with the
+// slot's codec when it implements [TypeChecker]. [JSON]
 // does, by the rules of encoding/json: every field must be exported (or
 // tagged `json:"-"` to leave it out on purpose), and no field may be a func,
 // a channel, an interface, a complex number, a map with keys encoding/json
@@ -54,7 +57,7 @@
 // # Providers
 //
 // Providers implement package driver and wrap it with [NewStore]. A
-// [Registry] maps provider names to stores; a slot naming an unknown
+// [Providers] maps provider names to stores; a slot naming an unknown
 // provider fails with [ErrUnknownProvider], never falling back silently.
 //
 // # Observing

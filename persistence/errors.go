@@ -115,7 +115,7 @@ func (e *Error) Unwrap() []error {
 // ConcurrencyError reports an optimistic-concurrency conflict. It matches
 // ErrConflict.
 type ConcurrencyError struct {
-	Key      Key
+	Key      Key   // the record written
 	Expected int64 // the version the writer expected (0: absent)
 	Actual   int64 // the version the store holds (0: absent; -1: unknown)
 }
@@ -134,8 +134,8 @@ func (e *ConcurrencyError) Is(target error) bool { return target == ErrConflict 
 // migration. It matches ErrCorrupt. The stored record is never overwritten as
 // a consequence: the slot stays unloaded.
 type DecodeError struct {
-	Key Key
-	Err error
+	Key Key   // the record that could not be decoded
+	Err error // why
 }
 
 // Error implements the error interface.

@@ -289,9 +289,9 @@ func ValidateStream(s Stream) error {
 // StreamConflictError reports an append whose expected position differed
 // from the stream's last position. It matches ErrConflict.
 type StreamConflictError struct {
-	Stream   Stream
-	Expected int64 // the last position the writer expected (0: empty stream)
-	Actual   int64 // the stream's last position (-1: unknown)
+	Stream   Stream // the stream appended to
+	Expected int64  // the last position the writer expected (0: empty stream)
+	Actual   int64  // the stream's last position (-1: unknown)
 }
 
 // Error implements the error interface.
@@ -306,9 +306,9 @@ func (e *StreamConflictError) Is(target error) bool { return target == ErrConfli
 // EventDecodeError reports a stored event that could not be decoded. It
 // matches ErrCorrupt. The stored event is left untouched.
 type EventDecodeError struct {
-	Stream Stream
-	Seq    int64 // the event's position; 0 if the provider could not tell
-	Err    error
+	Stream Stream // the stream read
+	Seq    int64  // the event's position; 0 if the provider could not tell
+	Err    error  // why
 }
 
 // Error implements the error interface.

@@ -34,6 +34,7 @@ func (o Op) String() string {
 
 // Operation describes a Store operation that is starting.
 type Operation struct {
+	// Op is the operation.
 	Op Op
 	// Provider is the name given to Instrument.
 	Provider string
@@ -75,6 +76,9 @@ type Outcome struct {
 // are called concurrently when the Store is used concurrently, and must be
 // fast: they run on the caller's goroutine, on the actor's turn.
 type Observer interface {
+	// Start is called as op starts, with the caller's context; the context
+	// it returns is the operation's (a span's, say), and the function it
+	// returns is called once when the operation ends.
 	Start(ctx context.Context, op Operation) (context.Context, func(Outcome))
 }
 

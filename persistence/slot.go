@@ -15,6 +15,7 @@ import (
 // SlotOwner is what Declare needs from its first argument: the set of slots
 // of one activation. *activation.Context implements it.
 type SlotOwner interface {
+	// Slots returns the activation's slot set.
 	Slots() *Slots
 }
 
@@ -23,7 +24,7 @@ type SlotOwner interface {
 // on deactivation. Its methods are called from the actor's own goroutine
 // only, one at a time; it is not safe for concurrent use.
 type Slots struct {
-	reg    *Registry
+	reg    *Providers
 	kind   string
 	id     string
 	list   []slot
@@ -33,7 +34,7 @@ type Slots struct {
 
 // NewSlots returns an empty slot set for the actor (kind, id), resolving
 // provider names against reg.
-func NewSlots(reg *Registry, kind, id string) *Slots {
+func NewSlots(reg *Providers, kind, id string) *Slots {
 	return &Slots{reg: reg, kind: kind, id: id}
 }
 
@@ -194,14 +195,14 @@ func (s *Slots) Flush(ctx context.Context) error {
 
 // FlushError reports the slots a flush could not save.
 type FlushError struct {
-	Kind, ID string
-	Slots    []SlotError
+	Kind, ID string      // the actor
+	Slots    []SlotError // the slots not saved, one error each
 }
 
 // SlotError is one slot's flush failure.
 type SlotError struct {
-	Slot string
-	Err  error
+	Slot string // the slot's name
+	Err  error  // why it was not saved
 	// MaybeSaved reports that the store may hold the slot's unsaved state
 	// after all: a write of it was sent and failed in a way that does not
 	// show whether it was applied (the store was unavailable, or the
@@ -283,7 +284,9 @@ type slotConfig struct {
 
 // Provider stores the slot on the provider registered under name. Without
 // it, the slot uses the host's default provider. An unknown name fails the
-// declaration, and so the kind's registration.
+// declaration, and so every activation of the kind, from the first one on,
+// with an error naming the slot and the provider (the factory, where the
+// name is given, does not run before).
 func Provider(name string) SlotOption { return func(c *slotConfig) { c.provider = name } }
 
 // Lazy defers loading the slot until its Load or Get method is called,
@@ -343,9 +346,9 @@ type Slot[T any] struct {
 // *activation.Context). Call it in the actor's factory; the slot is loaded
 // before OnActivate unless it is Lazy. Errors (unknown provider, invalid or
 // duplicate name, a state type the slot's codec cannot store: see
-// [CheckType]) are recorded on the activation and fail it; since the
-// factory runs once when its kind is registered, they fail the
-// registration. Declare always returns a usable *Slot.
+// [CheckType]) are recorded on the activation and fail it, before
+// anything is loaded: the kind's first activation shows them. Declare
+// always returns a usable *Slot.
 func Declare[T any](o SlotOwner, name string, opts ...SlotOption) *Slot[T] {
 	set := o.Slots()
 	sl := &Slot[T]{owner: set, name: name, state: new(T), cfg: slotConfig{codec: JSON}}

@@ -21,9 +21,9 @@ type profile struct {
 	Score int      `json:"score"`
 }
 
-func registry(t *testing.T, stores map[string]*persistence.Store, def string) *persistence.Registry {
+func registry(t *testing.T, stores map[string]*persistence.Store, def string) *persistence.Providers {
 	t.Helper()
-	r, err := persistence.NewRegistry(stores, def)
+	r, err := persistence.NewProviders(stores, def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,10 +328,10 @@ func TestFlushUsesAtomicBatchPerProvider(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	m := memory.New(nil)
-	if _, err := persistence.NewRegistry(map[string]*persistence.Store{"x y": m}, ""); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := persistence.NewProviders(map[string]*persistence.Store{"x y": m}, ""); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("invalid name: %v", err)
 	}
-	if _, err := persistence.NewRegistry(map[string]*persistence.Store{"a": m}, "b"); !errors.Is(err, persistence.ErrUnknownProvider) {
+	if _, err := persistence.NewProviders(map[string]*persistence.Store{"a": m}, "b"); !errors.Is(err, persistence.ErrUnknownProvider) {
 		t.Errorf("unknown default: %v", err)
 	}
 	r := registry(t, map[string]*persistence.Store{"a": m}, "")

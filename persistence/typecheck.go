@@ -16,8 +16,8 @@ import (
 // stored, whether values of a type survive a round trip through them.
 // Declare calls it for the slot's state type (and the eventsourcing package
 // for event and snapshot state types), so that a type the codec would
-// silently lose part of fails the declaration, and so the kind's
-// registration, instead of losing state after the next reactivation.
+// silently lose part of fails the declaration (and so the activation)
+// instead of losing state after the next reactivation.
 //
 // CheckType is given the type T whose *T the codec will be asked to Marshal
 // and Unmarshal. It returns nil if the codec stores every part of a T, and
@@ -29,6 +29,7 @@ import (
 // A Codec that does not implement TypeChecker is trusted with every type.
 // [JSON] implements it; see [CheckType] for its rules.
 type TypeChecker interface {
+	// CheckType returns nil if the codec stores every part of a t.
 	CheckType(t reflect.Type) error
 }
 

@@ -434,3 +434,27 @@ func TestCheckTypeConcurrently(t *testing.T) {
 		t.Errorf("%d checks for 4 checking codecs", n)
 	}
 }
+
+// recursiveActor embeds a pointer to its own type: CheckSlotFields must not
+// loop.
+type recursiveActor struct {
+	*recursiveActor
+	Good *persistence.Slot[struct{ N int }]
+	bad  *persistence.Slot[withAny]
+}
+
+func TestCheckSlotFields(t *testing.T) {
+	err := persistence.CheckSlotFields(reflect.TypeFor[*recursiveActor]())
+	var te *persistence.TypeError
+	if !errors.As(err, &te) || !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "field bad (a slot of") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "Good") {
+		t.Fatalf("a storable slot was refused: %v", err)
+	}
+	for _, ok := range []reflect.Type{nil, reflect.TypeFor[int](), reflect.TypeFor[struct{ X *persistence.Slot[int] }]()} {
+		if err := persistence.CheckSlotFields(ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+}

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/quarkgo/quark/internal/backoff"
 )
 
-// Retry bounds Slot.UpdateWith: at most Attempts tries, sleeping a jittered,
-// exponentially growing delay between MinBackoff and MaxBackoff after each
-// conflict.
+// Retry bounds Slot.UpdateWith (and eventsourcing's Aggregate.UpdateWith):
+// at most Attempts tries, sleeping after each conflict a delay that starts
+// at MinBackoff and doubles up to MaxBackoff, spread by ±50% (the
+// exponential backoff of supervision.Backoff, with Multiplier 2 and Jitter
+// 0.5).
 type Retry struct {
-	Attempts   int
-	MinBackoff time.Duration
-	MaxBackoff time.Duration
+	Attempts   int           // tries in all; below 1 means 1
+	MinBackoff time.Duration // the first delay; 0: retry at once
+	MaxBackoff time.Duration // the cap of the delay; 0: no cap
 }
 
 // DefaultRetry is the policy of Slot.Update: 5 attempts, 1 ms to 100 ms.
@@ -45,7 +48,7 @@ func (s *Slot[T]) UpdateWith(ctx context.Context, r Retry, fn func(state *T) err
 			return err
 		}
 	}
-	backoff := r.MinBackoff
+	policy := backoff.Retry(r.MinBackoff, r.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		if err := fn(s.state); err != nil {
 			s.rollback()
@@ -61,18 +64,8 @@ func (s *Slot[T]) UpdateWith(ctx context.Context, r Retry, fn func(state *T) err
 		if attempt >= r.Attempts {
 			return fmt.Errorf("persistence: update of %s gave up after %d conflicting attempts: %w", s.Key(), attempt, err)
 		}
-		if backoff > 0 {
-			d := backoff/2 + rand.N(backoff/2+1) // jitter: between half and all of the backoff
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-			if backoff *= 2; r.MaxBackoff > 0 && backoff > r.MaxBackoff {
-				backoff = r.MaxBackoff
-			}
+		if err := backoff.Sleep(ctx, policy.Delay(attempt, nil)); err != nil {
+			return err
 		}
 		if err := s.Load(ctx); err != nil {
 			return err

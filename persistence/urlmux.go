@@ -16,6 +16,7 @@ import (
 // The Store returned owns whatever client the opener created: closing the
 // Store closes it.
 type URLOpener interface {
+	// OpenStoreURL opens the store u names.
 	OpenStoreURL(ctx context.Context, u *url.URL) (*Store, error)
 }
 

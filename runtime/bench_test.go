@@ -114,14 +114,14 @@ func BenchmarkSend(b *testing.B) {
 		h := benchHost(b, s, true)
 		ref := h.Ref("Bench", "a")
 		s.expect(1)
-		if err := ref.Send(ping{}); err != nil { // activate first: the figure is for an active actor
+		if err := ref.Send(context.Background(), ping{}); err != nil { // activate first: the figure is for an active actor
 			b.Fatal(err)
 		}
 		<-s.done
 		s.expect(b.N)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if err := ref.Send(ping{}); err != nil {
+			if err := ref.Send(context.Background(), ping{}); err != nil {
 				b.Fatal(err)
 			}
 		}

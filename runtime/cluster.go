@@ -1,16 +1,15 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/internal/protocluster"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/runtime/internal/link"
 )
 
 // ClusterConfig makes a host a member of a cluster of hosts on
@@ -66,7 +65,8 @@ type LeaseConfig struct {
 }
 
 // ClusterProvider tells a member who the other members are. Make one with
-// AutomanagedProvider, TestProvider or ProtoactorProvider.
+// AutomanagedProvider or ProtoactorProvider; runtimetest.Network.Provider
+// makes one for the hosts of one process, in tests and demos.
 type ClusterProvider struct{ p protocluster.Provider }
 
 // AutomanagedConfig configures protoactor's automanaged provider: a static
@@ -103,99 +103,9 @@ func ProtoactorProvider(newProvider func() any) ClusterProvider {
 	return ClusterProvider{protocluster.Custom{New: newProvider}}
 }
 
-// TestNetwork is an in-process membership service for tests and demos:
-// hosts of one process configured with TestProvider(n) see each other as
-// cluster members, with no server and no delay. Each membership change (a
-// host starts, shuts down, or is released) reaches every member before the
-// call that made it returns.
-type TestNetwork struct{ n *protocluster.Network }
-
-// NewTestNetwork returns an empty network.
-func NewTestNetwork() *TestNetwork { return &TestNetwork{protocluster.NewNetwork()} }
-
-// TestProvider returns the provider of hosts on n.
-func TestProvider(n *TestNetwork) ClusterProvider {
-	return ClusterProvider{protocluster.NetworkProvider{N: n.n}}
-}
-
-var errNotClusterHost = errors.New("runtime: host is not a cluster member")
-
-// Hold makes h join the cluster only when Release is called: it starts and
-// sees the others, but none routes to it. Call it before h.Start. (A member
-// that left cannot join again under the same identity: protoactor blocks
-// members that left. Hold then Release is how a test makes a member join
-// while the others are busy.)
-func (n *TestNetwork) Hold(h *Host) error {
-	if h.member == nil {
-		return errNotClusterHost
-	}
-	n.n.Hold(h.member)
-	return nil
-}
-
-// Release announces a host started after Hold: the members rebalance.
-func (n *TestNetwork) Release(h *Host) error {
-	if h.member == nil {
-		return errNotClusterHost
-	}
-	return n.n.Release(h.member)
-}
-
-// Freeze stops h's view of the membership from changing, as if h missed
-// every update, until Thaw. Tests use it to produce the duplicate
-// activations that protoactor's disthash allows while members disagree.
-func (n *TestNetwork) Freeze(h *Host) error {
-	if h.member == nil {
-		return errNotClusterHost
-	}
-	return n.n.Freeze(h.member)
-}
-
-// Start starts hosts of this network together. Use it to start several
-// hosts of one process: protoactor's remote sets gRPC's process-wide logger
-// each time a member starts, a data race (reported by -race) with the gRPC
-// activity of members started earlier. Hosts started together all set it
-// before any of them serves. Hosts started later, one by one, work, but
-// only outside -race builds; to make a member join later, start it with the
-// others after Hold, and Release it when it should join.
-func (n *TestNetwork) Start(ctx context.Context, hosts ...*Host) error {
-	gate := protocluster.NewStartGate(len(hosts), 30*time.Second)
-	for _, h := range hosts {
-		if h.member == nil {
-			return errNotClusterHost
-		}
-		gate.Attach(h.member.Hook())
-	}
-	// One at a time up to the gate (their writes are ordered), then all
-	// together past it.
-	errs := make([]error, len(hosts))
-	var wg sync.WaitGroup
-	for i, h := range hosts {
-		done := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(done)
-			if errs[i] = h.Start(ctx); errs[i] != nil {
-				gate.Cancel()
-			}
-		}()
-		select {
-		case <-gate.Arrived():
-		case <-done:
-		case <-ctx.Done():
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// Thaw applies the current membership to h again.
-func (n *TestNetwork) Thaw(h *Host) error {
-	if h.member == nil {
-		return errNotClusterHost
-	}
-	return n.n.Thaw(h.member)
+func init() {
+	link.Member = func(host any) *protocluster.Member { return host.(*Host).member }
+	link.Provider = func(p protocluster.Provider) any { return ClusterProvider{p} }
 }
 
 // WithCluster makes the host a cluster member (or client, with
@@ -207,7 +117,7 @@ func WithCluster(cfg ClusterConfig) Option {
 func (c *ClusterConfig) validate() error {
 	var errs []error
 	if c.Provider.p == nil {
-		errs = append(errs, errors.New("runtime: ClusterConfig.Provider is required (AutomanagedProvider, TestProvider or ProtoactorProvider)"))
+		errs = append(errs, errors.New("runtime: ClusterConfig.Provider is required (AutomanagedProvider, ProtoactorProvider, or runtimetest.Network.Provider in tests)"))
 	}
 	if c.Name != "" {
 		if err := persistence.ValidateName("cluster", c.Name); err != nil {
@@ -320,7 +230,7 @@ var (
 // the original value when its type is registered (RegisterMessage).
 type RemoteError = protocluster.RemoteError
 
-var _ activation.Router = (*protocluster.Member)(nil)
+var _ catalog.Router = (*protocluster.Member)(nil)
 
 func (h *Host) clusterRegister(kind string) error {
 	switch {

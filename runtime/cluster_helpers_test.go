@@ -16,6 +16,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // Messages of the cluster tests' actor, registered once for every test.
@@ -88,6 +89,10 @@ func (c *cCounter) Receive(ctx *activation.Context, msg any) (any, error) {
 			return nil, fmt.Errorf("wrapped: %w", errCluster)
 		case "value":
 			return nil, &cFailed{Code: 42}
+		case "partial": // a value and an error: both reach the caller
+			return int64(7), fmt.Errorf("partial: %w", errCluster)
+		case "partial-unregistered":
+			return cUnknown{}, fmt.Errorf("partial: %w", errCluster)
 		}
 		return nil, errors.New(m.Msg)
 	case cBadReply:
@@ -113,7 +118,7 @@ const childEnv = "QUARK_CLUSTER_TEST_CHILD"
 // then returns: the test body runs only in the child. Every in-process
 // cluster test runs this way because protoactor's remote writes gRPC's
 // process-wide logger each time a member starts: hosts started together
-// avoid the race (TestNetwork.Start), but a test started after another
+// avoid the race (runtimetest.Network.Start), but a test started after another
 // test's hosts have used gRPC would race with their leftover gRPC
 // goroutines.
 func ownProcess(t *testing.T) bool {
@@ -138,7 +143,7 @@ func ownProcess(t *testing.T) bool {
 // memory store.
 type clusterFixture struct {
 	t       *testing.T
-	net     *runtime.TestNetwork
+	net     *runtimetest.Network
 	store   *persistence.Store
 	mu      sync.Mutex
 	hosts   []*runtime.Host
@@ -152,7 +157,7 @@ type hostEvent struct {
 }
 
 func newClusterFixture(t *testing.T) *clusterFixture {
-	f := &clusterFixture{t: t, net: runtime.NewTestNetwork(), store: memory.New(nil), changed: make(chan struct{})}
+	f := &clusterFixture{t: t, net: runtimetest.NewNetwork(), store: memory.New(nil), changed: make(chan struct{})}
 	t.Cleanup(func() {
 		f.mu.Lock()
 		hosts := append([]*runtime.Host(nil), f.hosts...)
@@ -178,7 +183,7 @@ type hostOpt struct {
 }
 
 // cluster creates hosts (members with the CCounter kind, or clients) and
-// starts them together (see TestNetwork.Start).
+// starts them together (see runtimetest.Network.Start).
 func (f *clusterFixture) cluster(opts ...hostOpt) []*runtime.Host {
 	f.t.Helper()
 	hosts := make([]*runtime.Host, len(opts))
@@ -196,7 +201,7 @@ func (f *clusterFixture) cluster(opts ...hostOpt) []*runtime.Host {
 func (f *clusterFixture) create(o hostOpt) *runtime.Host {
 	f.t.Helper()
 	opts := append([]runtime.Option{runtime.WithProvider("mem", f.store),
-		runtime.WithCluster(runtime.ClusterConfig{Provider: runtime.TestProvider(f.net), Client: o.client, Lease: o.lease}),
+		runtime.WithCluster(runtime.ClusterConfig{Provider: f.net.Provider(), Client: o.client, Lease: o.lease}),
 		runtime.WithRequestTimeout(20 * time.Second)}, o.opts...)
 	h, err := runtime.New(opts...)
 	if err != nil {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/activation"
-	"github.com/quarkgo/quark/internal/fakeclock"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 func ids(prefix string, n int) []string {
@@ -61,7 +61,7 @@ func TestClusterRouting(t *testing.T) {
 
 	// Send, then an Ask: delivered in order once the actor is known.
 	ref := client.Ref(clusterKind, "r-0")
-	if err := ref.Send(cAdd{N: 2}); err != nil {
+	if err := ref.Send(f.ctx(), cAdd{N: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := runtime.Ask[int64](f.ctx(), ref, cGet{}); err != nil || n != 7 {
@@ -74,49 +74,57 @@ func TestClusterRouting(t *testing.T) {
 	for _, from := range []*runtime.Host{client, a, b} {
 		for _, id := range []string{"r-1", "r-2"} {
 			ref := from.Ref(clusterKind, id)
-			_, err := ref.Ask(f.ctx(), cFail{Msg: "sentinel"})
+			_, err := runtime.Ask[any](f.ctx(), ref, cFail{Msg: "sentinel"})
 			if !errors.Is(err, errCluster) || !strings.Contains(err.Error(), "wrapped") {
 				t.Errorf("sentinel error: %v", err)
 			}
-			_, err = ref.Ask(f.ctx(), cFail{Msg: "value"})
+			_, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "value"})
 			var cf *cFailed
 			if !errors.As(err, &cf) || cf.Code != 42 {
 				t.Errorf("error value: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), cFail{Msg: "plain failure"}); err == nil || err.Error() != "plain failure" {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "plain failure"}); err == nil || err.Error() != "plain failure" {
 				t.Errorf("plain error: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), struct{}{}); !errors.Is(err, activation.ErrUnknownMessage) {
+			// A value returned with an error comes back with it.
+			if n, err := runtime.Ask[int64](f.ctx(), ref, cFail{Msg: "partial"}); n != 7 || !errors.Is(err, errCluster) {
+				t.Errorf("value with an error: %v, %v", n, err)
+			}
+			_, err = runtime.Ask[any](f.ctx(), ref, cFail{Msg: "partial-unregistered"})
+			if !errors.Is(err, errCluster) || !errors.Is(err, runtime.ErrUnregisteredMessage) {
+				t.Errorf("unregistered value with an error: %v", err)
+			}
+			if _, err = runtime.Ask[any](f.ctx(), ref, struct{}{}); !errors.Is(err, activation.ErrUnknownMessage) {
 				t.Errorf("unknown message: %v", err)
 			}
 			// Unregistered types fail the same way wherever the actor is.
-			if _, err = ref.Ask(f.ctx(), cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered message: %v", err)
 			}
-			if err = ref.Send(cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if err = ref.Send(f.ctx(), cUnknown{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered message sent: %v", err)
 			}
-			if _, err = ref.Ask(f.ctx(), cBadReply{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
+			if _, err = runtime.Ask[any](f.ctx(), ref, cBadReply{}); !errors.Is(err, runtime.ErrUnregisteredMessage) {
 				t.Errorf("unregistered reply: %v", err)
 			}
 		}
 	}
 	// A kind no member hosts fails at once.
 	start := time.Now()
-	if _, err := client.Ref("NoSuchKind", "x").Ask(f.ctx(), cGet{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if _, err := runtime.Ask[any](f.ctx(), client.Ref("NoSuchKind", "x"), cGet{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("unknown kind took %v", time.Since(start))
 	}
-	if _, err := client.Ref(clusterKind, "bad\x00id").Ask(f.ctx(), cGet{}); !errors.Is(err, activation.ErrInvalidID) {
+	if _, err := runtime.Ask[any](f.ctx(), client.Ref(clusterKind, "bad\x00id"), cGet{}); !errors.Is(err, activation.ErrInvalidID) {
 		t.Errorf("invalid id: %v", err)
 	}
 
 	// The caller's deadline reaches the handler on the other member.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := client.Ref(clusterKind, "r-3").Ask(ctx, cSlow{D: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := runtime.Ask[any](ctx, client.Ref(clusterKind, "r-3"), cSlow{D: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("slow turn: %v", err)
 	}
 	start = time.Now()
@@ -174,7 +182,7 @@ func TestClusterPassivation(t *testing.T) {
 		return
 	}
 	f := newClusterFixture(t)
-	clocks := []*fakeclock.Clock{fakeclock.New(time.Unix(1_700_000_000, 0)), fakeclock.New(time.Unix(1_700_000_000, 0))}
+	clocks := []*runtimetest.Clock{runtimetest.NewClock(time.Unix(1_700_000_000, 0)), runtimetest.NewClock(time.Unix(1_700_000_000, 0))}
 	hs := f.cluster(
 		hostOpt{idle: time.Minute, opts: []runtime.Option{runtime.WithClock(clocks[0]), runtime.WithIdleSweep(time.Second)}},
 		hostOpt{idle: time.Minute, opts: []runtime.Option{runtime.WithClock(clocks[1]), runtime.WithIdleSweep(time.Second)}},
@@ -461,7 +469,7 @@ func TestClusterLease(t *testing.T) {
 	if !errors.Is(err, runtime.ErrLeaseHeld) {
 		t.Fatalf("second activation: %v, want ErrLeaseHeld", err)
 	}
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	if !errors.As(err, &ae) && !strings.Contains(err.Error(), "activating") {
 		t.Logf("error: %v", err)
 	}
@@ -494,22 +502,22 @@ func TestClusterLease(t *testing.T) {
 }
 
 func TestClusterConfigErrors(t *testing.T) {
-	net := runtime.NewTestNetwork()
+	net := runtimetest.NewNetwork()
 	for _, c := range []struct {
 		cfg  runtime.ClusterConfig
 		want string
 	}{
 		{runtime.ClusterConfig{}, "Provider is required"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Port: 70000}, "out of range"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Name: "bad name"}, "cluster name"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Client: true, Lease: &runtime.LeaseConfig{}}, "takes no lease"},
-		{runtime.ClusterConfig{Provider: runtime.TestProvider(net), Lease: &runtime.LeaseConfig{TTL: -1}}, "must not be negative"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Port: 70000}, "out of range"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Name: "bad name"}, "cluster name"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Client: true, Lease: &runtime.LeaseConfig{}}, "takes no lease"},
+		{runtime.ClusterConfig{Provider: net.Provider(), Lease: &runtime.LeaseConfig{TTL: -1}}, "must not be negative"},
 	} {
 		if _, err := runtime.New(runtime.WithCluster(c.cfg)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	client, err := runtime.New(runtime.WithCluster(runtime.ClusterConfig{Provider: runtime.TestProvider(net), Client: true}))
+	client, err := runtime.New(runtime.WithCluster(runtime.ClusterConfig{Provider: net.Provider(), Client: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,10 @@ type Config struct {
 	// persistence.Provider. The host does not close them: their owner does,
 	// after Shutdown.
 	Providers map[string]*persistence.Store
+	// StoreURLs maps provider names to store URLs ("embedded:data/app.db",
+	// "redis://host:6379/0"...): New opens each store through
+	// persistence.OpenStore, and the host closes it when it shuts down.
+	StoreURLs map[string]string
 	// DefaultProvider is the provider of slots that name none. It may be
 	// empty when exactly one provider is registered.
 	DefaultProvider string
@@ -55,6 +59,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Providers:         map[string]*persistence.Store{},
+		StoreURLs:         map[string]string{},
 		Logger:            zap.NewNop(),
 		Clock:             activation.SystemClock{},
 		IdleSweep:         time.Second,
@@ -64,7 +69,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first problem with the configuration.
+// Validate reports every problem with the configuration, joined with
+// errors.Join (nil if there is none), so that one run shows them all.
 func (c *Config) Validate() error {
 	var errs []error
 	for name, s := range c.Providers {
@@ -75,8 +81,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("runtime: provider %q is nil", name))
 		}
 	}
+	for name, u := range c.StoreURLs {
+		if err := persistence.ValidateName("provider", name); err != nil {
+			errs = append(errs, err)
+		}
+		if u == "" {
+			errs = append(errs, fmt.Errorf("runtime: provider %q: empty store URL", name))
+		}
+		if _, dup := c.Providers[name]; dup {
+			errs = append(errs, fmt.Errorf("runtime: provider %q is given both a store and a store URL", name))
+		}
+	}
 	if c.DefaultProvider != "" {
-		if _, ok := c.Providers[c.DefaultProvider]; !ok {
+		_, store := c.Providers[c.DefaultProvider]
+		_, byURL := c.StoreURLs[c.DefaultProvider]
+		if !store && !byURL {
 			errs = append(errs, fmt.Errorf("%w: default provider %q is not registered", persistence.ErrUnknownProvider, c.DefaultProvider))
 		}
 	}
@@ -105,9 +124,21 @@ func (c *Config) Validate() error {
 type Option func(*Config)
 
 // WithProvider registers a store under name. Registering a name twice keeps
-// the last store.
+// the last store. The store stays the caller's: the host never closes it;
+// close it after Shutdown.
 func WithProvider(name string, s *persistence.Store) Option {
 	return func(c *Config) { c.Providers[name] = s }
+}
+
+// WithStoreURL registers under name the store that url names, opened by New
+// through persistence.OpenStore ("embedded:data/app.db", "memory:", or the
+// URL of any provider package the program imports: "redis://...",
+// "postgres://..."). The embedded and memory schemes need no import: this
+// package links those two providers. The host owns a store it opened: it
+// closes it when Shutdown has deactivated every actor. Registering a name
+// twice keeps the last URL.
+func WithStoreURL(name, url string) Option {
+	return func(c *Config) { c.StoreURLs[name] = url }
 }
 
 // WithDefaultProvider names the provider of slots that name none.

@@ -1,21 +1,35 @@
 // Package runtime is the composition root of a Quark host: it wires the
 // protoactor-go engine, the activation catalog, the named storage providers
-// and logging (zap, silent by default).
+// and logging (zap, silent by default). It is where each verb has its one
+// place: [Register] adds a kind, [Ask] asks an actor and waits for the
+// typed reply (activation.Ref.Send sends without waiting).
 //
-//	store, _ := embedded.Open("data/app.db", nil)
-//	host, _ := runtime.New(runtime.WithProvider("local", store), runtime.WithLogger(logger))
+//	host, _ := runtime.New(runtime.WithStoreURL("local", "embedded:data/app.db"), runtime.WithLogger(logger))
 //	runtime.Register(host, "BankAccount", NewAccount, activation.IdleAfter(5*time.Minute))
 //	host.Start(ctx)
 //	bal, err := runtime.Ask[int64](ctx, host.Ref("BankAccount", "acc-42"), Deposit{Amount: 100})
-//	host.Shutdown(ctx) // deactivates everything, flushing state
-//	store.Close()
+//	host.Shutdown(ctx) // deactivates everything, flushing state, then closes the store
+//
+// The package's name is the standard library's: a file that needs both
+// imports the standard one under another name:
+//
+//	import (
+//		goruntime "runtime"
+//
+//		"github.com/quarkgo/quark/runtime"
+//	)
 //
 // # Configuration
 //
 // [New] takes functional options over a [Config] built from
-// [DefaultConfig] and checked by [Config.Validate]. Providers are injected:
-// the host never opens or closes a store itself, and this package imports no
-// provider.
+// [DefaultConfig] and checked by [Config.Validate]. Stores come in two
+// ways. [WithProvider] injects one the application built (an embedded file,
+// a Redis client...): it stays the application's, to close after Shutdown.
+// [WithStoreURL] names one by URL: New opens it through
+// persistence.OpenStore, and Shutdown closes it. This package links the
+// embedded and memory providers, so embedded: and memory: URLs need no
+// import; the scheme of any other provider is registered by importing its
+// package.
 //
 // # Shutdown
 //
@@ -39,7 +53,7 @@
 // [WithCluster] makes a host a member (or, with ClusterConfig.Client, a
 // client) of a cluster on protoactor-go's own cluster: remote between
 // members, disthash identity lookup, and a membership provider
-// ([AutomanagedProvider], [TestProvider] for one process, or any protoactor
+// ([AutomanagedProvider], runtimetest.Network for one process, or any protoactor
 // provider through [ProtoactorProvider]: consul, etcd, Kubernetes). The same
 // kinds, actor code and Ref/Send/Ask reach an actor on whichever member owns
 // it. Messages are plain Go types registered once with [RegisterMessage]

@@ -9,6 +9,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // Credit is a message that crosses cluster members: registered once, in
@@ -33,15 +34,15 @@ func (w *wallet) Receive(ctx *activation.Context, msg any) (any, error) {
 
 // A cluster member. Real deployments list their members with
 // AutomanagedProvider or use a membership service through
-// ProtoactorProvider (consul, etcd, Kubernetes); TestProvider runs members
+// ProtoactorProvider (consul, etcd, Kubernetes); runtimetest.Network runs members
 // in one process. Every member registers the same kinds, before Start, and
 // shares the durable store.
 func ExampleWithCluster() {
 	store := memory.New(nil)
 	defer store.Close()
-	net := runtime.NewTestNetwork()
+	net := runtimetest.NewNetwork()
 	host, err := runtime.New(runtime.WithProvider("main", store),
-		runtime.WithCluster(runtime.ClusterConfig{Provider: runtime.TestProvider(net)}))
+		runtime.WithCluster(runtime.ClusterConfig{Provider: net.Provider()}))
 	if err != nil {
 		panic(err)
 	}

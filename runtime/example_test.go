@@ -34,10 +34,9 @@ func (a *Account) Receive(ctx *activation.Context, msg any) (any, error) {
 
 func Example() {
 	ctx := context.Background()
-	store := memory.New(nil) // or embedded.Open("bank.db", nil) for a durable file
-	defer store.Close()
-
-	host, err := runtime.New(runtime.WithProvider("local", store))
+	// "memory:" keeps the state in memory; "embedded:data/app.db" in a
+	// durable file. The host closes the store it opened on Shutdown.
+	host, err := runtime.New(runtime.WithStoreURL("local", "memory:"))
 	if err != nil {
 		panic(err)
 	}
@@ -60,6 +59,26 @@ func Example() {
 	// 100 <nil>
 	// 150 <nil>
 	// true
+}
+
+// A store the application builds itself (here a memory store; a Redis or
+// PostgreSQL store with its own client, say) is injected with WithProvider
+// and stays the application's: close it after Shutdown.
+func ExampleWithProvider() {
+	ctx := context.Background()
+	store := memory.New(nil)
+	defer store.Close()
+	host, err := runtime.New(runtime.WithProvider("local", store))
+	if err != nil {
+		panic(err)
+	}
+	_ = runtime.Register(host, "Account", NewAccount)
+	_ = host.Start(ctx)
+	bal, err := runtime.Ask[int64](ctx, host.Ref("Account", "acc-7"), Deposit{Amount: 5})
+	fmt.Println(bal, err)
+	_ = host.Shutdown(ctx)
+	// Output:
+	// 5 <nil>
 }
 
 func ExampleHost_Subscribe() {

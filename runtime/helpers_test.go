@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/activation"
-	"github.com/quarkgo/quark/internal/fakeclock"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // Messages of the test counter actor.
@@ -22,7 +22,10 @@ type (
 	boom     struct{}
 	stop     struct{}
 	slowTurn struct{ D time.Duration }
+	partial  struct{} // replies 7 together with errPartial
 )
+
+var errPartial = errors.New("partial result")
 
 type counterState struct {
 	N int64 `json:"n"`
@@ -36,7 +39,7 @@ type counter struct {
 	failAct  *atomic.Int32 // OnActivate fails while > 0, decrementing
 }
 
-func (c *counter) OnActivate(ctx context.Context) error {
+func (c *counter) OnActivate(ctx *activation.Context) error {
 	if c.failAct != nil && c.failAct.Add(-1) >= 0 {
 		return errors.New("activation refused by test")
 	}
@@ -68,6 +71,8 @@ func (c *counter) Receive(ctx *activation.Context, msg any) (any, error) {
 	case stop:
 		ctx.Deactivate()
 		return nil, nil
+	case partial:
+		return int64(7), errPartial
 	case slowTurn:
 		select {
 		case <-time.After(m.D):
@@ -82,7 +87,7 @@ type fixture struct {
 	t      *testing.T
 	host   *runtime.Host
 	store  *persistence.Store
-	clock  *fakeclock.Clock
+	clock  *runtimetest.Clock
 	events chan activation.Event
 	extra  counter
 }
@@ -92,7 +97,7 @@ type fixture struct {
 // down at the end of the test.
 func newFixture(t *testing.T, opts ...runtime.Option) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: memory.New(nil), clock: fakeclock.New(time.Unix(1_700_000_000, 0)),
+	f := &fixture{t: t, store: memory.New(nil), clock: runtimetest.NewClock(time.Unix(1_700_000_000, 0)),
 		events: make(chan activation.Event, 4096)}
 	f.extra = counter{inTurn: new(atomic.Int32), overlaps: new(atomic.Int32), failAct: new(atomic.Int32)}
 	all := append([]runtime.Option{runtime.WithProvider("mem", f.store), runtime.WithClock(f.clock)}, opts...)

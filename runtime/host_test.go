@@ -2,13 +2,18 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/quarkgo/quark/activation"
 	"github.com/quarkgo/quark/persistence"
@@ -253,10 +258,10 @@ func TestCorruptRecordGivesTypedErrorAndStaysUntouched(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ { // the second message tries to activate again
 		_, err := ask[int64](f, "bad", add{1})
-		var ae *activation.ActivationError
+		var ae *activation.Error
 		var de *persistence.DecodeError
 		if !errors.As(err, &ae) || !errors.As(err, &de) || !errors.Is(err, persistence.ErrCorrupt) {
-			t.Fatalf("err = %v; want an ActivationError wrapping a DecodeError", err)
+			t.Fatalf("err = %v; want an *activation.Error wrapping a DecodeError", err)
 		}
 		if de.Key != key || !strings.Contains(err.Error(), `"bad"`) {
 			t.Fatalf("error does not name the key: %v", err)
@@ -268,23 +273,67 @@ func TestCorruptRecordGivesTypedErrorAndStaysUntouched(t *testing.T) {
 	}
 }
 
-func TestUnknownProviderFailsRegistration(t *testing.T) {
-	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
+// TestFactoryRunsOncePerActivation: Register does not call the factory;
+// each activation calls it exactly once.
+func TestFactoryRunsOncePerActivation(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	if err := runtime.Register(f.host, "Counted", func(ctx *activation.Context) *counter {
+		calls.Add(1)
+		return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("Register called the factory %d times", n)
+	}
+	ref := f.host.Ref("Counted", "c")
+	for i := range 3 {
+		if _, err := runtime.Ask[int64](f.ctx(), ref, add{1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runtime.Ask[int64](f.ctx(), f.host.Ref("Counted", "other"), get{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := calls.Load(); n != int32(2*(i+1)) {
+			t.Fatalf("after %d activations of 2 actors, the factory ran %d times", i+1, n)
+		}
+		for _, id := range []string{"c", "other"} {
+			if err := f.host.Deactivate(f.ctx(), "Counted", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestUnknownProviderFailsTheFirstActivation: the provider a slot names is
+// known only when the factory runs; an unknown one fails every activation
+// of the kind, naming the slot and the provider, and is logged once.
+func TestUnknownProviderFailsTheFirstActivation(t *testing.T) {
+	core, logs := observer.New(zap.ErrorLevel)
+	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)), runtime.WithLogger(zap.New(core)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+	if err := runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
 		return &counter{slot: persistence.Declare[counterState](ctx, "acct", persistence.Provider("postgres-db"))}
-	})
-	if !errors.Is(err, persistence.ErrUnknownProvider) || !strings.Contains(err.Error(), "postgres-db") {
-		t.Fatalf("err = %v; want ErrUnknownProvider naming postgres-db", err)
+	}); err != nil {
+		t.Fatalf("Register: %v", err)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runtime.Ask[int64](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, activation.ErrUnknownKind) {
-		t.Fatalf("message to the rejected kind: %v, want ErrUnknownKind", err)
+	for _, id := range []string{"a", "b", "a"} {
+		_, err := runtime.Ask[int64](context.Background(), h.Ref("Account", id), get{})
+		var ae *activation.Error
+		if !errors.As(err, &ae) || !errors.Is(err, persistence.ErrUnknownProvider) ||
+			!strings.Contains(err.Error(), `slot "acct"`) || !strings.Contains(err.Error(), `"postgres-db"`) {
+			t.Fatalf("activation of %s: %v; want an *activation.Error matching ErrUnknownProvider naming the slot and the provider", id, err)
+		}
+	}
+	if n := logs.FilterMessageSnippet("declares a slot").Len(); n != 1 {
+		t.Fatalf("the misdeclared slot was logged %d times, want once for the kind: %v", n, logs.All())
 	}
 }
 
@@ -301,21 +350,42 @@ type holder struct{ slot *persistence.Slot[lossyState] }
 
 func (holder) Receive(*activation.Context, any) (any, error) { return nil, nil }
 
+// TestLossyStateTypeFailsRegistration: the state type of a slot field is
+// checked at registration, without running the factory, naming the field.
 func TestLossyStateTypeFailsRegistration(t *testing.T) {
 	h, err := runtime.New(runtime.WithProvider("mem", memory.New(nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
+	ran := false
 	err = runtime.Register(h, "Account", func(ctx *activation.Context) holder {
+		ran = true
 		return holder{slot: persistence.Declare[lossyState](ctx, "acct")}
 	})
-	const want = `activation: registering kind "Account": actor kind "Account", slot "acct": ` +
+	const want = `runtime: registering kind "Account": actor type runtime_test.holder, field slot (a slot of runtime_test.lossyState): ` +
 		`persistence: type runtime_test.lossyState cannot be stored by codec "json": field .balance is unexported and would be lost`
 	var te *persistence.TypeError
 	if !errors.Is(err, persistence.ErrInvalidArgument) || !errors.As(err, &te) || te.Path != ".balance" ||
 		!strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("err = %v\nwant %s...", err, want)
+	}
+	if ran {
+		t.Fatal("Register ran the factory")
+	}
+	// Fields of embedded and nested structs are checked too.
+	type nested struct {
+		//lint:ignore U1000 never used: it is there to be checked
+		inner struct{ h holder }
+	}
+	err = runtime.Register(h, "Nested", func(ctx *activation.Context) *struct {
+		holder
+		n nested
+	} {
+		return nil
+	})
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "field holder.slot") || !strings.Contains(err.Error(), "field n.inner.h.slot") {
+		t.Fatalf("embedded and nested slot fields: %v", err)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -325,16 +395,65 @@ func TestLossyStateTypeFailsRegistration(t *testing.T) {
 	}
 }
 
-func TestNoProviderAndNoDefaultFailsRegistration(t *testing.T) {
+// opaque is a codec that stores any value, to show that a slot with its own
+// codec is checked with that codec, when the factory declares it.
+type opaque struct{}
+
+func (opaque) ID() string { return "test-opaque" }
+func (opaque) Marshal(v any) ([]byte, error) {
+	return json.Marshal(v.(*lossyState).Owner)
+}
+func (opaque) Unmarshal(b []byte, v any) error {
+	return json.Unmarshal(b, &v.(*lossyState).Owner)
+}
+
+type customHolder struct {
+	slot *persistence.Slot[lossyState] `persistence:"custom-codec"`
+}
+
+func (c customHolder) Receive(*activation.Context, any) (any, error) {
+	return c.slot.State().Owner, nil
+}
+
+func TestSlotFieldWithItsOwnCodec(t *testing.T) {
+	f := newFixture(t)
+	if err := runtime.Register(f.host, "Custom", func(ctx *activation.Context) customHolder {
+		return customHolder{slot: persistence.Declare[lossyState](ctx, "acct", persistence.WithCodec(opaque{}))}
+	}); err != nil {
+		t.Fatalf("a field tagged custom-codec was checked with JSON: %v", err)
+	}
+	if got, err := runtime.Ask[string](f.ctx(), f.host.Ref("Custom", "c"), get{}); err != nil || got != "" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	// A lossy type declared without a field to show it (here, through the
+	// JSON codec) fails when the factory declares it.
+	if err := runtime.Register(f.host, "Hidden", func(ctx *activation.Context) *counter {
+		persistence.Declare[lossyState](ctx, "acct")
+		return &counter{}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var te *persistence.TypeError
+	if _, err := runtime.Ask[any](f.ctx(), f.host.Ref("Hidden", "h"), get{}); !errors.As(err, &te) {
+		t.Fatalf("lossy type declared in the factory: %v, want a *TypeError", err)
+	}
+}
+
+func TestNoProviderAndNoDefaultFailsTheFirstActivation(t *testing.T) {
 	h, err := runtime.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	err = runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
+	if err := runtime.Register(h, "Account", func(ctx *activation.Context) *counter {
 		return &counter{slot: persistence.Declare[counterState](ctx, "acct")}
-	})
-	if !errors.Is(err, persistence.ErrUnknownProvider) {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.Ask[int64](context.Background(), h.Ref("Account", "a"), get{}); !errors.Is(err, persistence.ErrUnknownProvider) {
 		t.Fatalf("err = %v; want ErrUnknownProvider", err)
 	}
 }
@@ -363,11 +482,11 @@ func TestFailedActivationLeavesNothingAndRetries(t *testing.T) {
 	f := newFixture(t)
 	f.extra.failAct.Store(1)
 	_, err := ask[int64](f, "f", add{1})
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	if !errors.As(err, &ae) || ae.ID != "f" {
-		t.Fatalf("err = %v; want an ActivationError", err)
+		t.Fatalf("err = %v; want an *activation.Error", err)
 	}
-	f.waitEvent(activation.ActivationFailed, "f")
+	f.waitEvent(activation.Failed, "f")
 	got, err := ask[int64](f, "f", add{1})
 	if err != nil || got != 1 {
 		t.Fatalf("second message: %d, %v; want a fresh activation", got, err)
@@ -388,16 +507,24 @@ func TestAskDeadlineAndErrors(t *testing.T) {
 	if _, err := ask[int64](f, "x", "what"); !errors.Is(err, activation.ErrUnknownMessage) {
 		t.Fatalf("err = %v, want ErrUnknownMessage", err)
 	}
+	// A value the handler returns with its error comes back with it; a
+	// value of another type than T is dropped, the error kept.
+	if n, err := ask[int64](f, "x", partial{}); n != 7 || !errors.Is(err, errPartial) {
+		t.Fatalf("value with an error: %v, %v; want 7, errPartial", n, err)
+	}
+	if s, err := ask[string](f, "x", partial{}); s != "" || err != errPartial {
+		t.Fatalf("value of another type with an error: %q, %v; want errPartial alone", s, err)
+	}
 	for id, reason := range map[string]string{"": "empty id", "a\x00b": "NUL byte",
 		string([]byte{0xff, 0xfe}): "not valid UTF-8", strings.Repeat("x", 1025): "limit 1024"} {
-		if err := f.host.Ref("Counter", id).Send(add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {
+		if err := f.host.Ref("Counter", id).Send(context.Background(), add{1}); !errors.Is(err, activation.ErrInvalidID) || !strings.Contains(err.Error(), reason) {
 			t.Fatalf("id %q: %v, want ErrInvalidID saying %q", id, err, reason)
 		}
 	}
-	if err := f.host.Ref("Nope", "a").Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if err := f.host.Ref("Nope", "a").Send(context.Background(), get{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Fatalf("err = %v, want ErrUnknownKind", err)
 	}
-	if err := (activation.Ref{}).Send(get{}); !errors.Is(err, activation.ErrUnknownKind) {
+	if err := (activation.Ref{}).Send(context.Background(), get{}); !errors.Is(err, activation.ErrUnknownKind) {
 		t.Fatalf("zero Ref: %v", err)
 	}
 }
@@ -406,7 +533,7 @@ func TestSendIsDeliveredInOrder(t *testing.T) {
 	f := newFixture(t)
 	ref := f.host.Ref("Counter", "fire")
 	for i := 0; i < 1000; i++ {
-		if err := ref.Send(add{1}); err != nil {
+		if err := ref.Send(context.Background(), add{1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -427,7 +554,7 @@ func TestNotStarted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Ref("Counter", "a").Send(get{}); !errors.Is(err, activation.ErrNotStarted) {
+	if err := h.Ref("Counter", "a").Send(context.Background(), get{}); !errors.Is(err, activation.ErrNotStarted) {
 		t.Fatalf("err = %v, want ErrNotStarted", err)
 	}
 }
@@ -442,11 +569,71 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown default", runtime.WithDefaultProvider("nope")},
 		{"zero timeout", runtime.WithRequestTimeout(0)},
 		{"nil logger", runtime.WithLogger(nil)},
+		{"empty store URL", runtime.WithStoreURL("mem", "")},
+		{"store URL of an unknown scheme", runtime.WithStoreURL("mem", "floppy://a")},
+		{"store URL that does not parse", runtime.WithStoreURL("mem", "embedded:bad\x7f.db")},
 	}
 	for _, c := range cases {
 		if _, err := runtime.New(c.opt); err == nil {
 			t.Errorf("%s: New succeeded", c.name)
 		}
+	}
+	// Validate reports every problem, not only the first.
+	_, err := runtime.New(runtime.WithProvider("a", memory.New(nil)), runtime.WithStoreURL("a", "memory:"),
+		runtime.WithRequestTimeout(-1))
+	if err == nil || !strings.Contains(err.Error(), "both a store and a store URL") || !strings.Contains(err.Error(), "RequestTimeout") {
+		t.Errorf("Validate: %v; want both problems", err)
+	}
+}
+
+// TestStoreURL: a store named by URL is opened by New (the embedded file's
+// missing directories created), and closed by Shutdown once every actor has
+// flushed; a store given with WithProvider stays open.
+func TestStoreURL(t *testing.T) {
+	ctx := context.Background()
+	url := "embedded:" + filepath.Join(t.TempDir(), "not", "yet", "there.db")
+	mine := memory.New(nil)
+	defer mine.Close()
+	run := func() (int64, *persistence.Store) {
+		h, err := runtime.New(runtime.WithStoreURL("local", url), runtime.WithProvider("mine", mine),
+			runtime.WithDefaultProvider("local"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := runtime.Register(h, "Counter", func(ctx *activation.Context) *counter {
+			return &counter{slot: persistence.Declare[counterState](ctx, "count")}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n, err := runtime.Ask[int64](ctx, h.Ref("Counter", "c"), add{5}) // flushed at shutdown
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := h.Providers().Lookup("local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return n, s
+	}
+	if n, _ := run(); n != 5 {
+		t.Fatalf("first run: %d", n)
+	}
+	// The file was closed (its lock released) and the state flushed.
+	n, s := run()
+	if n != 10 {
+		t.Fatalf("second run: %d, want 10", n)
+	}
+	if _, err := s.Load(ctx, persistence.Key{Kind: "Counter", ID: "c", Slot: "count"}); !errors.Is(err, persistence.ErrClosed) {
+		t.Fatalf("the store opened from its URL after Shutdown: %v, want ErrClosed", err)
+	}
+	if _, err := mine.Load(ctx, persistence.Key{Kind: "K", ID: "i", Slot: "s"}); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("the caller's store after Shutdown: %v, want it open", err)
 	}
 }
 
@@ -468,7 +655,7 @@ func TestNoMessageLostAcrossDeactivations(t *testing.T) {
 				if i%3 == 0 {
 					ref = f.host.Ref("Counter", "churn")
 				}
-				if err := ref.Send(add{1}); err != nil {
+				if err := ref.Send(context.Background(), add{1}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -516,12 +703,12 @@ func (relay) Receive(ctx *activation.Context, msg any) (any, error) {
 	case relayTo:
 		// The actor's own Context is the request context: it carries the
 		// deadline of the Ask that reached the relay.
-		_, err := ctx.Ref("Counter", m.ID).Ask(ctx, slowTurn{D: 200 * time.Millisecond})
+		_, err := runtime.Ask[any](ctx, ctx.Ref("Counter", m.ID), slowTurn{D: 200 * time.Millisecond})
 		return nil, err
 	case get:
 		return int64(0), nil
 	case selfAsk:
-		return ctx.Self().Ask(ctx, get{})
+		return runtime.Ask[any](ctx, ctx.Self(), get{})
 	}
 	return nil, activation.ErrUnknownMessage
 }

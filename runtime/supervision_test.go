@@ -100,6 +100,25 @@ func TestPoisonMessageIsQuarantined(t *testing.T) {
 	}
 }
 
+// TestQuarantineAfterZeroIsOne: below 1, QuarantineAfter means 1: the
+// failing message is quarantined at its first failure, not delivered again.
+func TestQuarantineAfterZeroIsOne(t *testing.T) {
+	for _, after := range []int{0, 1} {
+		f := newFixture(t)
+		sink := &supervision.MemorySink{}
+		panics := supervised(t, f, "Flaky", supervision.Strategy{QuarantineAfter: after, DeadLetters: sink})
+		panics.Store(1000)
+		_, err := runtime.Ask[int64](f.ctx(), f.host.Ref("Flaky", "q"), crash{N: 1})
+		var qe *activation.QuarantinedError
+		if !errors.As(err, &qe) || qe.Failures != 1 || !errors.As(err, new(*activation.PanicError)) {
+			t.Fatalf("QuarantineAfter %d: %v; want a QuarantinedError after one failure", after, err)
+		}
+		if n := len(sink.Items()); n != 1 || panics.Load() != 999 {
+			t.Fatalf("QuarantineAfter %d: %d dead letters, %d deliveries; want 1 and 1", after, n, 1000-panics.Load())
+		}
+	}
+}
+
 func TestResumeKeepsInMemoryState(t *testing.T) {
 	f := newFixture(t)
 	panics := supervised(t, f, "Flaky", supervision.Strategy{Decider: func(any) supervision.Directive { return supervision.Resume }})
@@ -138,7 +157,7 @@ func TestRestartBudgetEscalatesToDeactivation(t *testing.T) {
 			switch {
 			case ev.Type == activation.Supervised && ev.Directive == supervision.Stop:
 				sawStop = true
-			case ev.Type == activation.ActivationFailed && errors.Is(ev.Err, activation.ErrSupervisorStopped):
+			case ev.Type == activation.Failed && errors.Is(ev.Err, activation.ErrSupervisorStopped):
 				sawFail = true
 			}
 		case <-timeout:

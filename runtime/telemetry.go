@@ -53,7 +53,7 @@ type lifecycleCounter struct {
 var lifecycleCounters = []lifecycleCounter{
 	{activation.Activated, MetricActivations, "{activation}",
 		"Activations that loaded their slots and ran OnActivate.", nil},
-	{activation.ActivationFailed, MetricActivationFailed, "{activation}",
+	{activation.Failed, MetricActivationFailed, "{activation}",
 		"Activations, or restarts, that failed to load their slots or run OnActivate.", nil},
 	{activation.Deactivated, MetricDeactivations, "{activation}",
 		"Activations that ended, by reason, and whether their flush or OnDeactivate failed.", deactivationAttrs},

@@ -172,8 +172,8 @@ func TestMetrics(t *testing.T) {
 
 	// "f": the activation fails (after loading an absent slot).
 	th.failAct.Store(1)
-	if err := th.ask(ctx, "f", get{}); !errors.As(err, new(*activation.ActivationError)) {
-		t.Fatalf("ask f = %v, want an ActivationError", err)
+	if err := th.ask(ctx, "f", get{}); !errors.As(err, new(*activation.Error)) {
+		t.Fatalf("ask f = %v, want an Error", err)
 	}
 	// "a": created, then a conflicting save and an unavailable one, each
 	// making the slot stale, so the actor restarts and reloads.

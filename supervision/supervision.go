@@ -2,9 +2,10 @@ package supervision
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/quarkgo/quark/internal/backoff"
 )
 
 // Directive is what to do with an actor whose handler failed.
@@ -46,42 +47,24 @@ type Decider func(failure any) Directive
 
 // Backoff is an exponential backoff with jitter: the n-th consecutive
 // restart waits Initial·Multiplier^(n-1), capped at Max, then spread by up
-// to ±Jitter of itself.
+// to ±Jitter of itself. The zero Backoff waits nothing.
 type Backoff struct {
-	Initial    time.Duration
-	Max        time.Duration
-	Multiplier float64 // 0 means 2
-	Jitter     float64 // 0 to 1; 0 means none
+	// Initial is the first delay; 0 or less means no delay at all.
+	Initial time.Duration
+	// Max caps the delay before jitter; 0 or less means no cap.
+	Max time.Duration
+	// Multiplier is the growth from one delay to the next: 0 means 2, and a
+	// value below 1 means 1 (a constant delay).
+	Multiplier float64
+	// Jitter spreads each delay by up to ±Jitter of itself, from 0 (none)
+	// to 1; values above 1 mean 1.
+	Jitter float64
 }
 
 // Delay returns the wait before the n-th consecutive restart (n >= 1).
 // random returns a float in [0, 1); nil uses math/rand/v2.
 func (b Backoff) Delay(n int, random func() float64) time.Duration {
-	if b.Initial <= 0 || n < 1 {
-		return 0
-	}
-	m := b.Multiplier
-	if m <= 1 {
-		m = 2
-	}
-	d := float64(b.Initial)
-	for i := 1; i < n && (b.Max <= 0 || d < float64(b.Max)); i++ {
-		d *= m
-	}
-	if b.Max > 0 && d > float64(b.Max) {
-		d = float64(b.Max)
-	}
-	if b.Jitter > 0 {
-		if random == nil {
-			random = rand.Float64
-		}
-		j := b.Jitter
-		if j > 1 {
-			j = 1
-		}
-		d += d * j * (2*random() - 1)
-	}
-	return time.Duration(d)
+	return backoff.Policy(b).Delay(n, random)
 }
 
 // Strategy is how the actors of one kind are supervised.
@@ -91,19 +74,24 @@ type Strategy struct {
 	// MaxRestarts restarts within Window are allowed; one more stops the
 	// actor (escalation to deactivation). 0 means no limit.
 	MaxRestarts int
-	Window      time.Duration
+	// Window is the sliding window MaxRestarts counts restarts in; 0 or
+	// less counts every restart of the activation.
+	Window time.Duration
 	// Backoff spaces consecutive restarts. A message handled without
 	// failure resets the count.
 	Backoff Backoff
-	// QuarantineAfter: a message that makes the actor fail this many times
-	// in a row is moved to DeadLetters with its error, and the actor carries
-	// on with the next message. Until then, after a Restart, the same
-	// message is delivered again (the reloaded state may let it succeed).
-	// 0 or 1 means the failing message is not delivered again; with 0 it is
-	// dropped (the caller gets the error), with 1 it is also quarantined.
+	// QuarantineAfter is how many times in a row a message may make the
+	// actor fail before it is quarantined: moved to DeadLetters with its
+	// error (the caller gets an *activation.QuarantinedError, which unwraps
+	// to the last failure), the actor carrying on with the next message.
+	// Until then, after each Restart, the same message is delivered again
+	// (the reloaded state may let it succeed). Values below 1 mean 1: the
+	// failing message is quarantined at once and never delivered again. So
+	// every message is either handled or quarantined, after at most
+	// QuarantineAfter deliveries, whatever the directive.
 	QuarantineAfter int
 	// DeadLetters receives quarantined messages; nil drops them after
-	// logging.
+	// logging them.
 	DeadLetters Sink
 }
 
@@ -129,47 +117,25 @@ func (s *Strategy) Decide(failure any) Directive {
 	return Restart
 }
 
-// Budget counts the restarts of one actor within a sliding window. The zero
-// value is ready; it is not safe for concurrent use.
-type Budget struct {
-	times []time.Time
-}
-
-// Spend records a restart at now and reports whether it is within max
-// restarts per window (max 0: always).
-func (b *Budget) Spend(now time.Time, max int, window time.Duration) bool {
-	if max <= 0 {
-		return true
-	}
-	keep := b.times[:0]
-	for _, t := range b.times {
-		if window <= 0 || now.Sub(t) < window {
-			keep = append(keep, t)
-		}
-	}
-	b.times = append(keep, now)
-	return len(b.times) <= max
-}
-
-// Reset forgets the recorded restarts.
-func (b *Budget) Reset() { b.times = b.times[:0] }
-
 // DeadLetter is a quarantined message.
 type DeadLetter struct {
-	Kind, ID string
-	Message  any
-	Err      error // the last failure
-	Failures int   // how many times it failed in a row
-	At       time.Time
+	Kind, ID string    // the actor
+	Message  any       // the message
+	Err      error     // the last failure
+	Failures int       // how many times it failed in a row
+	At       time.Time // when it was quarantined, by the host's clock
 }
 
-// Sink receives dead letters. Put must be safe for concurrent use and quick.
+// Sink receives dead letters.
 type Sink interface {
+	// Put takes a dead letter. It must be safe for concurrent use and
+	// quick: it runs on the actor's turn.
 	Put(DeadLetter)
 }
 
-// MemorySink keeps the last Max dead letters in memory (Max 0: 1000).
+// MemorySink keeps the last Max dead letters in memory.
 type MemorySink struct {
+	// Max is how many dead letters are kept; 0 or less means 1000.
 	Max int
 
 	mu    sync.Mutex // guards items

@@ -17,6 +17,16 @@ func TestBackoffDelay(t *testing.T) {
 	if (Backoff{}).Delay(3, nil) != 0 {
 		t.Error("a zero Backoff must not wait")
 	}
+	// Multiplier: 0 means 2; below 1 means 1, a constant delay.
+	for _, c := range []struct {
+		m    float64
+		want time.Duration
+	}{{0, 40}, {1, 10}, {0.5, 10}, {3, 90}} {
+		b := Backoff{Initial: 10 * time.Millisecond, Multiplier: c.m}
+		if got := b.Delay(3, nil); got != c.want*time.Millisecond {
+			t.Errorf("Multiplier %v: Delay(3) = %v, want %v", c.m, got, c.want*time.Millisecond)
+		}
+	}
 	j := Backoff{Initial: 100 * time.Millisecond, Jitter: 0.5}
 	if lo, hi := j.Delay(1, func() float64 { return 0 }), j.Delay(1, func() float64 { return 0.999999 }); lo != 50*time.Millisecond || hi < 149*time.Millisecond || hi > 150*time.Millisecond {
 		t.Errorf("jitter bounds %v..%v, want 50ms..150ms", lo, hi)
@@ -27,25 +37,6 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Errorf("jitter produced only %d distinct delays", len(seen))
-	}
-}
-
-func TestBudget(t *testing.T) {
-	var b Budget
-	t0 := time.Unix(0, 0)
-	for i := 0; i < 3; i++ {
-		if !b.Spend(t0.Add(time.Duration(i)*time.Second), 3, time.Minute) {
-			t.Fatalf("restart %d refused within a budget of 3", i+1)
-		}
-	}
-	if b.Spend(t0.Add(10*time.Second), 3, time.Minute) {
-		t.Fatal("a 4th restart within the window was allowed")
-	}
-	if !b.Spend(t0.Add(2*time.Minute), 3, time.Minute) {
-		t.Fatal("restarts outside the window still counted")
-	}
-	if !(&Budget{}).Spend(t0, 0, 0) {
-		t.Fatal("no limit refused")
 	}
 }
 

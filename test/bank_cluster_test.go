@@ -26,7 +26,7 @@ import (
 	"github.com/quarkgo/quark/internal/testenv"
 	"github.com/quarkgo/quark/persistence"
 	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// URLs
-	"github.com/quarkgo/quark/samples/bank/ledger"
+	"github.com/quarkgo/quark/test/internal/ledger"
 )
 
 // The bank cluster chaos test runs three cluster members as processes on

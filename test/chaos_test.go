@@ -190,7 +190,7 @@ type eventLog struct {
 	byType         map[activation.EventType]int
 	flushFailed    map[string]int // per actor id
 	deactivatedErr map[string]int // Deactivated events with an error, per actor id
-	injectedFails  int            // ActivationFailed caused by an injected fault
+	injectedFails  int            // Failed caused by an injected fault
 	bad            []string
 }
 
@@ -216,7 +216,7 @@ func (l *eventLog) add(ev activation.Event) {
 		if ev.Err != nil {
 			l.deactivatedErr[ev.ID]++
 		}
-	case activation.ActivationFailed:
+	case activation.Failed:
 		if errors.Is(ev.Err, storetest.ErrInjected) {
 			l.injectedFails++
 		} else {
@@ -323,7 +323,7 @@ func (r *chaosRun) errorf(format string, args ...any) {
 // classify names the class of an Ask's error; every failure must be one the
 // test caused.
 func classify(err error) string {
-	var ae *activation.ActivationError
+	var ae *activation.Error
 	var pe *activation.PanicError
 	switch {
 	case err == nil:
@@ -537,7 +537,7 @@ func (r *chaosRun) op(where string, a *account, msg any) {
 	}
 
 	r.asks.Add(1)
-	reply, err := a.ref.Ask(ctx, msg)
+	reply, err := runtime.Ask[any](ctx, a.ref, msg)
 	class := classify(err)
 	switch class {
 	case "ok":
@@ -715,7 +715,7 @@ func (r *chaosRun) checkVisibility(inj injectorStats, ev *eventLog, flushRetries
 	// conflicted reads the record back to see whether an earlier attempt had
 	// in fact saved it.)
 	if ev.injectedFails == 0 || ev.injectedFails > get {
-		r.errorf("%d loads failed, but %d ActivationFailed events", get, ev.injectedFails)
+		r.errorf("%d loads failed, but %d Failed events", get, ev.injectedFails)
 	}
 	// Every failed deposit a caller saw, and every flush retry, was caused
 	// by a failed save. (The converse is not one to one: a save that failed
@@ -760,7 +760,7 @@ func (r *chaosRun) checkVisibility(inj injectorStats, ev *eventLog, flushRetries
 		r.asks.Load(), r.okAsks.Load(), r.storeErrs.Load(), r.activationErrs.Load(), r.panicErrs.Load(),
 		r.deactivations.Load(), r.deactivateErrs.Load(), flushRetries)
 	r.t.Logf("events: %d activated, %d activation failed, %d deactivated (%d with an error), %d flush failed, %d supervised, %d restarted",
-		ev.byType[activation.Activated], ev.byType[activation.ActivationFailed], ev.byType[activation.Deactivated], nDeactErr,
+		ev.byType[activation.Activated], ev.byType[activation.Failed], ev.byType[activation.Deactivated], nDeactErr,
 		flushFailed, ev.byType[activation.Supervised], ev.byType[activation.Restarted])
 }
 

@@ -24,13 +24,14 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
+	"github.com/quarkgo/quark/runtime/runtimetest"
 )
 
 // Cluster benchmarks. BenchmarkClusterAsk compares, in the same run, an Ask
 // through Quark's cluster mode with protoactor's own cluster.Request and an
 // equivalent protobuf message, to an actor on another member and on the
 // caller's member. They start several members in one process, which is a
-// data race under -race (see TestNetwork.Start): run them without it.
+// data race under -race (see runtimetest.Network.Start): run them without it.
 
 // echo is the Quark actor of the benchmarks: it replies N+1.
 type echo struct{}
@@ -55,12 +56,12 @@ const echoKind = "BenchEcho"
 // quarkPair starts two Quark members on an in-process network.
 func quarkPair(b *testing.B, opts ...runtime.Option) (a, c *runtime.Host) {
 	b.Helper()
-	net := runtime.NewTestNetwork()
+	net := runtimetest.NewNetwork()
 	var hosts []*runtime.Host
 	for range 2 {
 		store := memory.New(nil)
 		all := append([]runtime.Option{runtime.WithProvider("mem", store),
-			runtime.WithCluster(runtime.ClusterConfig{Provider: runtime.TestProvider(net)})}, opts...)
+			runtime.WithCluster(runtime.ClusterConfig{Provider: net.Provider()})}, opts...)
 		h, err := runtime.New(all...)
 		if err != nil {
 			b.Fatal(err)
@@ -269,7 +270,7 @@ func BenchmarkClusterActivation(b *testing.B) {
 					testenv.Unreachable(b, name, err)
 				}
 				defer store.Close()
-				cc := runtime.ClusterConfig{Provider: runtime.TestProvider(runtime.NewTestNetwork())}
+				cc := runtime.ClusterConfig{Provider: runtimetest.NewNetwork().Provider()}
 				if lease {
 					cc.Lease = &runtime.LeaseConfig{TTL: 10 * time.Second}
 				}

@@ -211,6 +211,35 @@ func TestEnvelopeErrors(t *testing.T) {
 		} else if c.value && (od.Amount != 5 || od.Balance != 1) {
 			t.Errorf("overdraft value %+v", od)
 		}
+		if v, err := parsed.errorValue(r); v != nil || err != nil {
+			t.Errorf("%v: a value the handler did not return: %v, %v", got, v, err)
+		}
+	}
+}
+
+// TestEnvelopeErrorWithValue: the value a handler returns together with its
+// error crosses beside the error (and beside the error's own value).
+func TestEnvelopeErrorWithValue(t *testing.T) {
+	r := testRegistry(t)
+	var e envelope
+	if err := e.setErrorValue(r, deposit{Account: "a", Amount: 3}); err != nil {
+		t.Fatal(err)
+	}
+	e.setError(r, &overdraft{Balance: 1, Amount: 5})
+	parsed, err := parseEnvelope(e.marshal().Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := parsed.errorValue(r)
+	if err != nil || v != (deposit{Account: "a", Amount: 3}) {
+		t.Fatalf("value beside the error: %v, %v", v, err)
+	}
+	var od *overdraft
+	if got := parsed.remoteError(r); !errors.As(got, &od) || od.Amount != 5 {
+		t.Fatalf("error: %v", got)
+	}
+	if err := e.setErrorValue(r, struct{ X chan int }{}); err == nil {
+		t.Fatal("an unregistered value was accepted")
 	}
 }
 
@@ -229,9 +258,10 @@ func FuzzParseEnvelope(f *testing.F) {
 			return
 		}
 		_, _ = e.value(r)
+		_, _ = e.errorValue(r)
 		_ = e.remoteError(r)
 		again, err := parseEnvelope(e.marshal().Value)
-		if err != nil || again.op != e.op || again.name != e.name {
+		if err != nil || again.op != e.op || again.name != e.name || again.vname != e.vname {
 			t.Fatalf("re-parse: %v %+v %+v", err, again, e)
 		}
 	})

@@ -3,11 +3,11 @@
 // internal/protoengine it is the only package besides runtime that imports
 // protoactor; runtime exposes it through runtime.WithCluster.
 //
-// A Member is the catalog's activation.Router: a message for an actor with
-// no activation on this host is routed to the member that owns the actor
-// (rendezvous hashing over the members that host its kind, as disthash
-// computes it), whose disthash placement actor spawns a grain. The grain is
-// a thin driver of the actor's activation (activation.Catalog.Attach): it
+// A Member is the catalog's Router (internal/catalog): a message for an
+// actor with no activation on this host is routed to the member that owns
+// the actor (rendezvous hashing over the members that host its kind, as
+// disthash computes it), whose disthash placement actor spawns a grain. The
+// grain is a thin driver of the actor's activation (Catalog.Attach): it
 // hands it messages, decoding those from other members, and deactivates it,
 // flushing its slots, when protoactor stops the grain.
 //

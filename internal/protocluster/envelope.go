@@ -24,6 +24,10 @@ import (
 //	6 message  string  error: the error's message
 //	7 matches  string  error: registered errors it matched (repeated)
 //	8 leaving  varint  redirect: 1 if the member is leaving the cluster
+//	9 vtype    string  error: registered name of the value the handler
+//	                   returned with its error ("" for none)
+//	10 vcodec  varint  error: that value's codec
+//	11 vpayload bytes  error: that value
 //
 // Unknown fields are skipped, so fields can be added compatibly.
 type op uint64
@@ -49,10 +53,15 @@ type envelope struct {
 	errMsg  string
 	matches []string
 	leaving bool
+
+	// The value a handler returned together with its error (opError).
+	vname    string
+	vcodec   uint64
+	vpayload []byte
 }
 
 func (e *envelope) marshal() *wrapperspb.BytesValue {
-	n := 16 + len(e.name) + len(e.payload) + len(e.errMsg)
+	n := 24 + len(e.name) + len(e.payload) + len(e.errMsg) + len(e.vname) + len(e.vpayload)
 	for _, m := range e.matches {
 		n += len(m) + 2
 	}
@@ -82,6 +91,14 @@ func (e *envelope) marshal() *wrapperspb.BytesValue {
 	if e.leaving {
 		b = protowire.AppendTag(b, 8, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
+	}
+	if e.vname != "" {
+		b = protowire.AppendTag(b, 9, protowire.BytesType)
+		b = protowire.AppendString(b, e.vname)
+		b = protowire.AppendTag(b, 10, protowire.VarintType)
+		b = protowire.AppendVarint(b, e.vcodec)
+		b = protowire.AppendTag(b, 11, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.vpayload)
 	}
 	return &wrapperspb.BytesValue{Value: b}
 }
@@ -149,6 +166,24 @@ func parseEnvelope(b []byte) (envelope, error) {
 				return e, fmt.Errorf("%w: bad error match", ErrUndecodable)
 			}
 			e.matches, b = append(e.matches, v), b[n:]
+		case num == 9 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeString(b)
+			if n < 0 {
+				return e, fmt.Errorf("%w: bad value type name", ErrUndecodable)
+			}
+			e.vname, b = v, b[n:]
+		case num == 10 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return e, fmt.Errorf("%w: bad value codec", ErrUndecodable)
+			}
+			e.vcodec, b = v, b[n:]
+		case num == 11 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return e, fmt.Errorf("%w: bad value payload", ErrUndecodable)
+			}
+			e.vpayload, b = v, b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -182,6 +217,29 @@ func (e *envelope) value(reg *Registry) (any, error) {
 		return nil, nil
 	}
 	return reg.decode(e.name, e.codec, e.payload)
+}
+
+// setErrorValue puts v (nil allowed), the value a handler returned
+// together with its error, into an error reply.
+func (e *envelope) setErrorValue(reg *Registry, v any) error {
+	if v == nil {
+		return nil
+	}
+	name, codec, data, err := reg.encode(v)
+	if err != nil {
+		return err
+	}
+	e.vname, e.vcodec, e.vpayload = name, codec, data
+	return nil
+}
+
+// errorValue rebuilds the value an error reply carries beside its error
+// (nil if there is none).
+func (e *envelope) errorValue(reg *Registry) (any, error) {
+	if e.vname == "" {
+		return nil, nil
+	}
+	return reg.decode(e.vname, e.vcodec, e.vpayload)
 }
 
 // setError turns err into an error reply: its message, the registered

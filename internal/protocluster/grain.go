@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 )
 
 // grain is the protoactor actor that disthash's placement actor spawns for
@@ -24,9 +25,9 @@ type grain struct {
 	m      *Member
 	kind   string
 	id     string
-	proc   activation.Process // nil until attached, or when attaching failed
-	failed error              // why attaching failed; answered to every ask
-	closed bool               // stopping: messages are redirected
+	proc   catalog.Process // nil until attached, or when attaching failed
+	failed error           // why attaching failed; answered to every ask
+	closed bool            // stopping: messages are redirected
 	lease  *lease
 
 	// The message being received.
@@ -90,7 +91,7 @@ func (g *grain) start(c actor.Context) {
 		if err != nil {
 			// Like a failed activation: the messages queued now get the
 			// error, and the next message tries again.
-			g.failed = &activation.ActivationError{Kind: g.kind, ID: g.id, Err: err}
+			g.failed = &activation.Error{Kind: g.kind, ID: g.id, Err: err}
 			c.Stop(c.Self())
 			return
 		}
@@ -211,7 +212,7 @@ func (g *grain) receiveRemote(c actor.Context, msg *envelopeMsg) {
 			ctx = tc
 		}
 		g.c, g.remote = c, sender
-		g.proc.Receive(activation.Request(ctx, v), g)
+		g.proc.Receive(catalog.Request(ctx, v), g)
 		g.c, g.remote = nil, nil
 		if tc != nil {
 			tc.release()
@@ -223,18 +224,24 @@ func (g *grain) receiveRemote(c actor.Context, msg *envelopeMsg) {
 	}
 }
 
-// Reply implements activation.Replier: the activation's answer goes back to
+// Reply implements catalog.Replier: the activation's answer goes back to
 // the sender, encoded if the request came from another member.
 func (g *grain) Reply(v any) {
+	val, herr := catalog.SplitReply(v)
 	if g.remote != nil {
 		var e envelope
-		if err := activation.ReplyErr(v); err != nil {
-			e.setError(g.m.reg, err)
-		} else {
+		switch {
+		case herr != nil:
+			// The value a handler returned with its error crosses too.
+			if err := e.setErrorValue(g.m.reg, val); err != nil {
+				herr = errors.Join(herr, g.uncrossable(err))
+			}
+			e.setError(g.m.reg, herr)
+		default:
 			e.op = opReply
-			if err := e.setValue(g.m.reg, v); err != nil {
+			if err := e.setValue(g.m.reg, val); err != nil {
 				e = envelope{}
-				e.setError(g.m.reg, fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err))
+				e.setError(g.m.reg, g.uncrossable(err))
 			}
 		}
 		g.m.answerTo(g.remote, e.marshal())
@@ -244,13 +251,23 @@ func (g *grain) Reply(v any) {
 	if sender == nil {
 		return
 	}
-	if v != nil && activation.ReplyErr(v) == nil {
-		if _, err := g.m.reg.typeOf(v); err != nil {
+	if val != nil {
+		if _, err := g.m.reg.typeOf(val); err != nil {
 			// The same reply would fail from another member: fail here too.
-			v = failure{fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err)}
+			if herr != nil {
+				err = errors.Join(herr, g.uncrossable(err))
+			} else {
+				err = g.uncrossable(err)
+			}
+			v = failure{err: err}
 		}
 	}
 	g.m.answerTo(sender, v)
+}
+
+// uncrossable is the error of a reply whose value cannot be encoded.
+func (g *grain) uncrossable(err error) error {
+	return fmt.Errorf("actor %s/%q replied with a value that cannot cross members: %w", g.kind, g.id, err)
 }
 
 // failure is an error answer to a request from this member.
@@ -327,7 +344,7 @@ func isAutoReceive(msg any) bool {
 	return ok
 }
 
-// hostedMailbox is the activation.Mailbox of an activation driven by a
+// hostedMailbox is the catalog.Mailbox of an activation driven by a
 // grain: posting is sending to the grain.
 type hostedMailbox struct {
 	m   *Member
@@ -337,7 +354,7 @@ type hostedMailbox struct {
 func (b *hostedMailbox) Post(msg any) { b.m.root.Send(b.pid, msg) }
 func (b *hostedMailbox) Stop()        { b.m.root.Poison(b.pid) }
 
-func (b *hostedMailbox) Request(msg any) activation.Future {
+func (b *hostedMailbox) Request(msg any) catalog.Future {
 	r := b.m.newReply()
 	b.m.root.RequestWithCustomSender(b.pid, msg, r.pid)
 	return r

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/quarkgo/quark/internal/backoff"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 )
@@ -74,7 +75,7 @@ var leaseEpoch = time.Now()
 
 func monoNow() int64 { return int64(time.Since(leaseEpoch)) }
 
-func newLeases(m *Member, reg *persistence.Registry, cfg *LeaseConfig) (*leases, error) {
+func newLeases(m *Member, reg *persistence.Providers, cfg *LeaseConfig) (*leases, error) {
 	if cfg.TTL <= 0 {
 		return nil, fmt.Errorf("cluster: lease TTL must be positive, got %v", cfg.TTL)
 	}
@@ -136,7 +137,7 @@ func (ls *leases) acquire(kind, id string, pid *actor.PID) (*lease, error) {
 			ls.m.log.Warn("reading an activation lease failed; retrying", zap.String("kind", kind), zap.String("id", id), zap.Error(err))
 		}
 		d := min(10*time.Millisecond<<min(attempt, 6), ls.cfg.TTL/4)
-		if err := pause(ctx, d); err != nil {
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return nil, fmt.Errorf("%w (%s) after %v", ErrLeaseHeld, holder, ls.cfg.Wait)
 		}
 	}

@@ -17,7 +17,8 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.uber.org/zap"
 
-	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/persistence"
 
 	"github.com/quarkgo/quark/internal/workpool"
@@ -56,7 +57,7 @@ type Config struct {
 }
 
 // Member makes a host a member (or a client) of a protoactor cluster. It
-// implements activation.Router: messages for actors without a local
+// implements catalog.Router: messages for actors without a local
 // activation are routed to the member that owns them, where protoactor's
 // disthash placement actor spawns a grain that drives the actor's
 // activation (Catalog.Attach).
@@ -66,7 +67,7 @@ type Member struct {
 	log  *zap.Logger
 	sys  *actor.ActorSystem
 	root *actor.RootContext
-	cat  *activation.Catalog
+	cat  *catalog.Catalog
 	cl   *cluster.Cluster
 
 	replyPrefix string         // random, so that replies never cross incarnations
@@ -144,7 +145,7 @@ func New(cfg Config) (*Member, error) {
 func (m *Member) Hook() *StartHook { return m.cfg.Hook }
 
 // Bind gives the member the catalog whose kinds it hosts.
-func (m *Member) Bind(cat *activation.Catalog) { m.cat = cat }
+func (m *Member) Bind(cat *catalog.Catalog) { m.cat = cat }
 
 // Address returns the member's address (host:port), once started.
 func (m *Member) Address() string { return m.address }
@@ -156,7 +157,7 @@ func (m *Member) ID() string { return m.sys.ID }
 // the catalog's kinds, and returns once the membership provider runs, without
 // waiting out the second that protoactor's StartMember sleeps at its end.
 // The catalog must be running, so that grains can attach at once.
-func (m *Member) Start(ctx context.Context, reg *persistence.Registry) error {
+func (m *Member) Start(ctx context.Context, reg *persistence.Providers) error {
 	if m.cat == nil {
 		return errors.New("cluster: member not bound to a catalog")
 	}
@@ -475,7 +476,7 @@ func (m *Member) drain(ctx context.Context) {
 		if idle >= drainQuiet || now >= limit {
 			return
 		}
-		if pause(ctx, drainQuiet-idle) != nil {
+		if backoff.Sleep(ctx, drainQuiet-idle) != nil {
 			return
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/memory"
@@ -60,7 +61,7 @@ func (teller) Receive(_ *activation.Context, msg any) (any, error) {
 
 type testMember struct {
 	m      *Member
-	cat    *activation.Catalog
+	cat    *catalog.Catalog
 	engine *protoengine.Engine
 }
 
@@ -79,15 +80,15 @@ func startMembers(t *testing.T, regs ...*Registry) []*testMember {
 			t.Fatal(err)
 		}
 		store := memory.New(nil)
-		preg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": store}, "")
+		preg, err := persistence.NewProviders(map[string]*persistence.Store{"mem": store}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		cat, err := activation.NewCatalog(activation.Config{Engine: engine, Registry: preg, Router: m})
+		cat, err := catalog.NewCatalog(catalog.Config{Engine: engine, Providers: preg, Router: m})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := activation.Register(cat, "Teller", func(*activation.Context) teller { return teller{} }); err != nil {
+		if err := catalog.Register(cat, "Teller", func(*activation.Context) teller { return teller{} }); err != nil {
 			t.Fatal(err)
 		}
 		m.Bind(cat)
@@ -157,14 +158,14 @@ func TestMessagesMembersCannotDecode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ref := a.cat.Ref("Teller", id)
-	if v, err := ref.Ask(ctx, "plain"); err != nil || v != "plain" {
+	if v, err := catalog.Ask(ctx, ref, "plain"); err != nil || v != "plain" {
 		t.Fatalf("ask: %v, %v", v, err)
 	}
-	_, err := ref.Ask(ctx, secret{Code: "x"})
+	_, err := catalog.Ask(ctx, ref, secret{Code: "x"})
 	if !errors.Is(err, ErrUnregistered) || !strings.Contains(err.Error(), "test.Secret") || !strings.Contains(err.Error(), b.m.Address()) {
 		t.Errorf("message b cannot decode: %v", err)
 	}
-	_, err = ref.Ask(ctx, "hidden")
+	_, err = catalog.Ask(ctx, ref, "hidden")
 	if !errors.Is(err, ErrUnregistered) || !strings.Contains(err.Error(), "test.Hidden") {
 		t.Errorf("reply a cannot decode: %v", err)
 	}
@@ -184,7 +185,7 @@ func TestMessagesMembersCannotDecode(t *testing.T) {
 		t.Errorf("garbage: %v", err)
 	}
 	// The grain still serves.
-	if v, err := ref.Ask(ctx, "again"); err != nil || v != "again" {
+	if v, err := catalog.Ask(ctx, ref, "again"); err != nil || v != "again" {
 		t.Fatalf("ask after garbage: %v, %v", v, err)
 	}
 }

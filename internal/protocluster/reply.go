@@ -91,7 +91,7 @@ func (r *reply) raw(ctx context.Context, fallback time.Duration) (any, error) {
 	}
 }
 
-// Wait implements activation.Future for requests to an activation's grain:
+// Wait implements catalog.Future for requests to an activation's grain:
 // the answer is decoded, and a message that was not delivered (the grain was
 // leaving, or is gone) gives activation.ErrNoReply, which makes the Ask
 // route it again.
@@ -121,7 +121,12 @@ func (m *Member) answer(v any) (any, error) {
 		case opReply:
 			return e.value(m.reg)
 		case opError:
-			return nil, e.remoteError(m.reg)
+			err := e.remoteError(m.reg)
+			v, verr := e.errorValue(m.reg)
+			if verr != nil {
+				return nil, errors.Join(err, fmt.Errorf("the value returned with the error could not be decoded: %w", verr))
+			}
+			return v, err
 		case opRedirect:
 			if e.leaving {
 				return nil, errLeaving

@@ -12,9 +12,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
+	"github.com/quarkgo/quark/internal/catalog"
 )
 
-var _ activation.Router = (*Member)(nil)
+var _ catalog.Router = (*Member)(nil)
 
 // lookupAttempt bounds one placement request: an owner that does not answer
 // within it is asked again (placement requests are idempotent), after the
@@ -34,8 +36,8 @@ func (m *Member) Check(msg any) error {
 	return err
 }
 
-// Route implements activation.Router.
-func (m *Member) Route(ctx context.Context, kind, id string, msg any, request bool) (activation.Future, error) {
+// Route implements catalog.Router.
+func (m *Member) Route(ctx context.Context, kind, id string, msg any, request bool) (catalog.Future, error) {
 	if !request {
 		m.sendAsync(kind, id, msg)
 		return nil, nil
@@ -104,7 +106,7 @@ func (f *routed) Wait(ctx context.Context, fallback time.Duration) (any, error) 
 		if !time.Now().Before(dl) {
 			return nil, fmt.Errorf("cluster: %s/%q: not delivered: %w", f.kind, f.id, context.DeadlineExceeded)
 		}
-		if err := pause(ctx, min(routeBackoff(attempt), time.Until(dl))); err != nil {
+		if err := backoff.Sleep(ctx, min(backoff.Route.Delay(attempt, nil), time.Until(dl))); err != nil {
 			return nil, fmt.Errorf("cluster: %s/%q: not delivered: %w", f.kind, f.id, err)
 		}
 	}
@@ -152,7 +154,7 @@ func (m *Member) sendAsync(kind, id string, msg any) {
 func (m *Member) deliver(ctx context.Context, pid *actor.PID, msg any, request bool, sender *actor.PID) error {
 	if m.isLocal(pid) {
 		if request {
-			m.root.RequestWithCustomSender(pid, activation.Request(ctx, msg), sender)
+			m.root.RequestWithCustomSender(pid, catalog.Request(ctx, msg), sender)
 		} else {
 			m.root.Send(pid, msg)
 		}
@@ -240,7 +242,7 @@ func (m *Member) lookup(ctx context.Context, kind, id string) (*actor.PID, error
 			}
 			last = fmt.Errorf("owner %s: %w", owner, err)
 		}
-		if err := pause(ctx, routeBackoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Route.Delay(attempt, nil)); err != nil {
 			return nil, fmt.Errorf("cluster: %s/%q: no reachable member (last: %v): %w", kind, id, last, err)
 		}
 		m.pidMu.RLock()
@@ -273,20 +275,4 @@ func (m *Member) placement(ctx context.Context, owner, kind, id string) (*actor.
 		return nil, errors.New("owner unreachable")
 	}
 	return nil, fmt.Errorf("unexpected placement answer %T", v)
-}
-
-func routeBackoff(attempt int) time.Duration {
-	return time.Millisecond << min(attempt, 7) // 2 ms … 128 ms
-}
-
-// pause waits d, or returns ctx's error if it ends first.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 
 	"github.com/quarkgo/quark/internal/workpool"
 )
@@ -22,7 +23,7 @@ type Engine struct {
 	pool  *workpool.Pool
 }
 
-var _ activation.Engine = (*Engine)(nil)
+var _ catalog.Engine = (*Engine)(nil)
 
 // New starts an actor system. logger receives protoactor's own log records;
 // nil discards them.
@@ -43,8 +44,8 @@ func New(logger *slog.Logger) *Engine {
 // wiring.
 func (e *Engine) System() *actor.ActorSystem { return e.sys }
 
-// Spawn implements activation.Engine.
-func (e *Engine) Spawn(p activation.Process) (activation.Mailbox, error) {
+// Spawn implements catalog.Engine.
+func (e *Engine) Spawn(p catalog.Process) (catalog.Mailbox, error) {
 	pid, err := e.root.SpawnNamed(e.props, e.sys.ProcessRegistry.NextId())
 	if err != nil {
 		return nil, err
@@ -57,21 +58,21 @@ func (e *Engine) Spawn(p activation.Process) (activation.Mailbox, error) {
 }
 
 // Shutdown stops the actor system. Activations should have been retired
-// first (activation.Catalog.Shutdown).
+// first (catalog.Catalog.Shutdown).
 func (e *Engine) Shutdown() {
 	e.pool.Close()
 	e.sys.Shutdown()
 }
 
 type bind struct {
-	p  activation.Process
+	p  catalog.Process
 	mb *mailbox
 }
 
 // shell is the protoactor actor behind every activation.
 type shell struct {
 	e *Engine
-	p activation.Process
+	p catalog.Process
 	c actor.Context // the context of the message being received
 }
 
@@ -92,7 +93,7 @@ func (s *shell) Receive(c actor.Context) {
 	}
 }
 
-// Reply implements activation.Replier.
+// Reply implements catalog.Replier.
 func (s *shell) Reply(v any) {
 	if sender := s.c.Sender(); sender != nil {
 		s.c.Send(sender, v)
@@ -107,7 +108,7 @@ type mailbox struct {
 func (m *mailbox) Post(msg any) { m.e.root.Send(m.pid, msg) }
 func (m *mailbox) Stop()        { m.e.root.Poison(m.pid) }
 
-func (m *mailbox) Request(msg any) activation.Future {
+func (m *mailbox) Request(msg any) catalog.Future {
 	r := &reply{ch: make(chan any, 1), reg: m.e.sys.ProcessRegistry}
 	r.pid, _ = r.reg.Add(r, "q$"+r.reg.NextId())
 	m.e.root.RequestWithCustomSender(m.pid, msg, r.pid)
@@ -154,7 +155,7 @@ var errNoReply = &noReply{}
 
 type noReply struct{}
 
-// Wait implements activation.Future.
+// Wait implements catalog.Future.
 func (r *reply) Wait(ctx context.Context, fallback time.Duration) (any, error) {
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok && fallback > 0 {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 
 	"github.com/quarkgo/quark/internal/workpool"
 )
@@ -17,9 +17,9 @@ type counting struct {
 	done      chan struct{}
 }
 
-func (c *counting) Started(activation.Mailbox) {}
-func (c *counting) Stopping()                  {}
-func (c *counting) Receive(msg any, r activation.Replier) {
+func (c *counting) Started(catalog.Mailbox) {}
+func (c *counting) Stopping()               {}
+func (c *counting) Receive(msg any, r catalog.Replier) {
 	if c.n.Add(1) == c.target.Load() {
 		c.done <- struct{}{}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/goleak"
 
-	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 
 	"github.com/quarkgo/quark/internal/workpool"
 )
@@ -113,13 +113,13 @@ type lifecycle struct {
 	done   chan struct{}
 }
 
-func (l *lifecycle) Started(activation.Mailbox) {
+func (l *lifecycle) Started(catalog.Mailbox) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, "started")
 }
 
-func (l *lifecycle) Receive(msg any, r activation.Replier) {
+func (l *lifecycle) Receive(msg any, r catalog.Replier) {
 	l.mu.Lock()
 	l.events = append(l.events, msg.(string))
 	l.mu.Unlock()
@@ -167,9 +167,9 @@ func TestEngineLifecycleAndRequests(t *testing.T) {
 // slowReplier answers after a delay, so that waiters can give up first.
 type slowReplier struct{ release chan struct{} }
 
-func (s *slowReplier) Started(activation.Mailbox) {}
-func (s *slowReplier) Stopping()                  {}
-func (s *slowReplier) Receive(msg any, r activation.Replier) {
+func (s *slowReplier) Started(catalog.Mailbox) {}
+func (s *slowReplier) Stopping()               {}
+func (s *slowReplier) Receive(msg any, r catalog.Replier) {
 	<-s.release
 	r.Reply(msg)
 }

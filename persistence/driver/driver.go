@@ -114,10 +114,10 @@ type Store interface {
 // Write is one conditional write in a batch: a Put of Record, or a Delete
 // when Delete is set (Record is then ignored).
 type Write struct {
-	Key      Key
-	Record   Record
-	Expected int64
-	Delete   bool
+	Key      Key    // the record written
+	Record   Record // what a Put stores
+	Expected int64  // the version the store must hold (0: absent)
+	Delete   bool   // delete instead of put
 }
 
 // DefaultTombstoneRetention is how long a provider keeps the tombstone of a
@@ -192,7 +192,7 @@ func NewBatchConflict(index int, actual int64) error {
 // is. The persistence layer turns it into a *persistence.DecodeError naming
 // the key.
 type CorruptError struct {
-	Err   error
+	Err   error // what is wrong with the stored bytes
 	Index int   // the position of the write in a PutBatch call, else 0
 	Seq   int64 // the position of the event in its stream (journals), else 0
 }

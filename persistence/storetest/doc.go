@@ -1,5 +1,7 @@
 // Package storetest is the conformance suite every Quark storage provider
-// passes, plus shared benchmarks and a fault-injecting wrapper.
+// passes, plus shared benchmarks and the persistence layer's test kit: a
+// fault-injecting wrapper for any store (see Fault injection), to test how
+// an application's actors behave when their store fails.
 //
 // A provider runs the suite in a few lines:
 //
@@ -30,7 +32,11 @@
 // operation is applied), latency and stalls, decided per call by an
 // [Injector] such as [RandomFaults], or [Pauser], which holds calls until it
 // is resumed or their context ends. Injected errors match [ErrInjected] and
-// are classified as Unavailable.
+// are classified as Unavailable. Wrap a provider's driver and make it a
+// store again for a test host:
+//
+//	faulty := persistence.NewStore(storetest.WithFaults(store.Driver(), inj), nil)
+//	host, _ := runtime.New(runtime.WithProvider("main", faulty))
 //
 // # Journals
 //

@@ -345,7 +345,7 @@ func TestCorruptPayloadThroughSlot(t *testing.T) {
 	if err != nil || got.Version != 3 || !bytes.Equal(got.Data, bad.Data) {
 		t.Fatalf("driver-level Load = version %d, %q, %v; want version 3 with the bad payload", got.Version, got.Data, err)
 	}
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"cassandra": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"cassandra": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestServerGoneMidRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"cassandra": store}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"cassandra": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func TestCASWriteTimeoutUnsettled(t *testing.T) {
 	ctx := context.Background()
 	s, tb := testStore(t, connect(t), nil)
 	key := driver.Key{Kind: "Counter", ID: "unsettled", Slot: "count"}
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"cassandra": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"cassandra": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

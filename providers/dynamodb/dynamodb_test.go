@@ -681,7 +681,7 @@ func TestCorruptPayloadThroughSlot(t *testing.T) {
 	pk, _ := partitionKey(key)
 	before := rawItem(t, client, table, pk)
 
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"ddb": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"ddb": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

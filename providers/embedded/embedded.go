@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -118,8 +120,9 @@ var (
 	_ driver.Limiter = (*store)(nil)
 )
 
-// Open opens the database file at path, creating it (but not its directory)
-// if needed, and returns a Store over it. The file is locked exclusively
+// Open opens the database file at path, creating it and its missing parent
+// directories if needed (directories get Options.FileMode plus the search
+// bit wherever it grants reading), and returns a Store over it. The file is locked exclusively
 // while open: a second Open of the same file, in this process or another,
 // waits up to Options.Timeout and then fails with an error matching
 // persistence.ErrUnavailable. Closing the returned Store closes the file and
@@ -164,6 +167,13 @@ func open(path string, opts *Options) (*store, error) {
 	}
 	if o.FileMode == 0 {
 		o.FileMode = 0o600
+	}
+	// Missing parent directories are created, searchable by whoever may
+	// read the file.
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, o.FileMode|(o.FileMode&0o444)>>2); err != nil {
+			return nil, fmt.Errorf("creating the directory %s: %w", dir, err)
+		}
 	}
 	db, err := bolt.Open(path, o.FileMode, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
 	if err != nil {

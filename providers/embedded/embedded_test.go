@@ -735,7 +735,7 @@ func TestOpenErrors(t *testing.T) {
 		opts *Options
 		want error
 	}{
-		{"missing directory", filepath.Join(dir, "missing", "quark.db"), nil, persistence.ErrInvalidArgument},
+		{"directory under a file", filepath.Join(notDB, "sub", "quark.db"), nil, persistence.ErrInvalidArgument},
 		{"not a database", notDB, nil, persistence.ErrInvalidArgument},
 		{"negative limit", filepath.Join(dir, "a.db"), &Options{MaxRecordBytes: -1}, persistence.ErrInvalidArgument},
 		{"limit over the engine's", filepath.Join(dir, "b.db"), &Options{MaxRecordBytes: bolt.MaxValueSize}, persistence.ErrInvalidArgument},
@@ -748,6 +748,15 @@ func TestOpenErrors(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: Open = %v, want an error matching %v", tt.name, err, tt.want)
 		}
+	}
+	// Missing directories are created.
+	s, err := Open(filepath.Join(dir, "missing", "too", "quark.db"), nil)
+	if err != nil {
+		t.Fatalf("Open under missing directories: %v", err)
+	}
+	_ = s.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "missing", "too")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("created directory: %v, %v; want mode 0700 for the default file mode 0600", fi, err)
 	}
 }
 

@@ -98,7 +98,7 @@ func Example_query() {
 		return
 	}
 	defer store.Close()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mongodb": store}, "mongodb")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mongodb": store}, "mongodb")
 	if err != nil {
 		fmt.Println("registry:", err)
 		return

@@ -49,7 +49,7 @@ func TestServerGoneMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	coll := direct.Database(o.Database).Collection(o.Collection)
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mongodb": store}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mongodb": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

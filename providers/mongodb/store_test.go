@@ -699,7 +699,7 @@ func TestCorruptStateThroughSlot(t *testing.T) {
 	if err != nil || string(got.Data) != `{"balance":"lots"}` {
 		t.Fatalf("driver-level Load = %q, %v; want the damaged JSON", got.Data, err)
 	}
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mongodb": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mongodb": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,7 +737,7 @@ func TestSlotRoundTrip(t *testing.T) {
 	client := connect(t)
 	s, _ := testStore(t, client, nil)
 	ctx := context.Background()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mongodb": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mongodb": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ type bankAccount struct {
 // slotsOf returns the slot set of one actor over store.
 func slotsOf(t *testing.T, store *persistence.Store, kind, id string) *persistence.Slots {
 	t.Helper()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"postgres-db": store}, "postgres-db")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"postgres-db": store}, "postgres-db")
 	if err != nil {
 		t.Fatal(err)
 	}

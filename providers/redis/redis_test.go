@@ -439,7 +439,7 @@ func TestCorruptPayloadThroughSlot(t *testing.T) {
 		t.Fatalf("driver-level Load = version %d, %q, %v; want version 3 with the bad payload", got.Version, got.Data, err)
 	}
 
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"redis": s}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"redis": s}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

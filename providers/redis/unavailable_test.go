@@ -41,7 +41,7 @@ func TestServerGoneMidRun(t *testing.T) {
 	client := goredis.NewClient(opts)
 	t.Cleanup(func() { client.Close() }) // after the keys are removed through it
 	store, prefix := testStore(t, client, nil)
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"redis": store}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"redis": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

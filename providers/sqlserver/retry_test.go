@@ -162,7 +162,7 @@ func TestUnknownOutcomeNotRetried(t *testing.T) {
 	// the next flush meets a conflict with its own earlier write and
 	// recognises it.
 	type account struct{ Balance int64 }
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"sql": s}, "sql")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"sql": s}, "sql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -516,7 +516,7 @@ func TestCorruptRow(t *testing.T) {
 			type account struct{ Balance int64 }
 			k := driver.Key{Kind: "Corrupt", ID: "broken-json", Slot: "Account"}
 			writeRaw(t, db, drv, k, `{"Balance": "not a number"}`, nil, "json", 0)
-			reg, err := persistence.NewRegistry(map[string]*persistence.Store{"sql": s}, "sql")
+			reg, err := persistence.NewProviders(map[string]*persistence.Store{"sql": s}, "sql")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -188,7 +188,8 @@ func money(cents int64) string {
 // deposit whose outcome is unknown (a timeout) may have happened, and then the
 // compensation credits the amount twice. Transfers that are exactly-once even
 // across retries and crashes need idempotent operations and a durable
-// transfer record: package ledger has them, and the cluster demo uses it.
+// transfer record: docs/cluster.md shows how (test/internal/ledger, the
+// fixture of the bank chaos test, implements it).
 func transfer(ctx context.Context, h *runtime.Host, from, to string, amount int64) error {
 	if from == to {
 		return fmt.Errorf("%w: %q", ErrSameAccount, from)

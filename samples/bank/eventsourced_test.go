@@ -234,7 +234,7 @@ func TestJournaledAccountRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Start(ctx)
-	ask := func(msg any) (any, error) { return h.Ref(JournaledAccountKind, "acc").Ask(ctx, msg) }
+	ask := func(msg any) (any, error) { return runtime.Ask[any](ctx, h.Ref(JournaledAccountKind, "acc"), msg) }
 	last := func() int64 {
 		n, err := journal.Last(ctx, k.Stream("acc"))
 		if err != nil {

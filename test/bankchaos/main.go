@@ -40,7 +40,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	_ "github.com/quarkgo/quark/providers/postgres" // postgres:// store URLs
 	"github.com/quarkgo/quark/runtime"
-	"github.com/quarkgo/quark/samples/bank/ledger"
+	"github.com/quarkgo/quark/test/internal/ledger"
 )
 
 // Cluster settings every process shares.

@@ -7,6 +7,11 @@
 // exactly these statements and rejects any other text, so the two cannot
 // drift apart.
 //
+// Test support, not user API: applications use package cassandra. The
+// package is importable only because the stand-in is a module of its own
+// (Go's internal rule does not cross modules); its contents may change in
+// any release.
+//
 // The table, for keyspace ks and table t:
 //
 //	CREATE TABLE IF NOT EXISTS "ks"."t" (

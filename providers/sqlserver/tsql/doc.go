@@ -3,6 +3,11 @@
 // test stand-in (tools/tdsstub) share one definition. It depends on the
 // standard library only.
 //
+// Test support, not user API: applications use package sqlserver. The
+// package is importable only because the stand-in is a module of its own
+// (Go's internal rule does not cross modules); its contents may change in
+// any release.
+//
 // Every statement runs through sp_executesql: its text (Statement.Text),
 // its parameter declarations (Statement.Params, constant per statement, so
 // that a real server caches one plan per statement and table) and its

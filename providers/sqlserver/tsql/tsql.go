@@ -87,8 +87,8 @@ const (
 // declarations ("" when it has none).
 type Statement struct {
 	Name   string // a short name for messages and fault injection: "get", "create", ...
-	Text   string
-	Params string
+	Text   string // the statement's T-SQL text
+	Params string // its sp_executesql parameter declarations
 }
 
 // Statements is the statement set of one table.

@@ -1,4 +1,4 @@
-package activation
+package catalog
 
 import (
 	"context"
@@ -31,8 +31,8 @@ type Mailbox interface {
 // Future is a pending reply.
 type Future interface {
 	// Wait returns the reply, or ctx's error when ctx ends first, or
-	// ErrNoReply when the message could not be delivered. Wait must be called
-	// exactly once.
+	// activation.ErrNoReply when the message could not be delivered. Wait
+	// must be called exactly once.
 	Wait(ctx context.Context, fallback time.Duration) (any, error)
 }
 

@@ -1,4 +1,4 @@
-package activation
+package catalog
 
 import (
 	"context"
@@ -12,17 +12,19 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/core"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/supervision"
 )
 
-// Config configures a Catalog. Engine and Registry are required.
+// Config configures a Catalog. Engine and Providers are required.
 type Config struct {
-	Engine   Engine
-	Registry *persistence.Registry
-	Logger   *zap.Logger // nil: no logging
-	Clock    Clock       // nil: SystemClock
+	Engine    Engine
+	Providers *persistence.Providers
+	Logger    *zap.Logger      // nil: no logging
+	Clock     activation.Clock // nil: activation.SystemClock
 	// IdleSweep is how often idle activations are looked for; an activation
 	// is deactivated between its kind's idle period and that plus IdleSweep
 	// after its last message. 0: one second.
@@ -77,24 +79,25 @@ type Catalog struct {
 	shutMu    sync.Mutex               // guards the following fields and activation.phase
 	reporting bool                     // Shutdown is collecting what the flushes leave unsaved
 	wasCut    bool                     // cut has ended: no flush may start any more
-	flushing  map[*activation]struct{} // flushes in progress
+	flushing  map[*live]struct{}       // flushes in progress
 	flushIdle chan struct{}            // after the cut: closed when flushing empties
-	unsaved   []UnsavedSlot            // recorded while reporting
+	unsaved   []activation.UnsavedSlot // recorded while reporting
 	hookErrs  []error                  // OnDeactivate errors recorded while reporting
 }
 
 type kind struct {
-	name    string
-	factory Factory
-	cfg     kindConfig
-	log     *zap.Logger
-	shards  [numShards]shard
+	name        string
+	factory     Factory
+	cfg         core.KindConfig
+	log         *zap.Logger
+	misdeclared atomic.Bool // a slot declaration failed; logged once
+	shards      [numShards]shard
 }
 
 type shard struct {
 	mu      sync.RWMutex
-	m       map[string]*activation
-	pending map[string]*activation // retired activations still deactivating
+	m       map[string]*live
+	pending map[string]*live // retired activations still deactivating
 }
 
 // prevDone returns the done channel of the retired activation of id that is
@@ -108,14 +111,14 @@ func (sh *shard) prevDone(id string) chan struct{} {
 
 // NewCatalog returns a catalog and starts its idle sweeper; Shutdown stops it.
 func NewCatalog(cfg Config) (*Catalog, error) {
-	if cfg.Engine == nil || cfg.Registry == nil {
-		return nil, errors.New("activation: Config.Engine and Config.Registry are required")
+	if cfg.Engine == nil || cfg.Providers == nil {
+		return nil, errors.New("activation: Config.Engine and Config.Providers are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = activation.SystemClock{}
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -145,60 +148,69 @@ func (c *Catalog) Start() {
 
 func stateErr(st int32) error {
 	if st == catalogNew {
-		return ErrNotStarted
+		return activation.ErrNotStarted
 	}
-	return ErrStopped
+	return activation.ErrStopped
 }
 
-// Register adds a kind. It calls factory once with a probe context to learn
-// the kind's slots and fails if one of them names an unknown provider or is
-// otherwise invalid, so that a misconfiguration shows at startup rather than
-// on the first message.
-func (c *Catalog) Register(name string, factory Factory, opts ...KindOption) error {
+// Factory creates the actor of one activation and declares its slots.
+type Factory func(ctx *activation.Context) activation.Actor
+
+// Register adds a kind. It does not call factory: the slots the factory
+// declares are checked when it runs, at the start of each activation, and a
+// declaration error (an unknown provider, say) fails the activation and is
+// logged once per kind.
+func (c *Catalog) Register(name string, factory Factory, opts ...activation.KindOption) error {
 	if err := persistence.ValidateName("kind", name); err != nil {
 		return err
 	}
 	if factory == nil {
 		return fmt.Errorf("activation: kind %q: nil factory", name)
 	}
-	k := &kind{name: name, factory: factory, cfg: kindConfig{idle: DefaultIdleAfter, sup: supervision.DefaultStrategy()},
-		log: c.log.Named(name)}
+	k := &kind{name: name, factory: factory, log: c.log.Named(name),
+		cfg: core.KindConfig{Idle: activation.DefaultIdleAfter, Supervision: supervision.DefaultStrategy()}}
 	for _, o := range opts {
 		o(&k.cfg)
-	}
-	probe := &activation{cat: c, k: k, id: "registration-probe"}
-	probe.slots = persistence.NewSlots(c.cfg.Registry, name, probe.id)
-	probe.ctx = Context{x: probe, turn: context.Background()}
-	if _, err := probe.build(); err != nil {
-		return fmt.Errorf("activation: registering kind %q: %w", name, err)
 	}
 	c.kindMu.Lock()
 	defer c.kindMu.Unlock()
 	if _, dup := c.kinds[name]; dup {
-		return fmt.Errorf("%w: %q", ErrDuplicateKind, name)
+		return fmt.Errorf("%w: %q", activation.ErrDuplicateKind, name)
 	}
 	c.kinds[name] = k
 	return nil
 }
 
+// Register adds a kind whose factory returns a concrete actor type; see
+// Catalog.Register.
+func Register[A activation.Actor](c *Catalog, kind string, factory func(*activation.Context) A, opts ...activation.KindOption) error {
+	if factory == nil {
+		return c.Register(kind, nil, opts...)
+	}
+	return c.Register(kind, func(ctx *activation.Context) activation.Actor { return factory(ctx) }, opts...)
+}
+
 // Ref returns a reference to the actor (kind, id). It does not activate it;
-// the first message does. A Ref is a small value, cheap to copy and safe for
-// concurrent use; keep one around for hot paths.
-func (c *Catalog) Ref(kindName, id string) Ref {
+// the first message does.
+func (c *Catalog) Ref(kindName, id string) activation.Ref { return activation.Ref(c.ref(kindName, id)) }
+
+func (c *Catalog) ref(kindName, id string) core.Ref {
 	c.kindMu.RLock()
 	k := c.kinds[kindName]
 	c.kindMu.RUnlock()
-	r := Ref{c: c, k: k, kind: kindName, id: id, cache: &refCache{}}
+	r := &ref{c: c, k: k, kind: kindName, id: id}
 	if k != nil {
 		r.sh = k.shard(c, id)
 	}
-	return r
+	return core.NewRef(r, kindName, id)
 }
 
 // Subscribe calls fn for every lifecycle event, synchronously on the
 // activation's goroutine: fn must be quick and must not call into the
 // actor. It returns a function that ends the subscription.
-func (c *Catalog) Subscribe(fn func(Event)) (unsubscribe func()) { return c.events.subscribe(fn) }
+func (c *Catalog) Subscribe(fn func(activation.Event)) (unsubscribe func()) {
+	return c.events.subscribe(fn)
+}
 
 // Len returns the number of live activations, deactivating ones included.
 func (c *Catalog) Len() int { return int(c.count.Load()) }
@@ -210,12 +222,12 @@ func (k *kind) shard(c *Catalog, id string) *shard {
 // deliver puts msg into the mailbox of the activation of (k, id), creating
 // the activation if there is none. The post happens under the shard lock, so
 // that it can never land in a mailbox that is being retired.
-func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
+func (c *Catalog) deliver(r *ref, msg any, request bool) (Future, error) {
 	if st := c.state.Load(); st != catalogRunning {
 		return nil, stateErr(st)
 	}
 	// Fast path: the activation this Ref reached last time, if still open.
-	if x := r.cache.x.Load(); x != nil && x.gate.enter() {
+	if x := r.cache.Load(); x != nil && x.gate.enter() {
 		f := x.post(msg, request)
 		x.gate.leave()
 		return f, nil
@@ -226,7 +238,7 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 		if x := sh.m[id]; x != nil {
 			f := x.post(msg, request)
 			sh.mu.RUnlock()
-			r.cache.x.Store(x)
+			r.cache.Store(x)
 			return f, nil
 		}
 		sh.mu.RUnlock()
@@ -245,10 +257,10 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 		if err := validID(id); err != nil {
 			return nil, err
 		}
-		x = &activation{cat: c, k: k, id: id, done: make(chan struct{}), prev: sh.prevDone(id)}
-		x.ctx = Context{x: x, turn: context.Background()}
+		x = &live{cat: c, k: k, id: id, done: make(chan struct{}), prev: sh.prevDone(id)}
+		x.ctx = core.NewContext(x)
 		if sh.m == nil {
-			sh.m = make(map[string]*activation)
+			sh.m = make(map[string]*live)
 		}
 		c.live.Add(1)
 		c.count.Add(1)
@@ -256,12 +268,12 @@ func (c *Catalog) deliver(r *Ref, msg any, request bool) (Future, error) {
 		if err != nil {
 			c.live.Done()
 			c.count.Add(-1)
-			return nil, &ActivationError{Kind: k.name, ID: id, Err: err}
+			return nil, &activation.Error{Kind: k.name, ID: id, Err: err}
 		}
 		x.mb = mb
 		sh.m[id] = x
 	}
-	r.cache.x.Store(x)
+	r.cache.Store(x)
 	return x.post(msg, request), nil
 }
 
@@ -274,7 +286,7 @@ func validID(id string) error {
 	if errors.As(err, &pe) && pe.Err != nil {
 		err = pe.Err // the reason alone, e.g. "id contains a NUL byte"
 	}
-	return fmt.Errorf("%w %q: %v", ErrInvalidID, truncate(id), err)
+	return fmt.Errorf("%w %q: %v", activation.ErrInvalidID, truncate(id), err)
 }
 
 func truncate(s string) string {
@@ -286,7 +298,7 @@ func truncate(s string) string {
 
 // retire removes x from the directory; later messages for its identity
 // create a new activation, which waits for x's done channel before loading.
-func (c *Catalog) retire(x *activation) {
+func (c *Catalog) retire(x *live) {
 	sh := x.k.shard(c, x.id)
 	sh.mu.Lock()
 	if sh.m[x.id] == x {
@@ -294,14 +306,14 @@ func (c *Catalog) retire(x *activation) {
 	}
 	x.gate.close()
 	if sh.pending == nil {
-		sh.pending = make(map[string]*activation)
+		sh.pending = make(map[string]*live)
 	}
 	sh.pending[x.id] = x
 	sh.mu.Unlock()
 }
 
 // finished is called when x has fully ended.
-func (c *Catalog) finished(x *activation) {
+func (c *Catalog) finished(x *live) {
 	sh := x.k.shard(c, x.id)
 	sh.mu.Lock()
 	if sh.pending[x.id] == x {
@@ -321,7 +333,7 @@ func (c *Catalog) Deactivate(ctx context.Context, kindName, id string) error {
 	k := c.kinds[kindName]
 	c.kindMu.RUnlock()
 	if k == nil {
-		return fmt.Errorf("%w %q", ErrUnknownKind, kindName)
+		return fmt.Errorf("%w %q", activation.ErrUnknownKind, kindName)
 	}
 	sh := k.shard(c, id)
 	sh.mu.RLock()
@@ -329,7 +341,7 @@ func (c *Catalog) Deactivate(ctx context.Context, kindName, id string) error {
 	var done chan struct{}
 	if x != nil {
 		done = x.done
-		x.post(&deactivateMsg{reason: ReasonExplicit}, false)
+		x.post(&deactivateMsg{reason: activation.ReasonExplicit}, false)
 	}
 	sh.mu.RUnlock()
 	if x == nil {
@@ -376,7 +388,7 @@ func (c *Catalog) Shutdown(ctx context.Context) error {
 			sh := &k.shards[i]
 			sh.mu.RLock()
 			for _, x := range sh.m {
-				x.post(&deactivateMsg{reason: ReasonShutdown}, false)
+				x.post(&deactivateMsg{reason: activation.ReasonShutdown}, false)
 			}
 			sh.mu.RUnlock()
 		}
@@ -384,7 +396,7 @@ func (c *Catalog) Shutdown(ctx context.Context) error {
 	c.kindMu.RUnlock()
 	all := make(chan struct{})
 	go func() { c.live.Wait(); close(all) }()
-	var serr ShutdownError
+	var serr activation.ShutdownError
 	select {
 	case <-all:
 	case <-ctx.Done():
@@ -414,7 +426,7 @@ var cancelGrace = time.Second
 // cutShort ends the shutdown when its context has ended: it cancels the
 // flushes in progress, waits for their store calls to return, and names the
 // slots of the activations still running in serr.
-func (c *Catalog) cutShort(serr *ShutdownError) {
+func (c *Catalog) cutShort(serr *activation.ShutdownError) {
 	c.shutMu.Lock()
 	c.wasCut = true
 	c.cutCancel()
@@ -435,14 +447,14 @@ func (c *Catalog) cutShort(serr *ShutdownError) {
 
 	c.shutMu.Lock()
 	defer c.shutMu.Unlock()
-	seen := map[*activation]bool{}
-	var running []*activation
+	seen := map[*live]bool{}
+	var running []*live
 	c.kindMu.RLock()
 	for _, k := range c.kinds {
 		for i := range k.shards {
 			sh := &k.shards[i]
 			sh.mu.RLock()
-			for _, m := range [...]map[string]*activation{sh.m, sh.pending} {
+			for _, m := range [...]map[string]*live{sh.m, sh.pending} {
 				for _, x := range m {
 					if !seen[x] && x.phase != phaseEnded {
 						seen[x] = true
@@ -456,9 +468,9 @@ func (c *Catalog) cutShort(serr *ShutdownError) {
 	c.kindMu.RUnlock()
 	for _, x := range running {
 		serr.Pending++
-		u := UnsavedSlot{Reason: StillRunning}
+		u := activation.UnsavedSlot{Reason: activation.StillRunning}
 		if x.phase == phaseFlushing {
-			u = UnsavedSlot{Reason: OutcomeUnknown, Err: errCallStuck}
+			u = activation.UnsavedSlot{Reason: activation.OutcomeUnknown, Err: errCallStuck}
 		}
 		if names := x.slotNames.Load(); names != nil {
 			for _, n := range *names {
@@ -474,14 +486,14 @@ var errCallStuck = errors.New("activation: the flush was canceled, but its store
 // flushStarts is called before an activation flushes. It reports false if
 // the shutdown context has ended: the flush's context is canceled then, and
 // the flush sends nothing.
-func (c *Catalog) flushStarts(x *activation) bool {
+func (c *Catalog) flushStarts(x *live) bool {
 	c.shutMu.Lock()
 	defer c.shutMu.Unlock()
 	if c.wasCut {
 		return false
 	}
 	if c.flushing == nil {
-		c.flushing = make(map[*activation]struct{})
+		c.flushing = make(map[*live]struct{})
 	}
 	c.flushing[x] = struct{}{}
 	x.phase = phaseFlushing
@@ -491,7 +503,7 @@ func (c *Catalog) flushStarts(x *activation) bool {
 // flushEnds is called after an activation's flush (final: the activation
 // ends). While Shutdown reports, it records what the flush (if flushStarts
 // let it start) and OnDeactivate failed to do.
-func (c *Catalog) flushEnds(x *activation, started, final bool, hookErr, flushErr error) {
+func (c *Catalog) flushEnds(x *live, started, final bool, hookErr, flushErr error) {
 	c.shutMu.Lock()
 	defer c.shutMu.Unlock()
 	x.phase = phaseLive
@@ -518,22 +530,22 @@ func (c *Catalog) flushEnds(x *activation, started, final bool, hookErr, flushEr
 	var fe *persistence.FlushError
 	if !errors.As(flushErr, &fe) { // the flush panicked: any slot may be anywhere
 		for _, n := range x.slots.Names() {
-			c.unsaved = append(c.unsaved, UnsavedSlot{Key: persistence.Key{Kind: x.k.name, ID: x.id, Slot: n},
-				Reason: OutcomeUnknown, Err: flushErr})
+			c.unsaved = append(c.unsaved, activation.UnsavedSlot{Key: persistence.Key{Kind: x.k.name, ID: x.id, Slot: n},
+				Reason: activation.OutcomeUnknown, Err: flushErr})
 		}
 		return
 	}
 	for _, se := range fe.Slots {
-		u := UnsavedSlot{Key: persistence.Key{Kind: fe.Kind, ID: fe.ID, Slot: se.Slot}, Reason: NotSaved, Err: se.Err}
+		u := activation.UnsavedSlot{Key: persistence.Key{Kind: fe.Kind, ID: fe.ID, Slot: se.Slot}, Reason: activation.NotSaved, Err: se.Err}
 		if se.MaybeSaved {
-			u.Reason = OutcomeUnknown
+			u.Reason = activation.OutcomeUnknown
 		}
 		c.unsaved = append(c.unsaved, u)
 	}
 }
 
 // ended records that x has ended without a flush.
-func (c *Catalog) ended(x *activation) {
+func (c *Catalog) ended(x *live) {
 	c.shutMu.Lock()
 	x.phase = phaseEnded
 	c.shutMu.Unlock()
@@ -551,7 +563,7 @@ func keyLess(a, b persistence.Key) bool {
 
 // sweeper advances the coarse clock and asks idle activations to check
 // whether they should deactivate.
-func (c *Catalog) sweeper(t Ticker) {
+func (c *Catalog) sweeper(t activation.Ticker) {
 	defer close(c.swept)
 	defer t.Stop()
 	for {
@@ -570,7 +582,7 @@ func (c *Catalog) sweep(now time.Time) {
 	c.kindMu.RLock()
 	defer c.kindMu.RUnlock()
 	for _, k := range c.kinds {
-		idle := int64(k.cfg.idle)
+		idle := int64(k.cfg.Idle)
 		if idle <= 0 {
 			continue
 		}

@@ -38,7 +38,7 @@ func OpKey(step byte, transfer string) string { return string(step) + ":" + tran
 // Every operation is remembered, so the state grows with the account's
 // transfers. A production ledger would forget the operations of transfers
 // older than a retention period that no retry can outlive (days), or keep
-// them in a journal; the sample keeps them all, which also lets the chaos
+// them in a journal; the fixture keeps them all, which also lets the chaos
 // test check every account against its operations.
 
 type account struct {

@@ -11,7 +11,7 @@ import (
 	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/providers/memory"
 	"github.com/quarkgo/quark/runtime"
-	"github.com/quarkgo/quark/samples/bank/ledger"
+	"github.com/quarkgo/quark/test/internal/ledger"
 )
 
 func newHost(t *testing.T) (*runtime.Host, *persistence.Store) {

@@ -1,4 +1,4 @@
-package fakeclock
+package runtimetest
 
 import (
 	"sync"
@@ -7,8 +7,10 @@ import (
 	"github.com/quarkgo/quark/activation"
 )
 
-// Clock is a fake clock: time moves only when Advance is called, and
-// tickers fire (at most one pending tick each, like time.Ticker) as it moves.
+// Clock is a fake activation.Clock, for runtime.WithClock: time moves only
+// when Advance is called, and tickers fire (at most one pending tick each,
+// like time.Ticker) as it moves, so that idle deactivation can be tested
+// without sleeping. It is safe for concurrent use.
 type Clock struct {
 	mu      sync.Mutex // guards the following fields
 	now     time.Time
@@ -17,8 +19,8 @@ type Clock struct {
 
 var _ activation.Clock = (*Clock)(nil)
 
-// New returns a clock reading start.
-func New(start time.Time) *Clock { return &Clock{now: start} }
+// NewClock returns a clock reading start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
 
 // Now returns the clock's reading.
 func (c *Clock) Now() time.Time {

@@ -1,4 +1,4 @@
-package activation
+package catalog
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/backoff"
+	"github.com/quarkgo/quark/internal/core"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/supervision"
 )
@@ -23,8 +26,13 @@ type (
 		msg any
 	}
 	idleCheck     struct{}
-	deactivateMsg struct{ reason Reason }
-	replyError    struct{ err error }
+	deactivateMsg struct{ reason activation.Reason }
+	// replyError is the answer of a message whose handler returned an
+	// error: v is the value it returned with the error, if any.
+	replyError struct {
+		v   any
+		err error
+	}
 )
 
 type state uint8
@@ -47,29 +55,30 @@ const (
 	stateFailed
 )
 
-// activation is one live virtual actor: the Process its mailbox drives.
+// live is one live activation of a virtual actor: the Process its mailbox
+// drives.
 // Apart from last, idleQueued, slotNames, phase (guarded by the catalog's
 // shutMu), done and endErr (read after done is closed), its fields are
 // touched only on the mailbox's goroutine.
-type activation struct {
+type live struct {
 	cat  *Catalog
 	k    *kind
 	id   string
 	mb   Mailbox // for senders: set before the activation is published
 	self Mailbox // for the activation's own goroutine: set by Started
-	ctx  Context
-	inst Actor
+	ctx  core.Context
+	inst activation.Actor
 
 	slots          *persistence.Slots
 	hosted         bool // driven by an outside mailbox (Catalog.Attach)
 	state          state
 	wantDeactivate bool
-	reason         Reason
+	reason         activation.Reason
 	failErr        error
 	endErr         error
 
-	budget      supervision.Budget // restarts within the strategy's window
-	consecutive int                // restarts since the last message handled without a panic
+	budget      budget // restarts within the strategy's window
+	consecutive int    // restarts since the last message handled without a panic
 
 	last       atomic.Int64 // coarse time of the last message
 	idleQueued atomic.Bool
@@ -115,7 +124,7 @@ func (g *gate) close() {
 	}
 }
 
-func (x *activation) post(msg any, request bool) Future {
+func (x *live) post(msg any, request bool) Future {
 	if request {
 		return x.mb.Request(msg)
 	}
@@ -125,7 +134,7 @@ func (x *activation) post(msg any, request bool) Future {
 
 // Started runs the activation: wait for the previous activation of the same
 // identity to finish flushing, load the slots, run OnActivate.
-func (x *activation) Started(mb Mailbox) {
+func (x *live) Started(mb Mailbox) {
 	x.self = mb
 	if x.prev != nil {
 		<-x.prev
@@ -138,11 +147,11 @@ func (x *activation) Started(mb Mailbox) {
 }
 
 // activate builds a fresh instance with freshly loaded slots.
-func (x *activation) activate() error {
+func (x *live) activate() error {
 	ctx, cancel := context.WithTimeout(x.cat.cut, x.cat.cfg.ActivateTimeout)
 	defer cancel()
-	x.slots = persistence.NewSlots(x.cat.cfg.Registry, x.k.name, x.id)
-	x.ctx.turn = ctx
+	x.slots = persistence.NewSlots(x.cat.cfg.Providers, x.k.name, x.id)
+	x.ctx.SetTurn(ctx)
 	inst, err := x.build()
 	if err != nil {
 		return err
@@ -152,23 +161,23 @@ func (x *activation) activate() error {
 	}
 	names := x.slots.Names()
 	x.slotNames.Store(&names)
-	if a, ok := inst.(Activator); ok {
-		if err := x.protect("OnActivate", func() error { return a.OnActivate(&x.ctx) }); err != nil {
+	if a, ok := inst.(activation.Activator); ok {
+		if err := x.protect("OnActivate", func() error { return a.OnActivate(x.context()) }); err != nil {
 			return err
 		}
 	}
 	x.inst = inst
 	x.state = stateActive
-	x.ctx.turn = context.Background()
-	x.publish(Event{Type: Activated})
+	x.ctx.SetTurn(context.Background())
+	x.publish(activation.Event{Type: activation.Activated})
 	return nil
 }
 
 // build runs the factory and checks the slots it declared.
-func (x *activation) build() (Actor, error) {
-	var inst Actor
+func (x *live) build() (activation.Actor, error) {
+	var inst activation.Actor
 	err := x.protect("factory", func() error {
-		inst = x.k.factory(&x.ctx)
+		inst = x.k.factory(x.context())
 		return nil
 	})
 	if err != nil {
@@ -178,32 +187,54 @@ func (x *activation) build() (Actor, error) {
 		return nil, errors.New("factory returned nil")
 	}
 	if err := x.slots.Err(); err != nil {
-		return nil, err
+		return nil, &declError{err}
 	}
 	return inst, nil
 }
 
+// declError is the failure of a slot declaration (an unknown provider, a
+// state type the slot's codec cannot store, a duplicate name): a mistake in
+// the kind's factory, which every activation of the kind will repeat.
+type declError struct{ err error }
+
+func (e *declError) Error() string { return e.err.Error() }
+func (e *declError) Unwrap() error { return e.err }
+
 // fail ends an activation that could not activate: the messages queued
 // behind it get the error, and the next message activates afresh.
-func (x *activation) fail(err error) {
-	x.failErr = &ActivationError{Kind: x.k.name, ID: x.id, Err: err}
+func (x *live) fail(err error) {
+	var de *declError
+	if errors.As(err, &de) {
+		err = de.err
+		// Logged once per kind: it fails every activation until fixed.
+		if !x.k.misdeclared.Swap(true) {
+			x.k.log.Error("the kind's factory declares a slot that cannot work; every activation of the kind fails",
+				zap.String("id", x.id), zap.Error(err))
+		}
+	}
+	x.failErr = &activation.Error{Kind: x.k.name, ID: x.id, Err: err}
 	x.state = stateFailed
 	x.inst = nil
 	x.cat.ended(x) // its state, if any, is discarded on purpose
 	x.cat.retire(x)
 	x.self.Stop()
-	x.publish(Event{Type: ActivationFailed, Err: x.failErr})
+	ev := activation.Event{Type: activation.Failed, Err: x.failErr}
+	if de != nil {
+		x.notify(ev) // logged above, once per kind
+	} else {
+		x.publish(ev)
+	}
 }
 
 // Receive handles one message.
-func (x *activation) Receive(msg any, r Replier) {
+func (x *live) Receive(msg any, r Replier) {
 	switch m := msg.(type) {
 	case *askMsg:
 		x.turn(m.ctx, m.msg, r, true)
 	case idleCheck:
 		x.idleQueued.Store(false)
-		if x.state == stateActive && x.cat.now.Load()-x.last.Load() >= int64(x.k.cfg.idle) {
-			x.deactivate(ReasonIdle)
+		if x.state == stateActive && x.cat.now.Load()-x.last.Load() >= int64(x.k.cfg.Idle) {
+			x.deactivate(activation.ReasonIdle)
 		}
 	case *deactivateMsg:
 		x.deactivate(m.reason)
@@ -212,13 +243,13 @@ func (x *activation) Receive(msg any, r Replier) {
 	}
 }
 
-func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
+func (x *live) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	if x.state == stateFailed {
-		r.Reply(&replyError{x.failErr})
+		r.Reply(&replyError{err: x.failErr})
 		return
 	}
 	if err := ctx.Err(); err != nil {
-		r.Reply(&replyError{err}) // the caller has given up; do not run the message
+		r.Reply(&replyError{err: err}) // the caller has given up; do not run the message
 		return
 	}
 	x.touch()
@@ -226,27 +257,27 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	// nothing changes, or its cache lines bounce between cores.
 	posted := ctx == context.Background()
 	if !posted {
-		x.ctx.turn = ctx
+		x.ctx.SetTurn(ctx)
 	}
 	v, pe, err := x.invoke(msg)
 	for failures := 1; pe != nil; failures++ {
 		if !x.supervise(pe, msg, failures, r) {
 			if !posted {
-				x.ctx.turn = context.Background()
+				x.ctx.SetTurn(context.Background())
 			}
 			return
 		}
-		x.ctx.turn = ctx // deliver the message again to the rebuilt actor
+		x.ctx.SetTurn(ctx) // deliver the message again to the rebuilt actor
 		v, pe, err = x.invoke(msg)
 	}
 	if x.consecutive != 0 { // written only when it changes: senders read this struct
 		x.consecutive = 0
 	}
 	if !posted {
-		x.ctx.turn = context.Background()
+		x.ctx.SetTurn(context.Background())
 	}
 	if err != nil {
-		r.Reply(&replyError{err})
+		r.Reply(&replyError{v: v, err: err})
 		if !asked {
 			x.k.log.Warn("handler error for a message sent without reply",
 				zap.String("id", x.id), zap.String("message", fmt.Sprintf("%T", msg)), zap.Error(err))
@@ -258,12 +289,12 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 	case x.slots.Stale() && x.hosted:
 		// In a cluster, a conflict usually means that another member owns
 		// the actor now: leave rather than reload here.
-		x.deactivate(ReasonStale)
+		x.deactivate(activation.ReasonStale)
 	case x.slots.Stale():
 		x.restart(nil)
 	case x.wantDeactivate:
 		x.wantDeactivate = false
-		x.deactivate(ReasonExplicit)
+		x.deactivate(activation.ReasonExplicit)
 	}
 }
 
@@ -271,27 +302,27 @@ func (x *activation) turn(ctx context.Context, msg any, r Replier, asked bool) {
 // handler panicked for the failures-th time in a row. It reports whether the
 // message should be delivered again (to the rebuilt actor); otherwise it has
 // answered the caller.
-func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier) (again bool) {
-	strat := &x.k.cfg.sup
+func (x *live) supervise(pe *activation.PanicError, msg any, failures int, r Replier) (again bool) {
+	strat := &x.k.cfg.Supervision
 	dir := strat.Decide(pe.Value)
 	escalated := false
-	if dir == supervision.Restart && !x.budget.Spend(x.cat.cfg.Clock.Now(), strat.MaxRestarts, strat.Window) {
+	if dir == supervision.Restart && !x.budget.spend(x.cat.cfg.Clock.Now(), strat.MaxRestarts, strat.Window) {
 		dir, escalated = supervision.Stop, true
 	}
-	quarantine := strat.QuarantineAfter > 0 && failures >= strat.QuarantineAfter
+	quarantine := failures >= max(strat.QuarantineAfter, 1)
 	giveUp := func() {
 		var err error = pe
 		if quarantine {
-			err = &QuarantinedError{Kind: x.k.name, ID: x.id, Failures: failures, Err: pe}
+			err = &activation.QuarantinedError{Kind: x.k.name, ID: x.id, Failures: failures, Err: pe}
 			dl := supervision.DeadLetter{Kind: x.k.name, ID: x.id, Message: msg, Err: pe, Failures: failures, At: x.cat.cfg.Clock.Now()}
 			if strat.DeadLetters != nil {
 				strat.DeadLetters.Put(dl)
 			}
 			x.k.log.Error("message quarantined", zap.String("id", x.id), zap.String("message", fmt.Sprintf("%T", msg)),
 				zap.Int("failures", failures), zap.Any("panic", pe.Value))
-			x.publish(Event{Type: Quarantined, Err: pe, Message: msg, Failures: failures})
+			x.publish(activation.Event{Type: activation.Quarantined, Err: pe, Message: msg, Failures: failures})
 		}
-		r.Reply(&replyError{err})
+		r.Reply(&replyError{err: err})
 	}
 	switch dir {
 	case supervision.Restart:
@@ -300,12 +331,12 @@ func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier)
 		x.k.log.Error("actor panicked; restarting with state reloaded from the store",
 			zap.String("id", x.id), zap.Any("panic", pe.Value), zap.Int("restarts", x.consecutive),
 			zap.Duration("backoff", delay), zap.ByteString("stack", pe.Stack))
-		x.publish(Event{Type: Supervised, Err: pe, Directive: dir, Restarts: x.consecutive, Delay: delay})
+		x.publish(activation.Event{Type: activation.Supervised, Err: pe, Directive: dir, Restarts: x.consecutive, Delay: delay})
 		if !x.pause(delay) { // the host is shutting down: do not wait
 			giveUp()
 			return false
 		}
-		retry := strat.QuarantineAfter > 1 && !quarantine
+		retry := !quarantine
 		if !retry {
 			giveUp()
 		}
@@ -313,17 +344,17 @@ func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier)
 		return retry && x.state == stateActive
 	case supervision.Resume:
 		x.k.log.Error("actor panicked; resuming with its in-memory state", zap.String("id", x.id), zap.Any("panic", pe.Value))
-		x.publish(Event{Type: Supervised, Err: pe, Directive: dir, Restarts: x.consecutive})
+		x.publish(activation.Event{Type: activation.Supervised, Err: pe, Directive: dir, Restarts: x.consecutive})
 		giveUp()
 		return false
 	default: // Stop
 		x.k.log.Error("actor panicked; stopping it", zap.String("id", x.id), zap.Any("panic", pe.Value),
 			zap.Bool("restart budget spent", escalated))
-		x.publish(Event{Type: Supervised, Err: pe, Directive: supervision.Stop, Restarts: x.consecutive})
+		x.publish(activation.Event{Type: activation.Supervised, Err: pe, Directive: supervision.Stop, Restarts: x.consecutive})
 		giveUp()
-		cause := fmt.Errorf("%w after a panic: %v", ErrSupervisorStopped, pe.Value)
+		cause := fmt.Errorf("%w after a panic: %v", activation.ErrSupervisorStopped, pe.Value)
 		if escalated {
-			cause = fmt.Errorf("%w: more than %d restarts within %v", ErrSupervisorStopped, strat.MaxRestarts, strat.Window)
+			cause = fmt.Errorf("%w: more than %d restarts within %v", activation.ErrSupervisorStopped, strat.MaxRestarts, strat.Window)
 		}
 		x.fail(cause)
 		return false
@@ -332,7 +363,7 @@ func (x *activation) supervise(pe *PanicError, msg any, failures int, r Replier)
 
 // pause waits d, or less if the host shuts down; it reports whether it
 // waited the whole time.
-func (x *activation) pause(d time.Duration) bool {
+func (x *live) pause(d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
@@ -348,19 +379,19 @@ func (x *activation) pause(d time.Duration) bool {
 
 // touch records activity for the idle sweeper. The coarse clock moves once
 // per sweep, so the store happens at most once per sweep interval.
-func (x *activation) touch() {
+func (x *live) touch() {
 	if now := x.cat.now.Load(); x.last.Load() != now {
 		x.last.Store(now)
 	}
 }
 
-func (x *activation) invoke(msg any) (v any, pe *PanicError, err error) {
+func (x *live) invoke(msg any) (v any, pe *activation.PanicError, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			pe = &PanicError{Kind: x.k.name, ID: x.id, Value: p, Stack: debug.Stack()}
+			pe = &activation.PanicError{Kind: x.k.name, ID: x.id, Value: p, Stack: debug.Stack()}
 		}
 	}()
-	v, err = x.inst.Receive(&x.ctx, msg)
+	v, err = x.inst.Receive(x.context(), msg)
 	return v, nil, err
 }
 
@@ -368,13 +399,13 @@ func (x *activation) invoke(msg any) (v any, pe *PanicError, err error) {
 // store. After a panic (pe != nil) the instance is dropped as it is; after a
 // stale save, OnDeactivate runs and the slots that are still valid are
 // flushed first.
-func (x *activation) restart(pe *PanicError) {
+func (x *live) restart(pe *activation.PanicError) {
 	if pe != nil {
-		x.publish(Event{Type: Restarted, Err: pe})
+		x.publish(activation.Event{Type: activation.Restarted, Err: pe})
 	} else {
-		err := x.finish(ReasonStale, false)
-		x.publish(Event{Type: Deactivated, Reason: ReasonStale, Err: err})
-		x.publish(Event{Type: Restarted, Reason: ReasonStale, Err: err})
+		err := x.finish(activation.ReasonStale, false)
+		x.publish(activation.Event{Type: activation.Deactivated, Reason: activation.ReasonStale, Err: err})
+		x.publish(activation.Event{Type: activation.Restarted, Reason: activation.ReasonStale, Err: err})
 	}
 	x.inst = nil
 	x.state = stateActivating
@@ -385,7 +416,7 @@ func (x *activation) restart(pe *PanicError) {
 
 // deactivate retires the activation; the mailbox ends after the messages
 // already queued, then Stopping flushes.
-func (x *activation) deactivate(reason Reason) {
+func (x *live) deactivate(reason activation.Reason) {
 	if x.state != stateActive {
 		return
 	}
@@ -396,7 +427,7 @@ func (x *activation) deactivate(reason Reason) {
 }
 
 // Stopping runs OnDeactivate and flushes, then lets a successor activate.
-func (x *activation) Stopping() {
+func (x *live) Stopping() {
 	defer x.cat.finished(x)
 	switch x.state {
 	case stateFailed:
@@ -407,27 +438,27 @@ func (x *activation) Stopping() {
 			x.cat.ended(x)
 			return
 		}
-		x.reason = ReasonShutdown
+		x.reason = activation.ReasonShutdown
 		if x.hosted {
-			x.reason = ReasonMoved // the cluster moved the identity away
+			x.reason = activation.ReasonMoved // the cluster moved the identity away
 		}
 	}
 	x.endErr = x.finish(x.reason, true)
-	x.publish(Event{Type: Deactivated, Reason: x.reason, Err: x.endErr})
+	x.publish(activation.Event{Type: activation.Deactivated, Reason: x.reason, Err: x.endErr})
 }
 
 // finish runs OnDeactivate and flushes the dirty slots (final: the
 // activation ends; otherwise it is restarted). Both are bounded by the
 // deactivation timeout and by the shutdown context. It never panics: a
 // panic here would make protoactor restart the actor instead of stopping it.
-func (x *activation) finish(reason Reason, final bool) error {
+func (x *live) finish(reason activation.Reason, final bool) error {
 	ctx, cancel := context.WithTimeout(x.cat.cut, x.cat.cfg.DeactivateTimeout)
 	defer cancel()
-	x.ctx.turn = ctx
-	defer func() { x.ctx.turn = context.Background() }()
+	x.ctx.SetTurn(ctx)
+	defer x.ctx.SetTurn(context.Background())
 	var hookErr error
-	if d, ok := x.inst.(Deactivator); ok {
-		hookErr = x.protect("OnDeactivate", func() error { return d.OnDeactivate(&x.ctx, reason) })
+	if d, ok := x.inst.(activation.Deactivator); ok {
+		hookErr = x.protect("OnDeactivate", func() error { return d.OnDeactivate(x.context(), reason) })
 	}
 	started := x.cat.flushStarts(x) // if not, the shutdown deadline has passed and ctx is canceled
 	err := x.flush(ctx)
@@ -437,20 +468,20 @@ func (x *activation) finish(reason Reason, final bool) error {
 			msg = "shutdown deadline passed before the flush; unsaved state not saved"
 		}
 		x.k.log.Error(msg, zap.String("id", x.id), zap.Stringer("reason", reason), zap.Error(err))
-		x.publish(Event{Type: FlushFailed, Reason: reason, Err: err})
+		x.publish(activation.Event{Type: activation.FlushFailed, Reason: reason, Err: err})
 	}
 	x.cat.flushEnds(x, started, final, hookErr, err)
 	return errors.Join(hookErr, err)
 }
 
 // flushBackoff spaces the flush attempts while the store is unavailable.
-var flushBackoff = supervision.Backoff{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+var flushBackoff = backoff.Policy{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // flush saves the dirty slots, trying again with backoff while the store is
 // unavailable, until ctx ends. Other failures (a conflict: the store has
 // newer state, which must not be overwritten) are not retried. Once ctx has
 // ended, nothing more is sent.
-func (x *activation) flush(ctx context.Context) error {
+func (x *live) flush(ctx context.Context) error {
 	var last error // the failure being retried
 	for attempt := 1; ; attempt++ {
 		err := x.protect("flush", func() error { return x.slots.Flush(ctx) })
@@ -465,12 +496,8 @@ func (x *activation) flush(ctx context.Context) error {
 		d := flushBackoff.Delay(attempt, nil)
 		x.k.log.Warn("flush failed, store unavailable; retrying", zap.String("id", x.id),
 			zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(err))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }
@@ -497,7 +524,7 @@ func cutRetry(cut, last error) error {
 }
 
 // protect runs fn, turning a panic into an error.
-func (x *activation) protect(what string, fn func() error) (err error) {
+func (x *live) protect(what string, fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s panicked: %v", what, p)
@@ -506,19 +533,49 @@ func (x *activation) protect(what string, fn func() error) (err error) {
 	return fn()
 }
 
-func (x *activation) publish(ev Event) {
-	ev.Kind, ev.ID, ev.Time = x.k.name, x.id, time.Unix(0, x.cat.now.Load())
+// publish logs ev and hands it to the subscribers.
+func (x *live) publish(ev activation.Event) {
 	switch ev.Type {
-	case ActivationFailed:
+	case activation.Failed:
 		x.k.log.Warn("activation failed", zap.String("id", x.id), zap.Error(ev.Err))
-	case Deactivated:
+	case activation.Deactivated:
 		if ev.Err != nil {
 			x.k.log.Warn("deactivated with errors", zap.String("id", x.id), zap.Stringer("reason", ev.Reason), zap.Error(ev.Err))
 		} else {
 			x.k.log.Debug("deactivated", zap.String("id", x.id), zap.Stringer("reason", ev.Reason))
 		}
-	case Activated:
+	case activation.Activated:
 		x.k.log.Debug("activated", zap.String("id", x.id))
 	}
+	x.notify(ev)
+}
+
+// notify hands ev to the subscribers.
+func (x *live) notify(ev activation.Event) {
+	ev.Kind, ev.ID, ev.Time = x.k.name, x.id, time.Unix(0, x.cat.now.Load())
 	x.cat.events.publish(ev)
 }
+
+// context returns the activation's Context, as the actor sees it.
+func (x *live) context() *activation.Context { return (*activation.Context)(&x.ctx) }
+
+// The core.Self the activation's Context shows the actor.
+var _ core.Self = (*live)(nil)
+
+// Kind implements core.Self.
+func (x *live) Kind() string { return x.k.name }
+
+// ID implements core.Self.
+func (x *live) ID() string { return x.id }
+
+// Ref implements core.Self.
+func (x *live) Ref(kind, id string) core.Ref { return x.cat.ref(kind, id) }
+
+// Slots implements core.Self.
+func (x *live) Slots() *persistence.Slots { return x.slots }
+
+// Logger implements core.Self.
+func (x *live) Logger() *zap.Logger { return x.k.log }
+
+// Deactivate implements core.Self.
+func (x *live) Deactivate() { x.wantDeactivate = true }

@@ -1,6 +1,9 @@
-// Package ledger is the bank sample's domain for cluster mode: accounts and
-// transfers as virtual actors, with transfers that are applied exactly once
-// even when members crash, actors move between members and clients retry.
+// Package ledger is the domain of the bank chaos test (test/bankchaos,
+// test/bank_cluster_test.go): accounts and transfers as virtual actors,
+// with transfers that are applied exactly once even when members crash,
+// actors move between members and clients retry. It is a test fixture, and
+// also the reference for exactly-once operations on Quark (see
+// docs/cluster.md).
 //
 // A transfer is an actor of its own (kind Transfer), addressed by the
 // transfer's idempotency key, with a write-through record of its progress:
@@ -20,5 +23,5 @@
 // an actor) cannot apply a step twice or overwrite a newer state: its save
 // conflicts, the caller gets the conflict, and the next attempt reloads.
 //
-// See the bank sample's README for the protocol and its failure cases.
+// docs/cluster.md describes the protocol and its failure cases.
 package ledger

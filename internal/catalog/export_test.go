@@ -1,4 +1,4 @@
-package activation
+package catalog
 
 import "time"
 

@@ -1,11 +1,13 @@
-package activation
+package catalog
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sort"
-	"time"
+
+	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/core"
 )
 
 // Router places actors on the members of a cluster. A Catalog configured
@@ -57,7 +59,7 @@ func (c *Catalog) Attach(kindName, id string, mb Mailbox) (Process, error) {
 	k := c.kinds[kindName]
 	c.kindMu.RUnlock()
 	if k == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kindName)
+		return nil, fmt.Errorf("%w %q", activation.ErrUnknownKind, kindName)
 	}
 	if err := validID(id); err != nil {
 		return nil, err
@@ -71,10 +73,10 @@ func (c *Catalog) Attach(kindName, id string, mb Mailbox) (Process, error) {
 	if sh.m[id] != nil {
 		return nil, fmt.Errorf("%w: %s/%q", ErrAlreadyActive, kindName, truncate(id))
 	}
-	x := &activation{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.prevDone(id)}
-	x.ctx = Context{x: x, turn: context.Background()}
+	x := &live{cat: c, k: k, id: id, mb: mb, hosted: true, done: make(chan struct{}), prev: sh.prevDone(id)}
+	x.ctx = core.NewContext(x)
 	if sh.m == nil {
-		sh.m = make(map[string]*activation)
+		sh.m = make(map[string]*live)
 	}
 	c.live.Add(1)
 	c.count.Add(1)
@@ -98,28 +100,22 @@ func (c *Catalog) Kinds() []string {
 // the handler's *Context). An engine that receives requests from elsewhere
 // (another cluster member) hands the result to Process.Receive together with
 // a Replier that answers the remote caller; the reply it gets is a value, or
-// an error that ReplyErr extracts.
+// an error that SplitReply extracts.
 func Request(ctx context.Context, msg any) any { return &askMsg{ctx: ctx, msg: msg} }
 
-// ReplyErr returns the error carried by a reply that Process.Receive gave a
-// Replier, or nil if the reply is a value.
-func ReplyErr(reply any) error {
+// SplitReply returns the value and the error of a reply that
+// Process.Receive gave a Replier: the handler's value and a nil error, or
+// the error it returned with the value it returned alongside (often nil).
+func SplitReply(reply any) (any, error) {
 	if re, ok := reply.(*replyError); ok {
-		return re.err
+		return re.v, re.err
 	}
-	return nil
-}
-
-// routeBackoff spaces the attempts of an Ask whose message was not delivered
-// because the actor was moving between members.
-func routeBackoff(attempt int) time.Duration {
-	d := time.Millisecond << min(attempt, 7) // 2 ms … 128 ms
-	return d
+	return reply, nil
 }
 
 // route hands a message for an actor without a local activation to the
 // router.
-func (c *Catalog) route(r *Ref, msg any, request bool) (Future, error) {
+func (c *Catalog) route(r *ref, msg any, request bool) (Future, error) {
 	if err := validID(r.id); err != nil {
 		return nil, err
 	}

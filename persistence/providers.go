@@ -10,19 +10,20 @@ import (
 // registered. There is never a silent fallback to another provider.
 var ErrUnknownProvider = errors.New("persistence: unknown provider")
 
-// Registry maps provider names to stores. It is built once, before any
-// actor activates (the runtime builds it from its options), and is read-only
-// afterwards, so lookups take no lock.
-type Registry struct {
+// Providers maps provider names to stores: the named providers slots choose
+// from with Provider. It is built once, before any actor activates (the
+// runtime builds it from its options), and is read-only afterwards, so
+// lookups take no lock.
+type Providers struct {
 	stores map[string]*Store
 	def    string
 }
 
-// NewRegistry returns a registry of the named stores. def names the store
+// NewProviders returns the named stores as Providers. def names the store
 // used by slots that name no provider; it may be empty when stores is empty
 // or has exactly one entry (which then is the default).
-func NewRegistry(stores map[string]*Store, def string) (*Registry, error) {
-	r := &Registry{stores: make(map[string]*Store, len(stores)), def: def}
+func NewProviders(stores map[string]*Store, def string) (*Providers, error) {
+	r := &Providers{stores: make(map[string]*Store, len(stores)), def: def}
 	for name, s := range stores {
 		if err := ValidateName("provider", name); err != nil {
 			return nil, err
@@ -48,7 +49,7 @@ func NewRegistry(stores map[string]*Store, def string) (*Registry, error) {
 // Lookup returns the store registered under name; the empty name means the
 // default provider. An unknown name returns an error matching
 // ErrUnknownProvider.
-func (r *Registry) Lookup(name string) (*Store, error) {
+func (r *Providers) Lookup(name string) (*Store, error) {
 	if name == "" {
 		if r.def == "" {
 			return nil, fmt.Errorf("%w: no provider named and no default provider configured (registered: %v)",
@@ -64,10 +65,10 @@ func (r *Registry) Lookup(name string) (*Store, error) {
 }
 
 // Default returns the name of the default provider, or "".
-func (r *Registry) Default() string { return r.def }
+func (r *Providers) Default() string { return r.def }
 
 // Names returns the registered provider names, sorted.
-func (r *Registry) Names() []string {
+func (r *Providers) Names() []string {
 	names := make([]string, 0, len(r.stores))
 	for n := range r.stores {
 		names = append(names, n)

@@ -1,4 +1,4 @@
-package activation_test
+package catalog_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quarkgo/quark/activation"
+	"github.com/quarkgo/quark/internal/catalog"
 	"github.com/quarkgo/quark/internal/protoengine"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
@@ -50,7 +51,7 @@ func (n *noter) Receive(ctx *activation.Context, msg any) (any, error) {
 	return nil, activation.ErrUnknownMessage
 }
 
-func (n *noter) OnDeactivate(ctx context.Context, _ activation.Reason) error {
+func (n *noter) OnDeactivate(ctx *activation.Context, _ activation.Reason) error {
 	if n.holdOff != nil {
 		<-n.holdOff
 	}
@@ -80,25 +81,25 @@ func (d *delayPuts) Inject(op storetest.Op, _ driver.Key) storetest.Fault {
 	return storetest.Fault{Delay: d.delay}
 }
 
-func newCatalog(t *testing.T, store *persistence.Store, holdOff chan struct{}) *activation.Catalog {
+func newCatalog(t *testing.T, store *persistence.Store, holdOff chan struct{}) *catalog.Catalog {
 	t.Helper()
-	return newCatalogWith(t, store, holdOff, activation.Config{})
+	return newCatalogWith(t, store, holdOff, catalog.Config{})
 }
 
-func newCatalogWith(t *testing.T, store *persistence.Store, holdOff chan struct{}, cfg activation.Config) *activation.Catalog {
+func newCatalogWith(t *testing.T, store *persistence.Store, holdOff chan struct{}, cfg catalog.Config) *catalog.Catalog {
 	t.Helper()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"mem": store}, "")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"mem": store}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := protoengine.New(nil)
 	t.Cleanup(engine.Shutdown)
-	cfg.Engine, cfg.Registry = engine, reg
-	c, err := activation.NewCatalog(cfg)
+	cfg.Engine, cfg.Providers = engine, reg
+	c, err := catalog.NewCatalog(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := activation.Register(c, "Noter", func(ctx *activation.Context) *noter {
+	if err := catalog.Register(c, "Noter", func(ctx *activation.Context) *noter {
 		return &noter{slot: persistence.Declare[note](ctx, "note"), holdOff: holdOff}
 	}); err != nil {
 		t.Fatal(err)
@@ -114,15 +115,15 @@ func TestSuccessorActivationWaitsForTheFlush(t *testing.T) {
 	t.Cleanup(func() { c.Shutdown(context.Background()) })
 	ctx := context.Background()
 	ref := c.Ref("Noter", "n1")
-	if _, err := ref.Ask(ctx, write{"flushed before reload"}); err != nil {
+	if _, err := catalog.Ask(ctx, ref, write{"flushed before reload"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ref.Ask(ctx, goodbye{}); err != nil {
+	if _, err := catalog.Ask(ctx, ref, goodbye{}); err != nil {
 		t.Fatal(err)
 	}
 	// The old activation is now flushing slowly; the next message creates a
 	// new activation, which must not load before that flush completed.
-	got, err := activation.Ask[string](ctx, ref, read{})
+	got, err := catalog.Ask(ctx, ref, read{})
 	if err != nil || got != "flushed before reload" {
 		t.Fatalf("read %q, %v: the successor loaded before its predecessor flushed", got, err)
 	}
@@ -135,10 +136,10 @@ func TestShutdownReportsUnflushedSlots(t *testing.T) {
 	inj := &delayPuts{}
 	store := persistence.NewStore(storetest.WithFaults(memory.New(nil).Driver(), inj), nil)
 	// The flush retries while the store is unavailable, until this deadline.
-	c := newCatalogWith(t, store, nil, activation.Config{DeactivateTimeout: 300 * time.Millisecond})
+	c := newCatalogWith(t, store, nil, catalog.Config{DeactivateTimeout: 300 * time.Millisecond})
 	events := make(chan activation.Event, 16)
 	defer c.Subscribe(func(ev activation.Event) { events <- ev })()
-	if _, err := c.Ref("Noter", "n2").Ask(context.Background(), write{"lost?"}); err != nil {
+	if _, err := catalog.Ask(context.Background(), c.Ref("Noter", "n2"), write{"lost?"}); err != nil {
 		t.Fatal(err)
 	}
 	inj.fail.Store(true)
@@ -170,7 +171,7 @@ func TestShutdownNamesAConflictAsNotSaved(t *testing.T) {
 	mem := memory.New(nil)
 	c := newCatalog(t, mem, nil)
 	ctx := context.Background()
-	if _, err := c.Ref("Noter", "n5").Ask(ctx, write{"mine"}); err != nil {
+	if _, err := catalog.Ask(ctx, c.Ref("Noter", "n5"), write{"mine"}); err != nil {
 		t.Fatal(err)
 	}
 	key := persistence.Key{Kind: "Noter", ID: "n5", Slot: "note"}
@@ -189,7 +190,7 @@ func TestShutdownNamesAConflictAsNotSaved(t *testing.T) {
 // grumpy's OnDeactivate fails.
 type grumpy struct{ noter }
 
-func (g *grumpy) OnDeactivate(context.Context, activation.Reason) error { return errGrumpy }
+func (g *grumpy) OnDeactivate(*activation.Context, activation.Reason) error { return errGrumpy }
 
 var errGrumpy = errors.New("not leaving")
 
@@ -198,13 +199,13 @@ var errGrumpy = errors.New("not leaving")
 func TestShutdownReportsOnDeactivateErrors(t *testing.T) {
 	mem := memory.New(nil)
 	c := newCatalog(t, mem, nil)
-	if err := activation.Register(c, "Grumpy", func(ctx *activation.Context) *grumpy {
+	if err := catalog.Register(c, "Grumpy", func(ctx *activation.Context) *grumpy {
 		return &grumpy{noter{slot: persistence.Declare[note](ctx, "note")}}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.Ref("Grumpy", "g1").Ask(ctx, write{"kept"}); err != nil {
+	if _, err := catalog.Ask(ctx, c.Ref("Grumpy", "g1"), write{"kept"}); err != nil {
 		t.Fatal(err)
 	}
 	err := c.Shutdown(ctx)
@@ -221,20 +222,20 @@ func TestShutdownReportsOnDeactivateErrors(t *testing.T) {
 // pairs registers the kind Pair, whose actors keep slot "a" on provider
 // "held" and slot "b" on provider "other", on a catalog of those two
 // stores. A flush writes a, then b.
-func pairs(t *testing.T, held, other *persistence.Store, cfg activation.Config) *activation.Catalog {
+func pairs(t *testing.T, held, other *persistence.Store, cfg catalog.Config) *catalog.Catalog {
 	t.Helper()
-	reg, err := persistence.NewRegistry(map[string]*persistence.Store{"held": held, "other": other}, "held")
+	reg, err := persistence.NewProviders(map[string]*persistence.Store{"held": held, "other": other}, "held")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := protoengine.New(nil)
 	t.Cleanup(engine.Shutdown)
-	cfg.Engine, cfg.Registry = engine, reg
-	c, err := activation.NewCatalog(cfg)
+	cfg.Engine, cfg.Providers = engine, reg
+	c, err := catalog.NewCatalog(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := activation.Register(c, "Pair", func(ctx *activation.Context) *pair {
+	if err := catalog.Register(c, "Pair", func(ctx *activation.Context) *pair {
 		return &pair{a: persistence.Declare[note](ctx, "a", persistence.Provider("held")),
 			b: persistence.Declare[note](ctx, "b", persistence.Provider("other"))}
 	}); err != nil {
@@ -266,10 +267,10 @@ func TestShutdownDeadlineCancelsTheFlush(t *testing.T) {
 	otherCalls := storetest.NewPauser(storetest.OpPut, storetest.OpPutBatch) // never paused: counts the writes
 	otherMem := memory.New(nil)
 	c := pairs(t, persistence.NewStore(storetest.WithFaults(heldMem.Driver(), held), nil),
-		persistence.NewStore(storetest.WithFaults(otherMem.Driver(), otherCalls), nil), activation.Config{})
+		persistence.NewStore(storetest.WithFaults(otherMem.Driver(), otherCalls), nil), catalog.Config{})
 	bg := context.Background()
 	for _, id := range []string{"p1", "p2"} {
-		if _, err := c.Ref("Pair", id).Ask(bg, write{"unsaved " + id}); err != nil {
+		if _, err := catalog.Ask(bg, c.Ref("Pair", id), write{"unsaved " + id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -331,9 +332,9 @@ func TestShutdownDeadlineCancelsTheFlush(t *testing.T) {
 func TestShutdownWaitsForAHeldFlush(t *testing.T) {
 	held := storetest.NewPauser()
 	heldMem, otherMem := memory.New(nil), memory.New(nil)
-	c := pairs(t, persistence.NewStore(storetest.WithFaults(heldMem.Driver(), held), nil), otherMem, activation.Config{})
+	c := pairs(t, persistence.NewStore(storetest.WithFaults(heldMem.Driver(), held), nil), otherMem, catalog.Config{})
 	bg := context.Background()
-	if _, err := c.Ref("Pair", "p3").Ask(bg, write{"saved late"}); err != nil {
+	if _, err := catalog.Ask(bg, c.Ref("Pair", "p3"), write{"saved late"}); err != nil {
 		t.Fatal(err)
 	}
 	held.Pause()
@@ -363,7 +364,7 @@ func TestShutdownWaitsForAHeldFlush(t *testing.T) {
 // context's end does not hold Shutdown longer than the grace after the
 // deadline; its slots are named with an unknown outcome.
 func TestShutdownGivesUpOnAStuckStoreCall(t *testing.T) {
-	defer activation.SetCancelGrace(50 * time.Millisecond)()
+	defer catalog.SetCancelGrace(50 * time.Millisecond)()
 	stuck := make(chan struct{})
 	var entered atomic.Bool
 	inj := storetest.InjectorFunc(func(op storetest.Op, _ driver.Key) storetest.Fault {
@@ -374,9 +375,9 @@ func TestShutdownGivesUpOnAStuckStoreCall(t *testing.T) {
 		return storetest.Fault{}
 	})
 	mem := memory.New(nil)
-	c := pairs(t, persistence.NewStore(storetest.WithFaults(mem.Driver(), inj), nil), memory.New(nil), activation.Config{})
+	c := pairs(t, persistence.NewStore(storetest.WithFaults(mem.Driver(), inj), nil), memory.New(nil), catalog.Config{})
 	bg := context.Background()
-	if _, err := c.Ref("Pair", "p4").Ask(bg, write{"x"}); err != nil {
+	if _, err := catalog.Ask(bg, c.Ref("Pair", "p4"), write{"x"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
@@ -401,7 +402,7 @@ func TestShutdownNamesRunningActivations(t *testing.T) {
 	c := newCatalog(t, persistence.NewStore(storetest.WithFaults(mem.Driver(), calls), nil), hold)
 	events := make(chan activation.Event, 16)
 	defer c.Subscribe(func(ev activation.Event) { events <- ev })()
-	if _, err := c.Ref("Noter", "n3").Ask(context.Background(), write{"x"}); err != nil {
+	if _, err := catalog.Ask(context.Background(), c.Ref("Noter", "n3"), write{"x"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -456,7 +457,7 @@ func TestFlushRetriesWhileTheStoreIsUnavailable(t *testing.T) {
 	c := newCatalog(t, store, nil)
 	t.Cleanup(func() { c.Shutdown(context.Background()) })
 	ctx := context.Background()
-	if _, err := c.Ref("Noter", "n4").Ask(ctx, write{"kept"}); err != nil {
+	if _, err := catalog.Ask(ctx, c.Ref("Noter", "n4"), write{"kept"}); err != nil {
 		t.Fatal(err)
 	}
 	inj.fail.Store(true)
@@ -479,14 +480,21 @@ func TestRegisterValidation(t *testing.T) {
 	c := newCatalog(t, memory.New(nil), nil)
 	t.Cleanup(func() { c.Shutdown(context.Background()) })
 	f := func(ctx *activation.Context) *noter { return &noter{} }
-	if err := activation.Register(c, "Noter", f); !errors.Is(err, activation.ErrDuplicateKind) {
+	if err := catalog.Register(c, "Noter", f); !errors.Is(err, activation.ErrDuplicateKind) {
 		t.Errorf("duplicate kind: %v", err)
 	}
-	if err := activation.Register(c, "bad kind", f); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if err := catalog.Register(c, "bad kind", f); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("invalid kind name: %v", err)
 	}
-	if err := activation.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err == nil {
-		t.Error("a panicking factory registered")
+	// The factory does not run at registration: a panicking one fails the
+	// activations, not the registration.
+	if err := catalog.Register(c, "Panicky", func(ctx *activation.Context) *noter { panic("no") }); err != nil {
+		t.Fatalf("registration ran the factory: %v", err)
+	}
+	var ae *activation.Error
+	if _, err := catalog.Ask(context.Background(), c.Ref("Panicky", "p"), read{}); !errors.As(err, &ae) ||
+		!strings.Contains(err.Error(), "factory panicked: no") {
+		t.Errorf("activation with a panicking factory: %v", err)
 	}
 }
 
