@@ -1,0 +1,59 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+)
+
+// URL is a store or journal URL being opened, for the errors of its
+// opener: they name the provider, show the URL without its secrets
+// (persistence.RedactURL), and hide the secrets wherever a driver quotes
+// them (persistence.HideSecrets).
+type URL struct {
+	*url.URL
+	name         string   // the provider, for messages
+	secretParams []string // query parameters that hold a secret
+	secrets      []string
+}
+
+// NewURL returns u, a URL of the provider name, whose user-info password
+// and query parameters secretParams are secrets.
+func NewURL(name string, u *url.URL, secretParams ...string) *URL {
+	return &URL{URL: u, name: name, secretParams: secretParams, secrets: persistence.URLSecrets(u, secretParams...)}
+}
+
+// Redacted returns the URL with its secrets replaced by "xxxxx".
+func (u *URL) Redacted() string { return persistence.RedactURL(u.URL, u.secretParams...) }
+
+// Secrets returns the URL's secrets, for persistence.HideSecrets.
+func (u *URL) Secrets() []string { return u.secrets }
+
+// Invalid returns the error of a URL that cannot be opened as it is
+// written: it matches persistence.ErrInvalidArgument and reads
+// "<provider> URL <redacted URL>: <err>".
+func (u *URL) Invalid(err error) error {
+	return &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
+		Err: persistence.HideSecrets(fmt.Errorf("%s URL %s: %w", u.name, u.Redacted(), err), u.secrets)}
+}
+
+// Failed returns err, an error of opening with a URL, with the URL's
+// secrets hidden: a *persistence.Error keeps its code; the context errors
+// of ctx, once it has ended, are returned as they are; anything else gets
+// the code code gives it.
+func (u *URL) Failed(ctx context.Context, err error, code func(error) driver.ErrorCode) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return ctx.Err()
+	}
+	var pe *persistence.Error
+	if errors.As(err, &pe) {
+		c := *pe
+		c.Err = persistence.HideSecrets(pe.Err, u.secrets)
+		return &c
+	}
+	return &persistence.Error{Code: code(err), Op: "open", Err: persistence.HideSecrets(err, u.secrets)}
+}
