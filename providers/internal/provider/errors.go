@@ -58,8 +58,10 @@ var unreachable = [...]error{
 // Unreachable reports whether err says the backend could not be reached or
 // the connection to it broke: one of ECONNREFUSED, ECONNRESET,
 // ECONNABORTED, ETIMEDOUT, EPIPE, EHOSTUNREACH, ENETUNREACH, net.ErrClosed,
-// io.EOF or io.ErrUnexpectedEOF, or any net.Error (dial, read and write
-// failures, I/O timeouts).
+// io.EOF or io.ErrUnexpectedEOF, or a net.Error (dial, read and write
+// failures, I/O timeouts). A bare syscall.Errno, which implements net.Error
+// too, counts only if it is one of the above: EIO from a disk is no network
+// failure.
 func Unreachable(err error) bool {
 	for _, target := range unreachable {
 		if errors.Is(err, target) {
@@ -67,5 +69,9 @@ func Unreachable(err error) bool {
 		}
 	}
 	var netErr net.Error
-	return errors.As(err, &netErr)
+	if !errors.As(err, &netErr) {
+		return false
+	}
+	_, errno := netErr.(syscall.Errno)
+	return !errno
 }
