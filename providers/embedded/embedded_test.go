@@ -578,7 +578,7 @@ func TestRetentionOption(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	for u, want := range map[string]time.Duration{
-		"embedded:" + filepath.Join(dir, "a.db"):                              DefaultTombstoneRetention,
+		"embedded:" + filepath.Join(dir, "a.db"):                                    DefaultTombstoneRetention,
 		"embedded:" + filepath.Join(dir, "b.db") + "?quark_tombstone_retention=36h": 36 * time.Hour,
 	} {
 		s, err := persistence.OpenStore(ctx, u)

@@ -181,7 +181,9 @@ func (q *Query) Rest() url.Values {
 // Err returns the first value that did not parse, or else an error naming
 // every Quark parameter no getter asked for, with the known ones; nil if
 // there is neither. The other parameters are left to the driver (Rest).
-func (q *Query) Err() error { return q.check(func(name string) bool { return strings.HasPrefix(name, Prefix) }) }
+func (q *Query) Err() error {
+	return q.check(func(name string) bool { return strings.HasPrefix(name, Prefix) })
+}
 
 // ErrStrict is Err for a URL that carries no driver parameters: every
 // parameter no getter asked for is unknown.
