@@ -48,7 +48,7 @@ type journalHooks struct {
 
 func newJournalCommitter(j *journal, maxBatch, pipelines int, hooks *journalHooks) *journalCommitter {
 	c := &journalCommitter{j: j}
-	c.maxBatch, c.commit, c.closedErr = maxBatch, c.commitBatch, errJournalClosed
+	c.maxBatch, c.commit, c.closedErr = maxBatch, c.commitBatch, errClosed
 	if hooks != nil {
 		c.beforeTake = hooks.beforeTake
 		if hooks.afterTake != nil {
