@@ -114,7 +114,7 @@ func harnessMaker(gc GroupCommit) storetest.HarnessMaker {
 func (h *harness) MakeStore(ctx context.Context, t testing.TB) (driver.Store, error) {
 	s, err := Open(ctx, h.pool, &Options{
 		Table:          freshTable(t, h.pool),
-		CreateSchema:    true,
+		CreateSchema:   true,
 		MaxRecordBytes: harnessMaxBytes,
 		GroupCommit:    h.gc,
 		SweepInterval:  -1,

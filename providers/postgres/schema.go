@@ -319,4 +319,3 @@ func (n journalNames) ddl() []string {
 )`,
 	}
 }
-
