@@ -133,10 +133,10 @@ func freshCollection(t testing.TB, client *mongo.Client) string {
 // with the TTL index left out on FerretDB (which has none).
 func testOptions(t testing.TB, client *mongo.Client) *Options {
 	return &Options{
-		Database:      testDatabase,
-		Collection:    freshCollection(t, client),
+		Database:     testDatabase,
+		Collection:   freshCollection(t, client),
 		CreateSchema: true,
-		NoTTLIndex:    isFerretDB(t),
+		NoTTLIndex:   isFerretDB(t),
 	}
 }
 
