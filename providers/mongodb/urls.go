@@ -74,8 +74,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
 			// mongodb+srv: the SRV or TXT lookup failed, not the URL.
-			return nil, &persistence.Error{Code: persistence.Unavailable, Op: "open",
-				Err: persistence.HideSecrets(fmt.Errorf("mongodb URL %s: %w", pu.Redacted(), err), pu.Secrets())}
+			return nil, pu.Fail(persistence.Unavailable, fmt.Errorf("mongodb URL %s: %w", pu.Redacted(), err))
 		}
 		return nil, pu.Invalid(err)
 	}

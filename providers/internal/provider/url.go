@@ -41,6 +41,12 @@ func (u *URL) Invalid(err error) error {
 		Err: persistence.HideSecrets(fmt.Errorf("%s URL %s: %w", u.name, u.Redacted(), err), u.secrets)}
 }
 
+// Fail returns err as an error of opening with the URL, of code, with the
+// URL's secrets hidden.
+func (u *URL) Fail(code driver.ErrorCode, err error) error {
+	return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, u.secrets)}
+}
+
 // Failed returns err, an error of opening with a URL, with the URL's
 // secrets hidden: a *persistence.Error keeps its code; the context errors
 // of ctx, once it has ended, are returned as they are; anything else gets
@@ -55,5 +61,5 @@ func (u *URL) Failed(ctx context.Context, err error, code func(error) driver.Err
 		c.Err = persistence.HideSecrets(pe.Err, u.secrets)
 		return &c
 	}
-	return &persistence.Error{Code: code(err), Op: "open", Err: persistence.HideSecrets(err, u.secrets)}
+	return u.Fail(code(err), err)
 }
