@@ -25,6 +25,11 @@ func OpenJournal(_ context.Context, opts *Options) (*persistence.Journal, error)
 	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: o.MaxEventBytes, Now: o.Now}), nil
 }
 
+// JournalOptions is Options, under the name NewJournal's callers used
+// before journals and stores shared their options. Like NewJournal it
+// remains until those callers have moved to OpenJournal and Options.
+type JournalOptions = Options
+
 // NewJournal is OpenJournal for code that cannot fail: tests and examples.
 // It panics on invalid options. Prefer OpenJournal; NewJournal remains until
 // the tests of the other packages have moved to OpenJournal.
