@@ -165,12 +165,9 @@ type none struct{}
 // driver.Limiter, driver.NativeTTL), and only those, so that the persistence
 // layer treats it exactly as it treats s.
 func WithFaults(s driver.Store, inj Injector) driver.Store {
-	core := &faultStore{s: s, inj: inj}
-	var b driver.Batcher
-	if sb, ok := s.(driver.Batcher); ok {
-		b = &faultBatcher{core: core, b: sb}
-	}
-	return withCapabilities(core, b, s)
+	return withCapabilities(&faultStore{s: s, inj: inj}, s, func(b driver.Batcher) driver.Batcher {
+		return &faultBatcher{inj: inj, b: b}
+	})
 }
 
 type faultStore struct {
@@ -206,8 +203,8 @@ func (f *faultStore) ErrorCode(err error) driver.ErrorCode { return faultCode(er
 func (f *faultStore) Close() error { return f.s.Close() }
 
 type faultBatcher struct {
-	core *faultStore
-	b    driver.Batcher
+	inj Injector
+	b   driver.Batcher
 }
 
 func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
@@ -215,7 +212,7 @@ func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]i
 	if len(writes) > 0 {
 		key = writes[0].Key
 	}
-	return faulty(ctx, f.core.inj, OpPutBatch, key, func() ([]int64, error) { return f.b.PutBatch(ctx, writes) })
+	return faulty(ctx, f.inj, OpPutBatch, key, func() ([]int64, error) { return f.b.PutBatch(ctx, writes) })
 }
 
 // WithJournalFaults is WithFaults for a journal: every Append, Read, Last
@@ -229,12 +226,9 @@ func (f *faultBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([]i
 // The wrapper has the optional capabilities that j has
 // (driver.StreamLister, driver.Limiter), and only those.
 func WithJournalFaults(j driver.Journal, inj Injector) driver.Journal {
-	core := &faultJournal{j: j, inj: inj}
-	var l driver.StreamLister
-	if jl, ok := j.(driver.StreamLister); ok {
-		l = &faultLister{core: core, l: jl}
-	}
-	return withJournalCapabilities(core, l, j)
+	return withJournalCapabilities(&faultJournal{j: j, inj: inj}, j, func(l driver.StreamLister) driver.StreamLister {
+		return &faultLister{inj: inj, l: l}
+	})
 }
 
 type faultJournal struct {
@@ -265,12 +259,12 @@ func (f *faultJournal) ErrorCode(err error) driver.ErrorCode { return faultCode(
 func (f *faultJournal) Close() error { return f.j.Close() }
 
 type faultLister struct {
-	core *faultJournal
-	l    driver.StreamLister
+	inj Injector
+	l   driver.StreamLister
 }
 
 func (f *faultLister) Streams(ctx context.Context, kind string, fn func(id string) error) error {
-	_, err := faulty(ctx, f.core.inj, OpStreams, driver.Key{Kind: kind}, func() (none, error) {
+	_, err := faulty(ctx, f.inj, OpStreams, driver.Key{Kind: kind}, func() (none, error) {
 		return none{}, f.l.Streams(ctx, kind, fn)
 	})
 	return err

@@ -73,12 +73,9 @@ func (ev event) String() string {
 // optional capabilities (driver.Batcher, driver.Limiter, driver.NativeTTL)
 // that s has, and only those.
 func (h *History) Wrap(s driver.Store) driver.Store {
-	core := &historyStore{h: h, s: s}
-	var b driver.Batcher
-	if sb, ok := s.(driver.Batcher); ok {
-		b = &historyBatcher{h: h, b: sb}
-	}
-	return withCapabilities(core, b, s)
+	return withCapabilities(&historyStore{h: h, s: s}, s, func(b driver.Batcher) driver.Batcher {
+		return &historyBatcher{h: h, b: b}
+	})
 }
 
 // Check reads every key the History has seen from s (which may be the wrapped
@@ -337,12 +334,16 @@ func (w *historyBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([
 }
 
 // withCapabilities returns a driver.Store with the methods of core, that
-// implements driver.Batcher through b if b is not nil, and driver.Limiter and
-// driver.NativeTTL through orig if orig implements them. Wrappers use it so
-// that they claim exactly the capabilities of the store they wrap: a
-// wrapper type with a PutBatch method of its own would claim atomic batches
-// for every store.
-func withCapabilities(core driver.Store, b driver.Batcher, orig driver.Store) driver.Store {
+// implements driver.Batcher through wrapBatch(orig) if orig implements it,
+// and driver.Limiter and driver.NativeTTL through orig if orig implements
+// them. Wrappers use it so that they claim exactly the capabilities of the
+// store they wrap: a wrapper type with a PutBatch method of its own would
+// claim atomic batches for every store.
+func withCapabilities(core, orig driver.Store, wrapBatch func(driver.Batcher) driver.Batcher) driver.Store {
+	var b driver.Batcher
+	if ob, ok := orig.(driver.Batcher); ok {
+		b = wrapBatch(ob)
+	}
 	l, hasL := orig.(driver.Limiter)
 	n, hasN := orig.(driver.NativeTTL)
 	hasB := b != nil

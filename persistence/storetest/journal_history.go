@@ -72,11 +72,9 @@ func eventDigest(e *driver.Event) [32]byte {
 // the optional capabilities (driver.StreamLister, driver.Limiter) that j
 // has, and only those.
 func (h *JournalHistory) Wrap(j driver.Journal) driver.Journal {
-	var l driver.StreamLister
-	if jl, ok := j.(driver.StreamLister); ok {
-		l = &countingLister{h: h, l: jl}
-	}
-	return withJournalCapabilities(&historyJournal{h: h, j: j}, l, j)
+	return withJournalCapabilities(&historyJournal{h: h, j: j}, j, func(l driver.StreamLister) driver.StreamLister {
+		return &countingLister{h: h, l: l}
+	})
 }
 
 // recordAppend notes the outcome of one append.
@@ -287,11 +285,15 @@ func (c *countingLister) Streams(ctx context.Context, kind string, fn func(id st
 	return c.l.Streams(ctx, kind, fn)
 }
 
-// withJournalCapabilities returns a driver.Journal with the methods of
-// core, that implements driver.StreamLister through l if l is not nil, and
-// driver.Limiter through orig if orig implements it. Wrappers use it so that
-// they claim exactly the capabilities of the journal they wrap.
-func withJournalCapabilities(core driver.Journal, l driver.StreamLister, orig driver.Journal) driver.Journal {
+// withJournalCapabilities is withCapabilities for journals: a
+// driver.Journal with the methods of core, that implements
+// driver.StreamLister through wrapLister(orig) if orig implements it, and
+// driver.Limiter through orig if orig implements it.
+func withJournalCapabilities(core, orig driver.Journal, wrapLister func(driver.StreamLister) driver.StreamLister) driver.Journal {
+	var l driver.StreamLister
+	if ol, ok := orig.(driver.StreamLister); ok {
+		l = wrapLister(ol)
+	}
 	lim, hasLim := orig.(driver.Limiter)
 	switch {
 	case l != nil && hasLim:
