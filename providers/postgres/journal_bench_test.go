@@ -88,7 +88,7 @@ func reportAppendBatching(b *testing.B, drv *journal) {
 		return
 	}
 	if n := drv.gc.batches.Load(); n > 0 {
-		b.ReportMetric(float64(drv.gc.appends.Load())/float64(n), "appends/batch")
+		b.ReportMetric(float64(drv.gc.requests.Load())/float64(n), "appends/batch")
 	}
 }
 

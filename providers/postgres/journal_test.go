@@ -170,7 +170,7 @@ func TestJournalGroupCommitAcrossStreams(t *testing.T) {
 	var taken atomic.Int64
 	hooks := &journalHooks{
 		beforeTake: func() { <-hold },
-		afterTake:  func(n int) { taken.Store(int64(n)) },
+		afterTake:  func(batch []*appendRequest) { taken.Store(int64(len(batch))) },
 	}
 	j, drv := openJournal(t, pool, &Options{GroupCommit: GroupCommit{Pipelines: 1}, journalHooks: hooks})
 	stale := persistence.Stream{Kind: "Account", ID: "stale"}
@@ -325,7 +325,7 @@ func TestJournalGroupCommitHistory(t *testing.T) {
 	if err := hist.Check(ctx, drv); err != nil {
 		t.Fatal(err)
 	}
-	b, a := drv.gc.batches.Load(), drv.gc.appends.Load()
+	b, a := drv.gc.batches.Load(), drv.gc.requests.Load()
 	t.Logf("%d appends won, %d conflicts; %d appends in %d batches (%.1f per batch), %d raced and ran alone, %d reruns",
 		wins.Load(), conflicts.Load(), a, b, float64(a)/float64(b), drv.gc.requeued.Load(), drv.gc.reruns.Load())
 	if float64(a)/float64(b) < 2 {
