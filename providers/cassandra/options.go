@@ -136,15 +136,11 @@ func (o *Options) withDefaults() (Options, error) {
 	default:
 		return out, fmt.Errorf("%w: SerialConsistency %v (want SERIAL or LOCAL_SERIAL)", errInvalidOption, out.SerialConsistency)
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit); err != nil {
-		return out, err
-	}
-	if out.TombstoneRetention, err = provider.Retention(out.TombstoneRetention); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
 	out.Now = provider.Clock(out.Now)
-	return out, nil
+	return out, check.Err()
 }
 
 // validKeyspace checks a keyspace name: a valid identifier, and not one of

@@ -79,13 +79,8 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 		// Whatever the message quotes, the password is hidden.
 		return nil, pu.Fail(driver.Unavailable, fmt.Errorf("cassandra URL %s: connecting: %w", pu.Redacted(), err))
 	}
-	s, err := Open(ctx, session, &c.opts)
-	if err != nil {
-		session.Close()
-		return nil, pu.Failed(ctx, err, errorCode)
-	}
-	s.Driver().(*store).owned = true
-	return s, nil
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, session, &c.opts) },
+		session.Close, func(s *persistence.Store) { s.Driver().(*store).owned = true })
 }
 
 // parseURL reads a cassandra URL into options and a cluster configuration;

@@ -93,15 +93,11 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := ValidateTableName(out.Table); err != nil {
 		return out, err
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, MaxRecordBytesLimit, MaxRecordBytesLimit); err != nil {
-		return out, err
-	}
-	if out.TombstoneRetention, err = provider.Retention(out.TombstoneRetention); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, MaxRecordBytesLimit, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
 	out.Now = provider.Clock(out.Now)
-	return out, nil
+	return out, check.Err()
 }
 
 // ValidateTableName checks a table name against DynamoDB's rules: 3 to 255

@@ -69,13 +69,8 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 	if err != nil {
 		return nil, pu.Invalid(err)
 	}
-	s, err := Open(ctx, client, &opts)
-	if err != nil {
-		httpClient.CloseIdleConnections()
-		return nil, pu.Failed(ctx, err, errorCode)
-	}
-	s.Driver().(*store).httpClient = httpClient
-	return s, nil
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, client, &opts) },
+		httpClient.CloseIdleConnections, func(s *persistence.Store) { s.Driver().(*store).httpClient = httpClient })
 }
 
 // parseURL reads a dynamodb URL into the client's options and the store's.

@@ -161,18 +161,10 @@ func (o *Options) withDefaults() (Options, error) {
 	if o != nil {
 		out = *o
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes,
-		bolt.MaxValueSize-maxEnvelopeOverhead); err != nil {
-		return out, err
-	}
-	if out.MaxEventBytes, err = provider.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes,
-		MaxEventBytesLimit); err != nil {
-		return out, err
-	}
-	if out.TombstoneRetention, err = provider.Retention(out.TombstoneRetention); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, bolt.MaxValueSize-maxEnvelopeOverhead)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, MaxEventBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
 	out.Now = provider.Clock(out.Now)
 	if out.Timeout == 0 {
 		out.Timeout = DefaultTimeout
@@ -183,7 +175,7 @@ func (o *Options) withDefaults() (Options, error) {
 	if out.FileMode == 0 {
 		out.FileMode = 0o600
 	}
-	return out, nil
+	return out, check.Err()
 }
 
 // maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data.

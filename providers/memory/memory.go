@@ -34,15 +34,11 @@ func (o *Options) withDefaults() (Options, error) {
 	if o != nil {
 		out = *o
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes, math.MaxInt); err != nil {
-		return out, err
-	}
-	if out.MaxEventBytes, err = provider.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, math.MaxInt); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes, math.MaxInt)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, math.MaxInt)
 	out.Now = provider.Clock(out.Now)
-	return out, nil
+	return out, check.Err()
 }
 
 // Open returns an empty in-memory store. It does no I/O; its only errors

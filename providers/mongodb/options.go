@@ -108,18 +108,14 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := validateCollectionName(out.Collection); err != nil {
 		return out, err
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit); err != nil {
-		return out, err
-	}
 	if out.WriteConcern != nil && !out.WriteConcern.Acknowledged() {
 		return out, fmt.Errorf("%w: an unacknowledged write concern cannot report conflicts", errInvalid)
 	}
-	if out.TombstoneRetention, err = provider.Retention(out.TombstoneRetention); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
 	out.Now = provider.Clock(out.Now)
-	return out, nil
+	return out, check.Err()
 }
 
 // validateDatabaseName checks a database name: 1 to 63 characters from

@@ -64,12 +64,7 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 	if err := q.Err(); err != nil {
 		return nil, pu.Invalid(err)
 	}
-	if _, err := opts.withDefaults(); err != nil {
-		return nil, pu.Invalid(err)
-	}
-	rest := *u
-	rest.RawQuery = q.Rest().Encode()
-	co := options.Client().ApplyURI(rest.String())
+	co := options.Client().ApplyURI(q.RestURL(u))
 	if err := co.Validate(); err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
@@ -85,13 +80,8 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 	if err != nil {
 		return nil, pu.Failed(ctx, err, errorCode)
 	}
-	s, err := Open(ctx, client, &opts)
-	if err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, pu.Failed(ctx, err, errorCode)
-	}
-	s.Driver().(*store).owned = true
-	return s, nil
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, client, &opts) },
+		func() { _ = client.Disconnect(context.Background()) }, func(s *persistence.Store) { s.Driver().(*store).owned = true })
 }
 
 // secretParams returns the names of u's query parameters that carry a

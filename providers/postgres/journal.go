@@ -53,11 +53,17 @@ var (
 // persistence.ErrInvalidArgument); then, with Options.CreateSchema,
 // CreateSchema runs. Otherwise OpenJournal does no I/O.
 func OpenJournal(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*persistence.Journal, error) {
-	c, err := open(ctx, pool, opts)
-	if err != nil {
-		return nil, err
+	return open(ctx, pool, opts, makeJournal(false))
+}
+
+// makeJournal returns the function that makes the Journal over a pool with
+// a config; ownPool says whether the journal closes the pool.
+func makeJournal(ownPool bool) func(*pgxpool.Pool, *config) *persistence.Journal {
+	return func(pool *pgxpool.Pool, c *config) *persistence.Journal {
+		j := newJournal(pool, c)
+		j.ownPool = ownPool
+		return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: j.maxBytes, Now: j.now})
 	}
-	return wrapJournal(newJournal(pool, &c)), nil
 }
 
 // newJournal returns the driver over pool with c and starts its
@@ -75,11 +81,6 @@ func newJournal(pool *pgxpool.Pool, c *config) *journal {
 		j.gc = newJournalCommitter(j, c.GroupCommit.MaxBatch, c.GroupCommit.Pipelines, c.journalHooks)
 	}
 	return j
-}
-
-// wrapJournal returns the portable Journal over j.
-func wrapJournal(j *journal) *persistence.Journal {
-	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: j.maxBytes, Now: j.now})
 }
 
 // MaxRecordBytes implements driver.Limiter: the largest event data.

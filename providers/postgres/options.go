@@ -1,9 +1,9 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -139,38 +139,32 @@ func (o *Options) withDefaults() (config, error) {
 	if c.names, err = namesOf(&c.Options); err != nil {
 		return c, err
 	}
-	switch {
-	case c.GroupCommit.MaxBatch < 0:
-		return c, provider.Invalid("negative GroupCommit.MaxBatch %d", c.GroupCommit.MaxBatch)
-	case c.GroupCommit.Pipelines < 0:
-		return c, provider.Invalid("negative GroupCommit.Pipelines %d", c.GroupCommit.Pipelines)
-	}
-	c.GroupCommit.MaxBatch = cmp.Or(c.GroupCommit.MaxBatch, DefaultMaxBatch)
-	c.GroupCommit.Pipelines = cmp.Or(c.GroupCommit.Pipelines, DefaultPipelines)
-	if c.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", c.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit); err != nil {
-		return c, err
-	}
-	if c.MaxEventBytes, err = provider.Limit("MaxEventBytes", c.MaxEventBytes, DefaultMaxEventBytes, MaxRecordBytesLimit); err != nil {
-		return c, err
-	}
-	if c.TombstoneRetention, err = provider.Retention(c.TombstoneRetention); err != nil {
-		return c, err
-	}
+	var check provider.Check
+	c.GroupCommit.MaxBatch = check.Limit("GroupCommit.MaxBatch", c.GroupCommit.MaxBatch, DefaultMaxBatch, math.MaxInt32)
+	c.GroupCommit.Pipelines = check.Limit("GroupCommit.Pipelines", c.GroupCommit.Pipelines, DefaultPipelines, 1<<10)
+	c.MaxRecordBytes = check.Limit("MaxRecordBytes", c.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	c.MaxEventBytes = check.Limit("MaxEventBytes", c.MaxEventBytes, DefaultMaxEventBytes, MaxRecordBytesLimit)
+	c.TombstoneRetention = check.Retention(c.TombstoneRetention)
 	c.Now = provider.Clock(c.Now)
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
-	return c, nil
+	return c, check.Err()
 }
 
-// open is what Open and OpenJournal share: it checks pool and opts, fills
-// in the defaults and, with Options.CreateSchema, creates the schema.
-func open(ctx context.Context, pool *pgxpool.Pool, opts *Options) (config, error) {
+// open is what Open, OpenJournal and the URL opener share: it checks pool
+// and opts, fills in the defaults, creates the schema with
+// Options.CreateSchema, and makes the store or journal with build.
+func open[H any](ctx context.Context, pool *pgxpool.Pool, opts *Options, build func(*pgxpool.Pool, *config) H) (H, error) {
 	c, err := check(pool, opts, "open")
 	if err == nil && c.CreateSchema {
 		err = c.names.create(ctx, pool) // an error of its own kind: Op "create schema"
 	}
-	return c, err
+	if err != nil {
+		var zero H
+		return zero, err
+	}
+	return build(pool, &c), nil
 }
 
 // check validates pool and opts for the operation op.

@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/internal/sweeper"
 )
 
@@ -42,11 +41,17 @@ var (
 // validated first (errors match persistence.ErrInvalidArgument); then, with
 // Options.CreateSchema, CreateSchema runs. Otherwise Open does no I/O.
 func Open(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*persistence.Store, error) {
-	c, err := open(ctx, pool, opts)
-	if err != nil {
-		return nil, err
+	return open(ctx, pool, opts, makeStore(false))
+}
+
+// makeStore returns the function that makes the Store over a pool with a
+// config; ownPool says whether the store closes the pool.
+func makeStore(ownPool bool) func(*pgxpool.Pool, *config) *persistence.Store {
+	return func(pool *pgxpool.Pool, c *config) *persistence.Store {
+		s := newStore(pool, c)
+		s.ownPool = ownPool
+		return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now})
 	}
-	return wrapStore(newStore(pool, &c)), nil
 }
 
 // newStore returns the driver over pool with c and starts its goroutines.
@@ -64,11 +69,6 @@ func newStore(pool *pgxpool.Pool, c *config) *store {
 	}
 	s.sweeper = sweeper.Start(c.SweepInterval, s.sweep, c.sweptHook)
 	return s
-}
-
-// wrapStore returns the portable Store over s.
-func wrapStore(s *store) *persistence.Store {
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now})
 }
 
 // maxRaceRetries bounds how often a write is run again after errRace; then
@@ -194,11 +194,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		}
 		reqs[i] = s.newPut(w.Key, &w.Record, w.Expected)
 	}
-	order := make([]int, len(writes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
+	order := provider.WriteOrder(writes)
 
 	for attempt := 1; ; attempt++ {
 		idx, failure, err := s.putBatchOnce(ctx, reqs, order)
@@ -264,11 +260,6 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		return failed, failure, err
 	}
 	return -1, nil, tx.Commit(ctx)
-}
-
-// compareKeys orders keys by kind, id and slot.
-func compareKeys(a, b driver.Key) int {
-	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID), strings.Compare(a.Slot, b.Slot))
 }
 
 // MaxRecordBytes implements driver.Limiter.

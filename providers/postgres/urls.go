@@ -48,29 +48,22 @@ func init() {
 type urlOpener struct{}
 
 func (urlOpener) OpenStoreURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	return openURL(ctx, u, func(pool *pgxpool.Pool, c *config) *persistence.Store {
-		s := newStore(pool, c)
-		s.ownPool = true
-		return wrapStore(s)
-	})
+	return openURL(ctx, u, makeStore(true))
 }
 
 func (urlOpener) OpenJournalURL(ctx context.Context, u *url.URL) (*persistence.Journal, error) {
-	return openURL(ctx, u, func(pool *pgxpool.Pool, c *config) *persistence.Journal {
-		j := newJournal(pool, c)
-		j.ownPool = true
-		return wrapJournal(j)
-	})
+	return openURL(ctx, u, makeJournal(true))
 }
 
 // secretParams are the query parameters of a URL that carry a secret (pgx
 // takes the password from one).
 var secretParams = []string{"password"}
 
-// openURL reads u into Options and a pool configuration, opens the pool
-// and, with Options.CreateSchema, creates the schema; wrap then makes the
-// store or journal that owns the pool.
-func openURL[H any](ctx context.Context, u *url.URL, wrap func(*pgxpool.Pool, *config) H) (H, error) {
+// openURL reads u into Options and a pool configuration, opens the pool,
+// and opens the store or journal with build (see open), which makes it own
+// the pool. Invalid options are found before any I/O
+// (pgxpool.NewWithConfig does none).
+func openURL[H any](ctx context.Context, u *url.URL, build func(*pgxpool.Pool, *config) H) (H, error) {
 	var zero H
 	pu := provider.NewURL("postgres", u, secretParams...)
 	var o Options
@@ -92,12 +85,7 @@ func openURL[H any](ctx context.Context, u *url.URL, wrap func(*pgxpool.Pool, *c
 	if err := q.Err(); err != nil {
 		return zero, pu.Invalid(err)
 	}
-	if _, err := o.withDefaults(); err != nil {
-		return zero, pu.Invalid(err)
-	}
-	rest := *u
-	rest.RawQuery = q.Rest().Encode()
-	cfg, err := pgxpool.ParseConfig(rest.String())
+	cfg, err := pgxpool.ParseConfig(q.RestURL(u))
 	if err != nil {
 		return zero, pu.Invalid(err)
 	}
@@ -105,10 +93,5 @@ func openURL[H any](ctx context.Context, u *url.URL, wrap func(*pgxpool.Pool, *c
 	if err != nil {
 		return zero, pu.Failed(ctx, err, errorCode)
 	}
-	c, err := open(ctx, pool, &o)
-	if err != nil {
-		pool.Close()
-		return zero, pu.Failed(ctx, err, errorCode)
-	}
-	return wrap(pool, &c), nil
+	return provider.Owned(ctx, pu, errorCode, func() (H, error) { return open(ctx, pool, &o, build) }, pool.Close, nil)
 }

@@ -45,13 +45,13 @@ func OpenJournal(_ context.Context, client goredis.UniversalClient, opts *Option
 	if err != nil {
 		return nil, err
 	}
-	return wrapJournal(newJournal(client, &o), &o), nil
+	return wrapJournal(newJournal(client, &o, false), &o), nil
 }
 
 // newJournal returns the driver over client with o, which has its
-// defaults.
-func newJournal(client goredis.UniversalClient, o *Options) *journal {
-	return &journal{client: client, prefix: o.KeyPrefix, maxBytes: o.MaxEventBytes}
+// defaults; owned says whether it closes the client.
+func newJournal(client goredis.UniversalClient, o *Options, owned bool) *journal {
+	return &journal{client: client, owned: owned, prefix: o.KeyPrefix, maxBytes: o.MaxEventBytes}
 }
 
 // wrapJournal returns the portable Journal over j.

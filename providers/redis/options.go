@@ -94,20 +94,12 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := validatePrefix(out.KeyPrefix); err != nil {
 		return out, err
 	}
-	var err error
-	if out.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes,
-		MaxRecordBytesLimit); err != nil {
-		return out, err
-	}
-	if out.MaxEventBytes, err = provider.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes,
-		MaxEventBytesLimit); err != nil {
-		return out, err
-	}
-	if out.TombstoneRetention, err = provider.Retention(out.TombstoneRetention); err != nil {
-		return out, err
-	}
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, MaxEventBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
 	out.Now = provider.Clock(out.Now)
-	return out, nil
+	return out, check.Err()
 }
 
 // open is what Open and OpenJournal share: it checks the client and the

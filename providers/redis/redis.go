@@ -47,13 +47,15 @@ func Open(_ context.Context, client goredis.UniversalClient, opts *Options) (*pe
 	if err != nil {
 		return nil, err
 	}
-	return wrap(newStore(client, &o), &o), nil
+	return wrap(newStore(client, &o, false), &o), nil
 }
 
-// newStore returns the driver over client with o, which has its defaults.
-func newStore(client goredis.UniversalClient, o *Options) *store {
+// newStore returns the driver over client with o, which has its defaults;
+// owned says whether it closes the client.
+func newStore(client goredis.UniversalClient, o *Options, owned bool) *store {
 	return &store{
 		client:          client,
+		owned:           owned,
 		prefix:          o.KeyPrefix,
 		now:             o.Now,
 		retention:       o.TombstoneRetention,

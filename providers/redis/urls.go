@@ -48,9 +48,7 @@ func (urlOpener) OpenStoreURL(_ context.Context, u *url.URL) (*persistence.Store
 	if err != nil {
 		return nil, err
 	}
-	s := newStore(client, &o)
-	s.owned = true
-	return wrap(s, &o), nil
+	return wrap(newStore(client, &o, true), &o), nil
 }
 
 func (urlOpener) OpenJournalURL(_ context.Context, u *url.URL) (*persistence.Journal, error) {
@@ -58,9 +56,7 @@ func (urlOpener) OpenJournalURL(_ context.Context, u *url.URL) (*persistence.Jou
 	if err != nil {
 		return nil, err
 	}
-	j := newJournal(client, &o)
-	j.owned = true
-	return wrapJournal(j, &o), nil
+	return wrapJournal(newJournal(client, &o, true), &o), nil
 }
 
 // parseURL reads u into the Options, with their defaults, and a new client
@@ -80,9 +76,7 @@ func parseURL(u *url.URL) (*goredis.Client, Options, error) {
 	if err != nil {
 		return nil, o, pu.Invalid(err)
 	}
-	rest := *u
-	rest.RawQuery = q.Rest().Encode()
-	clientOpts, err := goredis.ParseURL(rest.String())
+	clientOpts, err := goredis.ParseURL(q.RestURL(u))
 	if err != nil {
 		return nil, o, pu.Invalid(err)
 	}

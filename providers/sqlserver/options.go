@@ -113,13 +113,9 @@ func (o *Options) validate() error {
 	case o.Retry.BaseDelay < 0 || o.Retry.MaxDelay < 0:
 		return fmt.Errorf("%w: negative Retry delay", errInvalid)
 	}
-	var err error
-	if o.MaxRecordBytes, err = provider.Limit("MaxRecordBytes", o.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit); err != nil {
-		return err
-	}
-	if o.TombstoneRetention, err = provider.Retention(o.TombstoneRetention); err != nil {
-		return err
-	}
+	var check provider.Check
+	o.MaxRecordBytes = check.Limit("MaxRecordBytes", o.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	o.TombstoneRetention = check.Retention(o.TombstoneRetention)
 	o.Now = provider.Clock(o.Now)
 	if o.SweepInterval == 0 {
 		o.SweepInterval = DefaultSweepInterval
@@ -133,7 +129,7 @@ func (o *Options) validate() error {
 	if o.Retry.MaxDelay == 0 {
 		o.Retry.MaxDelay = DefaultMaxDelay
 	}
-	return nil
+	return check.Err()
 }
 
 // statements validates the names of o and returns the table's statements.

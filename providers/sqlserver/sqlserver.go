@@ -1,13 +1,11 @@
 package sqlserver
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/internal/sweeper"
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
@@ -392,11 +391,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		}
 		reqs[i] = s.newPut(w.Key, &w.Record, w.Expected)
 	}
-	order := make([]int, len(writes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
+	order := provider.WriteOrder(writes)
 
 	for attempt := 1; ; attempt++ {
 		versions, idx, actual, err := s.putBatchOnce(ctx, reqs, order)
@@ -466,12 +461,6 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 		return false, tx.Commit()
 	})
 	return versions, failed, actual, err
-}
-
-// compareKeys orders keys by kind, id and slot, byte by byte, as the
-// table's VARBINARY primary key does.
-func compareKeys(a, b driver.Key) int {
-	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID), strings.Compare(a.Slot, b.Slot))
 }
 
 // MaxRecordBytes implements driver.Limiter.

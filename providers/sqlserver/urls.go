@@ -69,13 +69,8 @@ func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(max(maxConns, 8))
-	s, err := Open(ctx, db, &opts)
-	if err != nil {
-		db.Close()
-		return nil, pu.Failed(ctx, err, errorCode)
-	}
-	s.Driver().(*store).ownDB = true
-	return s, nil
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, db, &opts) },
+		func() { db.Close() }, func(s *persistence.Store) { s.Driver().(*store).ownDB = true })
 }
 
 // secretParams are the query parameters of a store URL that carry a

@@ -11,8 +11,8 @@
 //     and then calls it;
 //   - [URL] makes the errors of a URL opener, with the URL's secrets hidden
 //     (persistence.RedactURL and persistence.HideSecrets);
-//   - [Limit] and [Retention] check and default the options every provider
-//     has.
+//   - [Check] checks and defaults the options every provider has (size
+//     limits, the tombstone retention).
 //
 // It is internal to the providers.
 package provider

@@ -178,6 +178,14 @@ func (q *Query) Rest() url.Values {
 	return rest
 }
 
+// RestURL returns u with only the parameters of Rest in its query, for the
+// driver's own URL parser.
+func (q *Query) RestURL(u *url.URL) string {
+	rest := *u
+	rest.RawQuery = q.Rest().Encode()
+	return rest.String()
+}
+
 // Err returns the first value that did not parse, or else an error naming
 // every Quark parameter no getter asked for, with the known ones; nil if
 // there is neither. The other parameters are left to the driver (Rest).

@@ -48,9 +48,10 @@ func (u *URL) Fail(code driver.ErrorCode, err error) error {
 }
 
 // Failed returns err, an error of opening with a URL, with the URL's
-// secrets hidden: a *persistence.Error keeps its code; the context errors
-// of ctx, once it has ended, are returned as they are; anything else gets
-// the code code gives it.
+// secrets hidden: a *persistence.Error keeps its code (an invalid argument
+// then names the URL, as Invalid does); the context errors of ctx, once it
+// has ended, are returned as they are; anything else gets the code code
+// gives it.
 func (u *URL) Failed(ctx context.Context, err error, code func(error) driver.ErrorCode) error {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return ctx.Err()
@@ -58,8 +59,29 @@ func (u *URL) Failed(ctx context.Context, err error, code func(error) driver.Err
 	var pe *persistence.Error
 	if errors.As(err, &pe) {
 		c := *pe
-		c.Err = persistence.HideSecrets(pe.Err, u.secrets)
+		if c.Code == persistence.InvalidArgument && c.Err != nil {
+			c.Err = fmt.Errorf("%s URL %s: %w", u.name, u.Redacted(), c.Err)
+		}
+		c.Err = persistence.HideSecrets(c.Err, u.secrets)
 		return &c
 	}
 	return u.Fail(code(err), err)
+}
+
+// Owned ends a URL opener: it opens the store or journal with open, on a
+// client the opener made, and hands the client over to it with own (which
+// may be nil), so that its Close closes the client. If open fails, release
+// frees the client and the error is returned as Failed returns it, with
+// code.
+func Owned[H any](ctx context.Context, u *URL, code func(error) driver.ErrorCode, open func() (H, error), release func(), own func(H)) (H, error) {
+	h, err := open()
+	if err != nil {
+		release()
+		var zero H
+		return zero, u.Failed(ctx, err, code)
+	}
+	if own != nil {
+		own(h)
+	}
+	return h, nil
 }
