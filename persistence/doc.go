@@ -56,16 +56,21 @@
 //
 // # Providers
 //
-// Providers implement package driver and wrap it with [NewStore]. A
-// [Providers] maps provider names to stores; a slot naming an unknown
-// provider fails with [ErrUnknownProvider], never falling back silently.
+// Providers implement package driver and wrap it with [NewStore] (and
+// [NewJournal] for event journals). A [Providers] maps provider names to
+// stores; a slot naming an unknown provider fails with
+// [ErrUnknownProvider], never falling back silently. [OpenStore] and
+// [OpenJournal] open a store or a journal by URL ("postgres://...",
+// "embedded:data/app.db", "memory:") through the schemes the imported
+// providers register on [DefaultURLMux].
 //
 // # Observing
 //
 // [Instrument] derives a Store that reports each Load, Save, Delete and
-// SaveBatch to an [Observer]: the operation, the provider name, the key, how
-// it ended ([Code]) and how long it took. The runtime uses it to feed
+// SaveBatch to an [Observer], or a Journal that reports each Append, Read,
+// Last and Streams: the operation, the provider name, the key or stream,
+// how it ended ([Code]) and how long it took. The runtime uses it to feed
 // OpenTelemetry metrics and spans; this package imports no telemetry
-// library. A Store that is not instrumented reads no clock and allocates
-// nothing for observation.
+// library. A Store or Journal that is not instrumented reads no clock and
+// allocates nothing for observation.
 package persistence

@@ -41,13 +41,17 @@ type JournalOptions struct {
 // counterpart of Store. It validates streams, events and sizes, refuses use
 // after Close, and wraps every provider error into the closed set of codes.
 // A Journal is safe for concurrent use. Providers construct it with
-// NewJournal; applications get it from a provider's constructor.
+// NewJournal; applications get it from a provider's OpenJournal or from
+// [OpenJournal] by URL. [Instrument] derives a Journal that reports its
+// operations to an [Observer].
 type Journal struct {
 	drv      driver.Journal
 	lister   driver.StreamLister // nil if the provider lacks the capability
 	maxBytes int
 	now      func() time.Time
-	closed   atomic.Bool
+	closed   *atomic.Bool // shared with the journals Instrument derives
+
+	instrumented
 }
 
 // NewJournal wraps a provider's driver.Journal. It is intended for
@@ -56,7 +60,7 @@ func NewJournal(d driver.Journal, opts *JournalOptions) *Journal {
 	if opts == nil {
 		opts = &JournalOptions{}
 	}
-	j := &Journal{drv: d, maxBytes: opts.MaxEventBytes, now: opts.Now}
+	j := &Journal{drv: d, maxBytes: opts.MaxEventBytes, now: opts.Now, closed: new(atomic.Bool)}
 	if j.maxBytes <= 0 {
 		j.maxBytes = DefaultMaxEventBytes
 	}
@@ -99,6 +103,19 @@ func (j *Journal) CanListStreams() bool { return j.lister != nil }
 // stores a checksum with every event; Read reports an event whose bytes no
 // longer match it as an *EventDecodeError.
 func (j *Journal) Append(ctx context.Context, s Stream, events []Event, expected int64) (int64, error) {
+	if j.obs == nil {
+		return j.append(ctx, s, events, expected)
+	}
+	ctx, o := j.begin(ctx, OpAppend, streamKey(s), len(events))
+	last, err := j.append(ctx, s, events, expected)
+	o.finish(err)
+	return last, err
+}
+
+// streamKey is the Key an Observer sees for stream s.
+func streamKey(s Stream) Key { return Key{Kind: s.Kind, ID: s.ID} }
+
+func (j *Journal) append(ctx context.Context, s Stream, events []Event, expected int64) (int64, error) {
 	if err := j.check(ctx, "append", s); err != nil {
 		return 0, err
 	}
@@ -165,6 +182,16 @@ func (j *Journal) checkEvent(s Stream, e *Event, seq int64) error {
 // *EventDecodeError naming the stream and the position, after the events
 // before it. Canceling ctx ends the read with ctx's error.
 func (j *Journal) Read(ctx context.Context, s Stream, from, to int64, fn func(*Event) error) error {
+	if j.obs == nil {
+		return j.read(ctx, s, from, to, fn)
+	}
+	ctx, o := j.begin(ctx, OpRead, streamKey(s), 0)
+	err := j.read(ctx, s, from, to, fn)
+	o.finish(err)
+	return err
+}
+
+func (j *Journal) read(ctx context.Context, s Stream, from, to int64, fn func(*Event) error) error {
 	if err := j.check(ctx, "read", s); err != nil {
 		return err
 	}
@@ -174,29 +201,47 @@ func (j *Journal) Read(ctx context.Context, s Stream, from, to int64, fn func(*E
 	if to > 0 && to < from {
 		return nil
 	}
-	// fnErr tells fn's own error apart from the provider's.
-	var fnErr error
+	cb := callback[*Event]{fn: fn}
 	err := j.drv.Read(ctx, s, from, to, func(e *Event) error {
 		if e.Checksum != driver.EventChecksum(e) {
 			return driver.NewCorruptEvent(e.Seq, errChecksum)
 		}
-		if err := fn(e); err != nil {
-			fnErr = err
-			return err
-		}
-		return nil
+		return cb.call(e)
 	})
-	switch {
-	case err == nil:
-		return nil
-	case fnErr != nil && err == fnErr:
+	if err == nil || cb.returned(err) {
 		return err
 	}
 	return j.wrap(ctx, "read", s, 0, err)
 }
 
+// callback calls fn for a provider, remembering the error fn returns, so
+// that fn's own error can be told apart from the provider's and passed
+// through as it is.
+type callback[T any] struct {
+	fn  func(T) error
+	err error // the error fn returned, if any
+}
+
+func (c *callback[T]) call(v T) error {
+	c.err = c.fn(v)
+	return c.err
+}
+
+// returned reports whether err is the error fn returned.
+func (c *callback[T]) returned(err error) bool { return c.err != nil && err == c.err }
+
 // Last returns the last position of s, 0 if the stream is empty.
 func (j *Journal) Last(ctx context.Context, s Stream) (int64, error) {
+	if j.obs == nil {
+		return j.last(ctx, s)
+	}
+	ctx, o := j.begin(ctx, OpLast, streamKey(s), 0)
+	last, err := j.last(ctx, s)
+	o.finish(err)
+	return last, err
+}
+
+func (j *Journal) last(ctx context.Context, s Stream) (int64, error) {
 	if err := j.check(ctx, "last", s); err != nil {
 		return 0, err
 	}
@@ -211,6 +256,16 @@ func (j *Journal) Last(ctx context.Context, s Stream) (int64, error) {
 // with ErrInvalidArgument when the provider cannot list streams (see
 // CanListStreams).
 func (j *Journal) Streams(ctx context.Context, kind string, fn func(id string) error) error {
+	if j.obs == nil {
+		return j.streams(ctx, kind, fn)
+	}
+	ctx, o := j.begin(ctx, OpStreams, Key{Kind: kind}, 0)
+	err := j.streams(ctx, kind, fn)
+	o.finish(err)
+	return err
+}
+
+func (j *Journal) streams(ctx context.Context, kind string, fn func(id string) error) error {
 	s := Stream{Kind: kind, ID: "-"}
 	if err := j.check(ctx, "streams", s); err != nil {
 		return err
@@ -218,24 +273,16 @@ func (j *Journal) Streams(ctx context.Context, kind string, fn func(id string) e
 	if j.lister == nil {
 		return &Error{Code: InvalidArgument, Op: "streams", Err: errors.New("this journal cannot list streams")}
 	}
-	var fnErr error
-	err := j.lister.Streams(ctx, kind, func(id string) error {
-		if err := fn(id); err != nil {
-			fnErr = err
-			return err
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		return nil
-	case fnErr != nil && err == fnErr:
+	cb := callback[string]{fn: fn}
+	err := j.lister.Streams(ctx, kind, cb.call)
+	if err == nil || cb.returned(err) {
 		return err
 	}
 	return j.wrap(ctx, "streams", Stream{Kind: kind}, 0, err)
 }
 
-// Close closes the provider. A second Close returns an error matching
+// Close closes the provider. A second Close, of this journal or of one that
+// shares its provider through Instrument, returns an error matching
 // ErrClosed.
 func (j *Journal) Close() error {
 	if j.closed.Swap(true) {

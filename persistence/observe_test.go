@@ -313,7 +313,8 @@ func TestObserverWithoutEnd(t *testing.T) {
 
 func TestOpString(t *testing.T) {
 	for op, want := range map[persistence.Op]string{persistence.OpLoad: "load", persistence.OpSave: "save",
-		persistence.OpDelete: "delete", persistence.OpSaveBatch: "save_batch", 0: "Op(0)", 9: "Op(9)"} {
+		persistence.OpDelete: "delete", persistence.OpSaveBatch: "save_batch", persistence.OpAppend: "append",
+		persistence.OpRead: "read", persistence.OpLast: "last", persistence.OpStreams: "streams", 0: "Op(0)", 9: "Op(9)"} {
 		if op.String() != want {
 			t.Errorf("%d.String() = %q, want %q", op, op.String(), want)
 		}
@@ -355,5 +356,64 @@ func BenchmarkObserver(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestInstrumentJournal: each journal call reports its operation, the
+// stream as the key, the number of events appended and the outcome; the
+// instrumented journal shares its provider and closed state.
+func TestInstrumentJournal(t *testing.T) {
+	ctx := context.Background()
+	base := memory.NewJournal(nil)
+	rec := &recorder{name: "r"}
+	j := persistence.Instrument(base, "events", rec)
+	if j == base || j.Provider() != "events" || base.Provider() != "" {
+		t.Fatalf("Instrument returned the same journal or wrong names: %q, %q", j.Provider(), base.Provider())
+	}
+	s := persistence.Stream{Kind: "K", ID: "i"}
+	ev := []persistence.Event{{Type: "T", Data: []byte("x")}, {Type: "T", Data: []byte("y")}}
+	steps := []struct {
+		name    string
+		do      func() error
+		op      persistence.Op
+		key     persistence.Key
+		records int
+		code    persistence.Code // of a failure; 0 for success
+	}{
+		{"append", func() error { _, err := j.Append(ctx, s, ev, 0); return err }, persistence.OpAppend, persistence.Key{Kind: "K", ID: "i"}, 2, 0},
+		{"conflict", func() error { _, err := j.Append(ctx, s, ev[:1], 0); return err }, persistence.OpAppend, persistence.Key{Kind: "K", ID: "i"}, 1, persistence.Conflict},
+		{"read", func() error { return j.Read(ctx, s, 1, 0, func(*persistence.Event) error { return nil }) }, persistence.OpRead, persistence.Key{Kind: "K", ID: "i"}, 0, 0},
+		{"last", func() error { _, err := j.Last(ctx, s); return err }, persistence.OpLast, persistence.Key{Kind: "K", ID: "i"}, 0, 0},
+		{"streams", func() error { return j.Streams(ctx, "K", func(string) error { return nil }) }, persistence.OpStreams, persistence.Key{Kind: "K"}, 0, 0},
+		{"invalid", func() error { _, err := j.Last(ctx, persistence.Stream{Kind: "K"}); return err }, persistence.OpLast, persistence.Key{Kind: "K"}, 0, persistence.InvalidArgument},
+	}
+	for _, st := range steps {
+		err := st.do()
+		got := rec.take()
+		if len(got) != 1 {
+			t.Fatalf("%s: %d operations reported, want 1", st.name, len(got))
+		}
+		g := got[0]
+		if g.op.Op != st.op || g.op.Provider != "events" || g.op.Key != st.key || g.op.Records != st.records {
+			t.Errorf("%s: reported %+v, want %v on %v with %d records", st.name, g.op, st.op, st.key, st.records)
+		}
+		if g.out.Err != err || (err == nil) != (st.code == 0) || (err != nil && g.out.Code != st.code) {
+			t.Errorf("%s: reported %v (code %v), returned %v; want code %v", st.name, g.out.Err, g.out.Code, err, st.code)
+		}
+	}
+	if _, err := base.Last(ctx, s); err != nil || len(rec.take()) != 0 {
+		t.Errorf("the uninstrumented journal: %v, or it was reported", err)
+	}
+	if persistence.Instrument(base, "events", nil) != base {
+		t.Error("Instrument with a nil observer should return the journal itself")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := base.Close(); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("Close of the journal Instrument started from, after the instrumented one's = %v, want ErrClosed", err)
+	}
+	if _, err := base.Last(ctx, s); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("Last after Close = %v, want ErrClosed", err)
 	}
 }

@@ -39,8 +39,7 @@ type Store struct {
 	now      func() time.Time
 	closed   *atomic.Bool // shared with the stores Instrument derives
 
-	obs      Observer // nil unless instrumented
-	provider string   // the name given to Instrument
+	instrumented
 }
 
 // NewStore wraps a provider's driver.Store. It is intended for providers: an

@@ -14,13 +14,24 @@ import (
 // URLOpener opens a Store from a URL of one scheme. Providers implement it
 // and register it on a URLMux, usually DefaultURLMux in their init function.
 // The Store returned owns whatever client the opener created: closing the
-// Store closes it.
+// Store closes it. The URLOpener of a provider that has an event journal
+// also implements [JournalURLOpener].
 type URLOpener interface {
 	// OpenStoreURL opens the store u names.
 	OpenStoreURL(ctx context.Context, u *url.URL) (*Store, error)
 }
 
-// URLOpenerFunc adapts a function to URLOpener.
+// JournalURLOpener opens a Journal from a URL of one scheme. A provider
+// with an event journal implements it on the URLOpener it registers, so
+// that one registration serves both OpenStore and OpenJournal. The Journal
+// returned owns whatever client the opener created: closing the Journal
+// closes it.
+type JournalURLOpener interface {
+	OpenJournalURL(ctx context.Context, u *url.URL) (*Journal, error)
+}
+
+// URLOpenerFunc adapts a function to URLOpener, for a provider without a
+// journal.
 type URLOpenerFunc func(ctx context.Context, u *url.URL) (*Store, error)
 
 // OpenStoreURL calls f.
@@ -29,16 +40,18 @@ func (f URLOpenerFunc) OpenStoreURL(ctx context.Context, u *url.URL) (*Store, er
 }
 
 // URLMux maps URL schemes to openers, so that samples, tools and
-// configuration files can name a store by URL ("redis://host:6379/0",
-// "postgres://...", "embedded:data/app.db", "memory:").
+// configuration files can name a store or a journal by URL
+// ("redis://host:6379/0", "postgres://...", "embedded:data/app.db",
+// "memory:").
 type URLMux struct {
 	mu      sync.RWMutex // guards schemes
 	schemes map[string]URLOpener
 }
 
-// Register makes scheme open with o. It panics if scheme is already
-// registered, as registration happens in init functions where a duplicate is
-// a programming error.
+// Register makes scheme open stores with o, and journals too if o
+// implements JournalURLOpener. It panics if scheme is already registered,
+// as registration happens in init functions where a duplicate is a
+// programming error.
 func (m *URLMux) Register(scheme string, o URLOpener) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -52,12 +65,22 @@ func (m *URLMux) Register(scheme string, o URLOpener) {
 }
 
 // Schemes returns the registered schemes, sorted.
-func (m *URLMux) Schemes() []string {
+func (m *URLMux) Schemes() []string { return m.schemesWhere(func(URLOpener) bool { return true }) }
+
+// JournalSchemes returns the registered schemes that open journals too,
+// sorted.
+func (m *URLMux) JournalSchemes() []string {
+	return m.schemesWhere(func(o URLOpener) bool { _, ok := o.(JournalURLOpener); return ok })
+}
+
+func (m *URLMux) schemesWhere(keep func(URLOpener) bool) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	out := make([]string, 0, len(m.schemes))
-	for s := range m.schemes {
-		out = append(out, s)
+	for s, o := range m.schemes {
+		if keep(o) {
+			out = append(out, s)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -67,21 +90,49 @@ func (m *URLMux) Schemes() []string {
 // an error matching ErrUnknownProvider that lists the known schemes (a
 // provider's scheme is registered when its package is imported).
 func (m *URLMux) OpenStore(ctx context.Context, urlstr string) (*Store, error) {
+	u, o, err := m.opener(urlstr, "store", m.Schemes)
+	if err != nil {
+		return nil, err
+	}
+	return o.OpenStoreURL(ctx, u)
+}
+
+// OpenJournal opens the event journal named by urlstr. An unregistered
+// scheme returns an error matching ErrUnknownProvider; the scheme of a
+// provider without a journal, one matching ErrInvalidArgument. Both list
+// the schemes that open journals.
+func (m *URLMux) OpenJournal(ctx context.Context, urlstr string) (*Journal, error) {
+	u, o, err := m.opener(urlstr, "journal", m.JournalSchemes)
+	if err != nil {
+		return nil, err
+	}
+	jo, ok := o.(JournalURLOpener)
+	if !ok {
+		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf(
+			"the provider of URL scheme %q has no event journal (schemes with journals: %v)", u.Scheme, m.JournalSchemes())}
+	}
+	return jo.OpenJournalURL(ctx, u)
+}
+
+// opener parses urlstr, the URL of a store or journal (what), and finds
+// the opener of its scheme. Its errors list the schemes known returns.
+func (m *URLMux) opener(urlstr, what string, known func() []string) (*url.URL, URLOpener, error) {
 	u, err := ParseURL(urlstr)
 	if err != nil {
-		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL does not parse: %w", err)}
+		return nil, nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("%s URL does not parse: %w", what, err)}
 	}
 	if u.Scheme == "" {
-		return nil, &Error{Code: InvalidArgument, Op: "open", Err: fmt.Errorf("store URL %q has no scheme (known: %v)", Redact(u), m.Schemes())}
+		return nil, nil, &Error{Code: InvalidArgument, Op: "open",
+			Err: fmt.Errorf("%s URL %q has no scheme (known: %v)", what, Redact(u), known())}
 	}
 	m.mu.RLock()
 	o := m.schemes[u.Scheme]
 	m.mu.RUnlock()
 	if o == nil {
-		return nil, fmt.Errorf("%w: no provider for URL scheme %q (known: %v; is the provider package imported?)",
-			ErrUnknownProvider, u.Scheme, m.Schemes())
+		return nil, nil, fmt.Errorf("%w: no provider for URL scheme %q (known: %v; is the provider package imported?)",
+			ErrUnknownProvider, u.Scheme, known())
 	}
-	return o.OpenStoreURL(ctx, u)
+	return u, o, nil
 }
 
 var defaultMux = new(URLMux)
@@ -92,6 +143,11 @@ func DefaultURLMux() *URLMux { return defaultMux }
 // OpenStore opens a store by URL through DefaultURLMux.
 func OpenStore(ctx context.Context, urlstr string) (*Store, error) {
 	return defaultMux.OpenStore(ctx, urlstr)
+}
+
+// OpenJournal opens an event journal by URL through DefaultURLMux.
+func OpenJournal(ctx context.Context, urlstr string) (*Journal, error) {
+	return defaultMux.OpenJournal(ctx, urlstr)
 }
 
 // Redact returns u as a string with any password replaced by "xxxxx", for

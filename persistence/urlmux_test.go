@@ -173,3 +173,58 @@ func TestParseURLHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// journalOpener opens stores and journals of the memory provider.
+type journalOpener struct{ got *url.URL }
+
+func (o *journalOpener) OpenStoreURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	o.got = u
+	return memory.Open(ctx, nil)
+}
+
+func (o *journalOpener) OpenJournalURL(ctx context.Context, u *url.URL) (*persistence.Journal, error) {
+	o.got = u
+	return memory.OpenJournal(ctx, nil)
+}
+
+// TestURLMuxOpenJournal: one registration opens both; a scheme without a
+// journal, an unknown scheme and a bad URL fail with the schemes that open
+// journals, and never show a password.
+func TestURLMuxOpenJournal(t *testing.T) {
+	ctx := context.Background()
+	var mux persistence.URLMux
+	both := &journalOpener{}
+	mux.Register("mem", both)
+	mux.Register("kv", persistence.URLOpenerFunc(func(ctx context.Context, _ *url.URL) (*persistence.Store, error) {
+		return memory.Open(ctx, nil)
+	}))
+	if got := mux.JournalSchemes(); !slices.Equal(got, []string{"mem"}) {
+		t.Errorf("JournalSchemes = %v, want [mem]", got)
+	}
+	j, err := mux.OpenJournal(ctx, "mem://x?y=1")
+	if err != nil || both.got.Host != "x" || both.got.Query().Get("y") != "1" {
+		t.Fatalf("OpenJournal: %v %v", err, both.got)
+	}
+	j.Close()
+	s, err := mux.OpenStore(ctx, "mem://z")
+	if err != nil || both.got.Host != "z" {
+		t.Fatalf("OpenStore through the same opener: %v %v", err, both.got)
+	}
+	s.Close()
+
+	_, err = mux.OpenJournal(ctx, "kv://user:s3cr3t@h/db")
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "[mem]") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("a scheme without journals: %v; want an invalid-argument error listing [mem] without the password", err)
+	}
+	_, err = mux.OpenJournal(ctx, "nope://user:s3cr3t@h/db")
+	if !errors.Is(err, persistence.ErrUnknownProvider) || !strings.Contains(err.Error(), "[mem]") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("an unknown scheme: %v; want ErrUnknownProvider listing [mem] without the password", err)
+	}
+	_, err = mux.OpenJournal(ctx, "mem://user:s3cr3t@h:port/db")
+	if !errors.Is(err, persistence.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("a bad URL: %v; want an invalid-argument error without the password", err)
+	}
+	if _, err := mux.OpenJournal(ctx, "no-scheme"); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("a URL without a scheme: %v", err)
+	}
+}

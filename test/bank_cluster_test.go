@@ -291,7 +291,7 @@ func newChaosCluster(t testing.TB, n int) *chaosCluster {
 	if strings.Contains(testenv.PostgresURL, "?") {
 		sep = "&"
 	}
-	c.storeURL = testenv.PostgresURL + sep + "quark_table=" + c.table
+	c.storeURL = testenv.PostgresURL + sep + "quark_create_schema=true&quark_table=" + c.table
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	probe, err := persistence.OpenStore(ctx, c.storeURL)

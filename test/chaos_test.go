@@ -251,7 +251,7 @@ func TestChaosEmbedded(t *testing.T) {
 	t.Parallel()
 	seed := chaosSeed(t)
 	path := filepath.Join(t.TempDir(), "chaos.db")
-	base, err := embedded.Open(path, nil)
+	base, err := embedded.Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestChaosEmbedded(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("close: %v", err)
 		}
-		reopened, err = embedded.Open(path, nil)
+		reopened, err = embedded.Open(context.Background(), path, nil)
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}

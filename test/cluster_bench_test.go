@@ -259,7 +259,7 @@ func BenchmarkClusterActivation(b *testing.B) {
 			if strings.Contains(testenv.PostgresURL, "?") {
 				sep = "&"
 			}
-			return persistence.OpenStore(ctx, testenv.PostgresURL+sep+"quark_table=bench_lease")
+			return persistence.OpenStore(ctx, testenv.PostgresURL+sep+"quark_create_schema=true&quark_table=bench_lease")
 		},
 	}
 	for _, name := range []string{"memory", "postgres"} {

@@ -62,11 +62,11 @@ func TestShutdownWithRedisGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := "qt-shutdown-" + hex.EncodeToString(b[:])
-	store, err := redis.New(client, &redis.Options{KeyPrefix: prefix})
+	store, err := redis.Open(bg, client, &redis.Options{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check, err := redis.New(direct, &redis.Options{KeyPrefix: prefix})
+	check, err := redis.Open(bg, direct, &redis.Options{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

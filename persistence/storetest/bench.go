@@ -26,19 +26,15 @@ const benchParallelism = 64
 //     conditional saves; reports saves/s.
 //   - Load: one goroutine loads an existing 100-byte record; reports loads/s.
 func RunBenchmarks(b *testing.B, newHarness HarnessMaker) {
-	ctx := context.Background()
-	h, err := newHarness(ctx, b)
-	if err != nil {
-		b.Fatalf("storetest: making the harness: %v", err)
-	}
-	defer h.Close()
-	b.Run("SaveLoad100B", func(b *testing.B) { benchSaveLoad(ctx, b, benchStore(ctx, b, h)) })
-	b.Run("Save100B", func(b *testing.B) {
-		b.Run(fmt.Sprint("parallel", benchParallelism), func(b *testing.B) {
-			benchParallelSave(ctx, b, benchStore(ctx, b, h))
+	withHarness(b, newHarness, func(ctx context.Context, h Harness) {
+		b.Run("SaveLoad100B", func(b *testing.B) { benchSaveLoad(ctx, b, benchStore(ctx, b, h)) })
+		b.Run("Save100B", func(b *testing.B) {
+			b.Run(fmt.Sprint("parallel", benchParallelism), func(b *testing.B) {
+				benchParallelSave(ctx, b, benchStore(ctx, b, h))
+			})
 		})
+		b.Run("Load", func(b *testing.B) { benchLoad(ctx, b, benchStore(ctx, b, h)) })
 	})
-	b.Run("Load", func(b *testing.B) { benchLoad(ctx, b, benchStore(ctx, b, h)) })
 }
 
 func benchStore(ctx context.Context, b *testing.B, h Harness) *persistence.Store {

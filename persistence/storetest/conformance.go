@@ -80,15 +80,36 @@ func conformanceCases() []conformanceCase {
 // logged as "known limit of the test server" instead of failing the test.
 func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	t.Helper()
+	withHarness(t, newHarness, func(ctx context.Context, h Harness) {
+		caps := h.Capabilities()
+		runSuite(t, "Capabilities", caps.KnownLimits, conformanceCases(), func(t *testing.T, r tb) *env {
+			return newEnv(ctx, t, r, h, caps)
+		})
+	})
+}
+
+// withHarness makes a harness (of a store or a journal) with newHarness for
+// tb, calls run with it and closes it.
+func withHarness[H interface{ Close() }](tb testing.TB, newHarness func(context.Context, testing.TB) (H, error), run func(context.Context, H)) {
+	tb.Helper()
 	ctx := context.Background()
-	h, err := newHarness(ctx, t)
+	h, err := newHarness(ctx, tb)
 	if err != nil {
-		t.Fatalf("storetest: making the harness: %v", err)
+		tb.Fatalf("storetest: making the harness: %v", err)
 	}
 	defer h.Close()
-	caps := h.Capabilities()
-	runSuite(t, "Capabilities", caps.KnownLimits, conformanceCases(), func(t *testing.T, r tb) *env {
-		return newEnv(ctx, t, r, h, caps)
+	run(ctx, h)
+}
+
+// afterCase registers what follows a case: check (the invariant checks,
+// reporting to r) and then closing c, the case's store or journal, which
+// the case may have closed already.
+func afterCase(t *testing.T, r tb, check func(tb), c interface{ Close() error }) {
+	t.Cleanup(func() {
+		check(r)
+		if err := c.Close(); err != nil && !errors.Is(err, persistence.ErrClosed) {
+			r.Errorf("storetest: closing after the case: %v", err)
+		}
 	})
 }
 
@@ -202,12 +223,7 @@ func newEnv(ctx context.Context, t *testing.T, r tb, h Harness, caps Capabilitie
 	}
 	e := &env{ctx: ctx, caps: caps, drv: drv, harness: h}
 	e.store = persistence.NewStore(e.hist.Wrap(e.ops.Wrap(drv)), &persistence.Options{MaxRecordBytes: caps.MaxRecordBytes})
-	t.Cleanup(func() {
-		e.checkInvariants(r)
-		if err := e.store.Close(); err != nil && !errors.Is(err, persistence.ErrClosed) {
-			r.Errorf("closing the store: %v", err)
-		}
-	})
+	afterCase(t, r, e.checkInvariants, e.store)
 	return e
 }
 
@@ -568,7 +584,7 @@ func testInvalidKeys(t tb, e *env) {
 		_, err = e.store.SaveBatch(e.ctx, []driver.Write{{Key: tt.key, Record: record("x")}})
 		wantError(t, tt.name+": SaveBatch", err, persistence.ErrInvalidArgument, persistence.InvalidArgument)
 	}
-	if n := e.hist.calledStore(); n != 0 {
+	if n := e.hist.called(); n != 0 {
 		t.Errorf("invalid keys reached the driver %d times, want 0", n)
 	}
 }

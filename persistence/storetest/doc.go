@@ -28,12 +28,15 @@
 //
 // # Fault injection
 //
-// [WithFaults] wraps any driver.Store to inject errors (before or after the
-// operation is applied), latency and stalls, decided per call by an
-// [Injector] such as [RandomFaults], or [Pauser], which holds calls until it
-// is resumed or their context ends. Injected errors match [ErrInjected] and
-// are classified as Unavailable. Wrap a provider's driver and make it a
-// store again for a test host:
+// [WithFaults] wraps any driver.Store, and [WithJournalFaults] any
+// driver.Journal, to inject errors (before or after the operation is
+// applied), latency and stalls, decided per call by one [Injector] for both
+// ([InjectorFunc], [RandomFaults], or [Pauser], which holds calls until it
+// is resumed or their context ends) from the operation ([Op]: OpGet ...
+// OpPutBatch for stores, OpAppend ... OpStreams for journals) and the key
+// (for a journal, the stream, as a key without a slot). Injected errors
+// match [ErrInjected] and are classified as Unavailable. Wrap a provider's
+// driver and make it a store again for a test host:
 //
 //	faulty := persistence.NewStore(storetest.WithFaults(store.Driver(), inj), nil)
 //	host, _ := runtime.New(runtime.WithProvider("main", faulty))
@@ -45,6 +48,8 @@
 // damages a stored event by hand. After every case [JournalHistory.Check]
 // proves the stored events are a chain of whole appends containing every
 // acknowledged one. [WithJournalFaults] injects failures into a journal.
+// The store's and the journal's suites, harnesses and histories share their
+// machinery; only what differs between a store and a journal is twice.
 //
 // The package imports no provider.
 package storetest

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/quarkgo/quark/persistence/driver"
@@ -27,11 +25,7 @@ import (
 // The zero History is empty and ready to use. A History is safe for
 // concurrent use and must not be copied after first use.
 type History struct {
-	mu         sync.Mutex
-	keys       map[driver.Key]*keyLog
-	order      []driver.Key // keys in first-touch order, for stable reports
-	violations []error      // problems seen as they happened
-	calls      int          // calls that reached the wrapped store
+	ledger[driver.Key, keyLog]
 }
 
 // keyLog is what a History knows about one key.
@@ -79,12 +73,9 @@ func (ev event) String() string {
 // optional capabilities (driver.Batcher, driver.Limiter, driver.NativeTTL)
 // that s has, and only those.
 func (h *History) Wrap(s driver.Store) driver.Store {
-	core := &historyStore{h: h, s: s}
-	var b driver.Batcher
-	if sb, ok := s.(driver.Batcher); ok {
-		b = &historyBatcher{h: h, b: sb}
-	}
-	return withCapabilities(core, b, s)
+	return withCapabilities(&historyStore{h: h, s: s}, s, func(b driver.Batcher) driver.Batcher {
+		return &historyBatcher{h: h, b: b}
+	})
 }
 
 // Check reads every key the History has seen from s (which may be the wrapped
@@ -108,14 +99,7 @@ func (h *History) Wrap(s driver.Store) driver.Store {
 // The check is independent of the order in which concurrent writes were
 // acknowledged.
 func (h *History) Check(ctx context.Context, s driver.Store, now time.Time) error {
-	h.mu.Lock()
-	keys := slices.Clone(h.order)
-	logs := make([][]event, len(keys))
-	for i, k := range keys {
-		logs[i] = slices.Clone(h.keys[k].events)
-	}
-	errs := slices.Clone(h.violations)
-	h.mu.Unlock()
+	keys, logs, errs := h.snapshot(func(l *keyLog) keyLog { return keyLog{events: slices.Clone(l.events)} })
 
 	for i, k := range keys {
 		rec, ok, err := s.Get(ctx, k)
@@ -126,58 +110,16 @@ func (h *History) Check(ctx context.Context, s driver.Store, now time.Time) erro
 		if ok && rec.Expired(now) {
 			ok = false
 		}
-		if err := checkKey(logs[i], ok, &rec, now); err != nil {
+		if err := checkKey(logs[i].events, ok, &rec, now); err != nil {
 			errs = append(errs, fmt.Errorf("key %s: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// calledStore reports how many calls reached the wrapped store.
-func (h *History) calledStore() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.calls
-}
-
-func (h *History) countCall() {
-	h.mu.Lock()
-	h.calls++
-	h.mu.Unlock()
-}
-
 // record notes the outcome of one write.
 func (h *History) record(key driver.Key, ev event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.keys == nil {
-		h.keys = make(map[driver.Key]*keyLog)
-	}
-	l := h.keys[key]
-	if l == nil {
-		l = &keyLog{}
-		h.keys[key] = l
-		h.order = append(h.order, key)
-	}
-	l.events = append(l.events, ev)
-}
-
-// forget drops what h knows of key, whose record a test changed behind its
-// back.
-func (h *History) forget(key driver.Key) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.keys[key]; !ok {
-		return
-	}
-	delete(h.keys, key)
-	h.order = slices.DeleteFunc(h.order, func(k driver.Key) bool { return k == key })
-}
-
-func (h *History) violation(err error) {
-	h.mu.Lock()
-	h.violations = append(h.violations, err)
-	h.mu.Unlock()
+	h.update(key, func(l *keyLog) { l.events = append(l.events, ev) })
 }
 
 // outcome classifies a write's error: acknowledged (nil), refused (a
@@ -258,7 +200,7 @@ func checkKey(events []event, present bool, rec *driver.Record, now time.Time) e
 			if ev.confirmed {
 				v = ev.version
 				if handed[v] {
-					return fmt.Errorf("version %d was handed out twice; history: %s", v, describe(events))
+					return fmt.Errorf("version %d was handed out twice; history: %s", v, elide(events))
 				}
 				handed[v] = true
 			}
@@ -314,7 +256,7 @@ func checkKey(events []event, present bool, rec *driver.Record, now time.Time) e
 			return fmt.Errorf("version %d was produced by %d acknowledged (+%d unconfirmed) writes, "+
 				"but later writes, deletes, expiries and the stored version (%d) account for %d to %d: "+
 				"an acknowledged write was lost, applied twice, or a version was skipped; history: %s",
-				k, in, upd, stored, outLo, outHi, describe(events))
+				k, in, upd, stored, outLo, outHi, elide(events))
 		}
 	}
 	if !present {
@@ -333,24 +275,7 @@ func checkKey(events []event, present bool, rec *driver.Record, now time.Time) e
 		}
 	}
 	return fmt.Errorf("stored version %d holds %d bytes that no write of version %d wrote; history: %s",
-		stored, len(rec.Data), stored, describe(events))
-}
-
-// describe lists events for a violation report, eliding the middle of long
-// histories.
-func describe(events []event) string {
-	const keep = 12
-	var parts []string
-	for i, ev := range events {
-		if len(events) > 2*keep && i == keep {
-			parts = append(parts, fmt.Sprintf("... %d more ...", len(events)-2*keep))
-		}
-		if len(events) > 2*keep && i >= keep && i < len(events)-keep {
-			continue
-		}
-		parts = append(parts, ev.String())
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
+		stored, len(rec.Data), stored, elide(events))
 }
 
 // historyStore is the driver.Store a History wraps around a store. It has no
@@ -409,12 +334,16 @@ func (w *historyBatcher) PutBatch(ctx context.Context, writes []driver.Write) ([
 }
 
 // withCapabilities returns a driver.Store with the methods of core, that
-// implements driver.Batcher through b if b is not nil, and driver.Limiter and
-// driver.NativeTTL through orig if orig implements them. Wrappers use it so
-// that they claim exactly the capabilities of the store they wrap: a
-// wrapper type with a PutBatch method of its own would claim atomic batches
-// for every store.
-func withCapabilities(core driver.Store, b driver.Batcher, orig driver.Store) driver.Store {
+// implements driver.Batcher through wrapBatch(orig) if orig implements it,
+// and driver.Limiter and driver.NativeTTL through orig if orig implements
+// them. Wrappers use it so that they claim exactly the capabilities of the
+// store they wrap: a wrapper type with a PutBatch method of its own would
+// claim atomic batches for every store.
+func withCapabilities(core, orig driver.Store, wrapBatch func(driver.Batcher) driver.Batcher) driver.Store {
+	var b driver.Batcher
+	if ob, ok := orig.(driver.Batcher); ok {
+		b = wrapBatch(ob)
+	}
 	l, hasL := orig.(driver.Limiter)
 	n, hasN := orig.(driver.NativeTTL)
 	hasB := b != nil

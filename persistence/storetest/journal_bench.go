@@ -29,18 +29,14 @@ const ReplayEvents = 100_000
 //   - Replay: one goroutine reads a stream of ReplayEvents events from the
 //     start, over and over; reports events/s.
 func RunJournalBenchmarks(b *testing.B, newHarness JournalHarnessMaker) {
-	ctx := context.Background()
-	h, err := newHarness(ctx, b)
-	if err != nil {
-		b.Fatalf("storetest: making the journal harness: %v", err)
-	}
-	defer h.Close()
-	b.Run("Append1", func(b *testing.B) { benchAppend(ctx, b, benchJournal(ctx, b, h), 1) })
-	b.Run("Append10", func(b *testing.B) { benchAppend(ctx, b, benchJournal(ctx, b, h), 10) })
-	b.Run(fmt.Sprint("AppendParallel", benchParallelism), func(b *testing.B) {
-		benchParallelAppend(ctx, b, benchJournal(ctx, b, h))
+	withHarness(b, newHarness, func(ctx context.Context, h JournalHarness) {
+		b.Run("Append1", func(b *testing.B) { benchAppend(ctx, b, benchJournal(ctx, b, h), 1) })
+		b.Run("Append10", func(b *testing.B) { benchAppend(ctx, b, benchJournal(ctx, b, h), 10) })
+		b.Run(fmt.Sprint("AppendParallel", benchParallelism), func(b *testing.B) {
+			benchParallelAppend(ctx, b, benchJournal(ctx, b, h))
+		})
+		b.Run("Replay", func(b *testing.B) { benchReplay(ctx, b, benchJournal(ctx, b, h)) })
 	})
-	b.Run("Replay", func(b *testing.B) { benchReplay(ctx, b, benchJournal(ctx, b, h)) })
 }
 
 func benchJournal(ctx context.Context, b *testing.B, h JournalHarness) *persistence.Journal {

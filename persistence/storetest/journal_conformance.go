@@ -67,15 +67,11 @@ func journalCases() []journalCase {
 // failing the test.
 func RunJournalTests(t *testing.T, newHarness JournalHarnessMaker) {
 	t.Helper()
-	ctx := context.Background()
-	h, err := newHarness(ctx, t)
-	if err != nil {
-		t.Fatalf("storetest: making the journal harness: %v", err)
-	}
-	defer h.Close()
-	caps := h.Capabilities()
-	runSuite(t, "JournalCapabilities", caps.KnownLimits, journalCases(), func(t *testing.T, r tb) *jenv {
-		return newJournalEnv(ctx, t, r, h, caps)
+	withHarness(t, newHarness, func(ctx context.Context, h JournalHarness) {
+		caps := h.Capabilities()
+		runSuite(t, "JournalCapabilities", caps.KnownLimits, journalCases(), func(t *testing.T, r tb) *jenv {
+			return newJournalEnv(ctx, t, r, h, caps)
+		})
 	})
 }
 
@@ -103,12 +99,7 @@ func newJournalEnv(ctx context.Context, t *testing.T, r tb, h JournalHarness, ca
 	}
 	e := &jenv{ctx: ctx, caps: caps, h: h, drv: drv}
 	e.j = persistence.NewJournal(e.hist.Wrap(drv), &persistence.JournalOptions{MaxEventBytes: caps.MaxEventBytes})
-	t.Cleanup(func() {
-		e.checkInvariants(r)
-		if err := e.j.Close(); err != nil && !errors.Is(err, persistence.ErrClosed) {
-			r.Errorf("closing the journal: %v", err)
-		}
-	})
+	afterCase(t, r, e.checkInvariants, e.j)
 	return e
 }
 
@@ -359,13 +350,13 @@ func testAtomicAppend(t tb, e *jenv) {
 		wantEvents(t, e, s, want)
 	}
 	// One invalid event makes the whole append fail before any I/O.
-	calls := e.hist.calledJournal()
+	calls := e.hist.called()
 	bad := numbered("bad", 4)
 	bad[2].Type = ""
 	if _, err := e.j.Append(e.ctx, s, bad, 3); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("Append with an invalid third event = %v, want ErrInvalidArgument", err)
 	}
-	if n := e.hist.calledJournal() - calls; n != 0 {
+	if n := e.hist.called() - calls; n != 0 {
 		t.Errorf("an append with an invalid event reached the driver %d times, want 0", n)
 	}
 	more := numbered("more", 4)
@@ -591,7 +582,7 @@ func testInvalidStreams(t tb, e *jenv) {
 			wantError(t, tt.name+": Streams", err, persistence.ErrInvalidArgument, persistence.InvalidArgument)
 		}
 	}
-	if n := e.hist.calledJournal(); n != 0 {
+	if n := e.hist.called(); n != 0 {
 		t.Errorf("invalid streams reached the driver %d times, want 0", n)
 	}
 }
@@ -622,7 +613,7 @@ func testInvalidEvents(t tb, e *jenv) {
 		_, err := e.j.Append(e.ctx, s, tt.events, tt.expected)
 		wantError(t, tt.name, err, persistence.ErrInvalidArgument, persistence.InvalidArgument)
 	}
-	if n := e.hist.calledJournal(); n != 0 {
+	if n := e.hist.called(); n != 0 {
 		t.Errorf("invalid appends reached the driver %d times, want 0", n)
 	}
 	wantEvents(t, e, s, nil)
@@ -639,7 +630,7 @@ func testLargeEvents(t tb, e *jenv) {
 	max := driver.Event{Type: "Large", Schema: 1, Codec: "raw", Data: data[:limit]}
 	appendOK(t, e, s, []driver.Event{max}, 0)
 
-	calls := e.hist.calledJournal()
+	calls := e.hist.called()
 	over := max
 	over.Data = data
 	_, err := e.j.Append(e.ctx, s, []driver.Event{over}, 1)
@@ -647,7 +638,7 @@ func testLargeEvents(t tb, e *jenv) {
 	small := numbered("small", 3)
 	_, err = e.j.Append(e.ctx, s, []driver.Event{small[0], small[1], over, small[2]}, 1)
 	wantError(t, "Append of 4 events, the third max+1 bytes", err, persistence.ErrTooLarge, persistence.TooLarge)
-	if n := e.hist.calledJournal() - calls; n != 0 {
+	if n := e.hist.called() - calls; n != 0 {
 		t.Errorf("oversized events reached the driver %d times, want 0 (refused before any I/O)", n)
 	}
 	wantEvents(t, e, s, []driver.Event{max})
@@ -878,7 +869,7 @@ func testLongStream(t tb, e *jenv) {
 func testJournalDoneContext(t tb, e *jenv, ctx context.Context, target error, code persistence.Code) {
 	s := e.stream("ctx")
 	appendOK(t, e, s, numbered("kept", 2), 0)
-	calls := e.hist.calledJournal()
+	calls := e.hist.called()
 	_, err := e.j.Append(ctx, s, numbered("x", 1), 2)
 	wantError(t, "Append", err, target, code)
 	_, err = e.j.Append(ctx, e.stream("ctx-new"), numbered("x", 1), 0)
@@ -892,7 +883,7 @@ func testJournalDoneContext(t tb, e *jenv, ctx context.Context, target error, co
 	wantError(t, "Last", err, target, code)
 	err = e.j.Streams(ctx, journalKind, func(string) error { return nil })
 	wantError(t, "Streams", err, target, code)
-	if n := e.hist.calledJournal() - calls; n != 0 {
+	if n := e.hist.called() - calls; n != 0 {
 		t.Errorf("calls with a done context reached the driver %d times, want 0", n)
 	}
 	wantEvents(t, e, s, numbered("kept", 2))

@@ -295,7 +295,7 @@ func TestJournalFaultsAndHistory(t *testing.T) {
 	ctx := context.Background()
 	var hist JournalHistory
 	drv := newMapJournal(noJournalBug)
-	j := WithJournalFaults(hist.Wrap(drv), RandomJournalFaults(7, 0.3, 0))
+	j := WithJournalFaults(hist.Wrap(drv), RandomFaults(7, 0.3, 0))
 	if _, ok := j.(driver.StreamLister); !ok {
 		t.Fatal("the wrapper hides driver.StreamLister")
 	}
@@ -323,7 +323,7 @@ func TestJournalFaultsAndHistory(t *testing.T) {
 	if err := hist.Check(ctx, drv); err != nil {
 		t.Fatal(err)
 	}
-	if got := JournalAppend.String() + JournalStreams.String() + JournalOp(9).String(); got != "AppendStreamsJournalOp(9)" {
-		t.Errorf("JournalOp names = %q", got)
+	if got := OpAppend.String() + OpStreams.String() + Op(9).String(); got != "AppendStreamsOp(9)" {
+		t.Errorf("Op names = %q", got)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/quarkgo/quark/persistence/driver"
 )
@@ -28,11 +27,7 @@ import (
 // The zero JournalHistory is empty and ready to use. It is safe for
 // concurrent use and must not be copied after first use.
 type JournalHistory struct {
-	mu         sync.Mutex
-	streams    map[driver.Stream]*streamLog
-	order      []driver.Stream // streams in first-touch order, for stable reports
-	violations []error
-	calls      int // calls that reached the wrapped journal
+	ledger[driver.Stream, streamLog]
 }
 
 // streamLog is what a JournalHistory knows about one stream.
@@ -77,37 +72,9 @@ func eventDigest(e *driver.Event) [32]byte {
 // the optional capabilities (driver.StreamLister, driver.Limiter) that j
 // has, and only those.
 func (h *JournalHistory) Wrap(j driver.Journal) driver.Journal {
-	var l driver.StreamLister
-	if jl, ok := j.(driver.StreamLister); ok {
-		l = &countingLister{h: h, l: jl}
-	}
-	return withJournalCapabilities(&historyJournal{h: h, j: j}, l, j)
-}
-
-func (h *JournalHistory) countCall() {
-	h.mu.Lock()
-	h.calls++
-	h.mu.Unlock()
-}
-
-// calledJournal reports how many calls reached the wrapped journal.
-func (h *JournalHistory) calledJournal() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.calls
-}
-
-func (h *JournalHistory) log(s driver.Stream) *streamLog {
-	if h.streams == nil {
-		h.streams = make(map[driver.Stream]*streamLog)
-	}
-	l := h.streams[s]
-	if l == nil {
-		l = &streamLog{}
-		h.streams[s] = l
-		h.order = append(h.order, s)
-	}
-	return l
+	return withJournalCapabilities(&historyJournal{h: h, j: j}, j, func(l driver.StreamLister) driver.StreamLister {
+		return &countingLister{h: h, l: l}
+	})
 }
 
 // recordAppend notes the outcome of one append.
@@ -120,26 +87,22 @@ func (h *JournalHistory) recordAppend(s driver.Stream, events []driver.Event, ex
 	for i := range events {
 		a.digests[i] = eventDigest(&events[i])
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if confirmed && last != expected+int64(len(events)) {
-		h.violations = append(h.violations, fmt.Errorf("stream %s: append of %d events expecting %d returned last position %d, want %d",
+		h.violation(fmt.Errorf("stream %s: append of %d events expecting %d returned last position %d, want %d",
 			s, len(events), expected, last, expected+int64(len(events))))
 	}
-	l := h.log(s)
-	l.appends = append(l.appends, a)
+	h.update(s, func(l *streamLog) { l.appends = append(l.appends, a) })
 }
 
 // damage notes that the event at seq of s was damaged on purpose: Check then
 // accepts a corrupt-event error there and any content.
 func (h *JournalHistory) damage(s driver.Stream, seq int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	l := h.log(s)
-	if l.damaged == nil {
-		l.damaged = make(map[int64]bool)
-	}
-	l.damaged[seq] = true
+	h.update(s, func(l *streamLog) {
+		if l.damaged == nil {
+			l.damaged = make(map[int64]bool)
+		}
+		l.damaged[seq] = true
+	})
 }
 
 // Check reads every stream the history has seen from j (the wrapped journal
@@ -160,15 +123,9 @@ func (h *JournalHistory) damage(s driver.Stream, seq int64) {
 // The check is independent of the order in which concurrent appends were
 // acknowledged.
 func (h *JournalHistory) Check(ctx context.Context, j driver.Journal) error {
-	h.mu.Lock()
-	streams := slices.Clone(h.order)
-	logs := make([]streamLog, len(streams))
-	for i, s := range streams {
-		l := h.streams[s]
-		logs[i] = streamLog{appends: slices.Clone(l.appends), damaged: l.damaged}
-	}
-	errs := slices.Clone(h.violations)
-	h.mu.Unlock()
+	streams, logs, errs := h.snapshot(func(l *streamLog) streamLog {
+		return streamLog{appends: slices.Clone(l.appends), damaged: l.damaged}
+	})
 
 	for i, s := range streams {
 		if err := checkStream(ctx, j, s, &logs[i]); err != nil {
@@ -286,24 +243,7 @@ func checkStream(ctx context.Context, j driver.Journal, s driver.Stream, l *stre
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s; last position %d; history: %s", strings.Join(problems, "; "), last, describeAppends(l.appends))
-}
-
-// describeAppends lists appends for a violation report, eliding the middle
-// of long histories.
-func describeAppends(appends []appendLog) string {
-	const keep = 12
-	var parts []string
-	for i, a := range appends {
-		if len(appends) > 2*keep && i == keep {
-			parts = append(parts, fmt.Sprintf("... %d more ...", len(appends)-2*keep))
-		}
-		if len(appends) > 2*keep && i >= keep && i < len(appends)-keep {
-			continue
-		}
-		parts = append(parts, a.String())
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
+	return fmt.Errorf("%s; last position %d; history: %s", strings.Join(problems, "; "), last, elide(l.appends))
 }
 
 // historyJournal is the driver.Journal a JournalHistory wraps around a
@@ -345,11 +285,15 @@ func (c *countingLister) Streams(ctx context.Context, kind string, fn func(id st
 	return c.l.Streams(ctx, kind, fn)
 }
 
-// withJournalCapabilities returns a driver.Journal with the methods of
-// core, that implements driver.StreamLister through l if l is not nil, and
-// driver.Limiter through orig if orig implements it. Wrappers use it so that
-// they claim exactly the capabilities of the journal they wrap.
-func withJournalCapabilities(core driver.Journal, l driver.StreamLister, orig driver.Journal) driver.Journal {
+// withJournalCapabilities is withCapabilities for journals: a
+// driver.Journal with the methods of core, that implements
+// driver.StreamLister through wrapLister(orig) if orig implements it, and
+// driver.Limiter through orig if orig implements it.
+func withJournalCapabilities(core, orig driver.Journal, wrapLister func(driver.StreamLister) driver.StreamLister) driver.Journal {
+	var l driver.StreamLister
+	if ol, ok := orig.(driver.StreamLister); ok {
+		l = wrapLister(ol)
+	}
 	lim, hasLim := orig.(driver.Limiter)
 	switch {
 	case l != nil && hasLim:

@@ -82,12 +82,9 @@ type linState struct {
 // Wrap returns s with every operation recorded in h. The returned store has
 // the optional capabilities that s has, and only those.
 func (h *OpHistory) Wrap(s driver.Store) driver.Store {
-	core := &linStore{h: h, s: s}
-	var b driver.Batcher
-	if sb, ok := s.(driver.Batcher); ok {
-		b = &linBatcher{h: h, b: sb}
-	}
-	return withCapabilities(core, b, s)
+	return withCapabilities(&linStore{h: h, s: s}, s, func(b driver.Batcher) driver.Batcher {
+		return &linBatcher{h: h, b: b}
+	})
 }
 
 // now is the time since the first operation, in nanoseconds.

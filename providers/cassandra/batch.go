@@ -57,9 +57,6 @@ func (p *slotPlan) first(writes []driver.Write) *driver.Write { return &writes[p
 // batch writes gets the same write id, which settles an open outcome as
 // for Put.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
 	if len(writes) == 0 {
 		return nil, nil
 	}

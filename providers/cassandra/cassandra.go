@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -33,7 +32,6 @@ type store struct {
 	// retention is how long tombstones and expired records stay, in
 	// nanoseconds: the TTL they are written with.
 	retention int64
-	closed    atomic.Bool
 }
 
 var (
@@ -43,17 +41,17 @@ var (
 	_ driver.Limiter   = (*store)(nil)
 )
 
-// New returns a Store that keeps records in the table Options.Keyspace.
+// Open returns a Store that keeps records in the table Options.Keyspace.
 // Options.Table through session. The caller owns the session: closing the
-// Store leaves it open. New does no I/O: create the table first with
-// CreateSchema or CreateTable (or by hand, with the DDL of package cql);
-// an unreachable cluster shows at the first operation, as
-// persistence.ErrUnavailable.
+// Store leaves it open. With Options.CreateSchema, Open first runs
+// CreateSchema; otherwise it does no I/O and the table must exist (made by
+// CreateSchema, or by hand with the DDL of package cql); an unreachable
+// cluster shows at the first operation, as persistence.ErrUnavailable.
 //
 // Invalid options (a hostile keyspace or table name, a consistency that does
 // not fit, a MaxRecordBytes out of range) and a nil session return an error
 // matching persistence.ErrInvalidArgument.
-func New(session *gocql.Session, opts *Options) (*persistence.Store, error) {
+func Open(ctx context.Context, session *gocql.Session, opts *Options) (*persistence.Store, error) {
 	if session == nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
 			Err: fmt.Errorf("%w: nil session", errInvalidOption)}
@@ -61,6 +59,11 @@ func New(session *gocql.Session, opts *Options) (*persistence.Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+	}
+	if o.CreateSchema {
+		if err := createSchema(ctx, session, &o); err != nil {
+			return nil, err
+		}
 	}
 	return wrap(newStore(session, &o)), nil
 }
@@ -93,9 +96,6 @@ func (s *store) MaxRecordBytes() int { return s.maxBytes }
 
 // Get implements driver.Store with one SELECT at the read consistency.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	var r row
 	found, err := s.read(ctx, key, s.readCL, &r)
 	if err != nil {
@@ -290,9 +290,6 @@ func checkArgs(key driver.Key, seen *nullUUID) []any {
 // absent: a tombstone or an expired record, whose version the create
 // continues).
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed
-	}
 	id, err := gocql.RandomUUID()
 	if err != nil {
 		return 0, err
@@ -480,9 +477,6 @@ func (s *store) settleRead(ctx context.Context, op string, w *write, txErr error
 // the retention. Deleting with expected 0 writes nothing: the read checks
 // that there is no live record.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	if expected < 0 {
 		return fmt.Errorf("%w: expected version %d", errInvalidWrite, expected)
 	}
@@ -549,9 +543,9 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 }
 
 // Close implements driver.Store. It closes the session only if the store
-// opened it (OpenStore by URL); an injected session stays open.
+// opened it (persistence.OpenStore by URL); an injected session stays open.
 func (s *store) Close() error {
-	if s.closed.Swap(true) || !s.owned {
+	if !s.owned {
 		return nil
 	}
 	s.session.Close()

@@ -40,7 +40,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	session := new(gocql.Session) // never used: New does no I/O
 	invalid := func(what string, o *Options) {
 		t.Helper()
-		s, err := New(session, o)
+		s, err := Open(context.Background(), session, o)
 		if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
 			t.Errorf("New(%s) = %v, %v; want an error matching ErrInvalidArgument", what, s, err)
 		}
@@ -66,17 +66,17 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	invalid("Replication of an unknown class", &Options{Replication: Replication{Class: "OldNetworkTopologyStrategy", ReplicationFactor: 1}})
 	invalid("Replication without data centers", &Options{Replication: NetworkTopologyStrategy(nil)})
 	invalid("Replication with a hostile data center", &Options{Replication: NetworkTopologyStrategy(map[string]int{"dc1': 3}; DROP": 1})})
-	if s, err := New(nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("New(nil session) = %v, %v; want ErrInvalidArgument", s, err)
+	if s, err := Open(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("Open(context.Background(), nil session) = %v, %v; want ErrInvalidArgument", s, err)
 	}
 	if err := CreateSchema(context.Background(), session, &Options{Table: "a b"}); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("CreateSchema(Table %q) = %v, want ErrInvalidArgument", "a b", err)
 	}
-	if err := CreateTable(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("CreateTable(nil session) = %v, want ErrInvalidArgument", err)
+	if err := CreateSchema(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("CreateSchema(nil session) = %v, want ErrInvalidArgument", err)
 	}
 
-	s, err := New(session, nil)
+	s, err := Open(context.Background(), session, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		t.Errorf("default MaxRecordBytes = %d, want %d", got, DefaultMaxRecordBytes)
 	}
 	for _, name := range []string{"a", "table", "select", "x_1", strings.Repeat("a", cql.MaxIdentifierLen)} {
-		if _, err := New(session, &Options{Keyspace: name, Table: name}); err != nil {
+		if _, err := Open(context.Background(), session, &Options{Keyspace: name, Table: name}); err != nil {
 			t.Errorf("New(Keyspace and Table %q): %v", name, err)
 		}
 	}
@@ -145,12 +145,11 @@ func TestCreateSchema(t *testing.T) {
 	if err := CreateSchema(ctx, session, &Options{Keyspace: testenv.CassandraKeyspace, Table: table}); err != nil {
 		t.Errorf("CreateSchema over an existing table: %v", err)
 	}
-	if err := CreateTable(ctx, session, &Options{Keyspace: testenv.CassandraKeyspace, Table: table}); err != nil {
-		t.Errorf("CreateTable over an existing table: %v", err)
-	}
-	err := CreateTable(ctx, session, &Options{Keyspace: "quark_no_such_keyspace", Table: "t"})
-	if err == nil || persistence.CodeOf(err) != persistence.Internal {
-		t.Errorf("CreateTable in a missing keyspace = %v (code %v), want an Internal error", err, persistence.CodeOf(err))
+	// Open with Options.CreateSchema runs it.
+	if s, err := Open(ctx, session, &Options{Keyspace: testenv.CassandraKeyspace, Table: table, CreateSchema: true}); err != nil {
+		t.Errorf("Open with CreateSchema over an existing table: %v", err)
+	} else {
+		s.Close()
 	}
 	if tgt.real {
 		t.Log("not creating keyspaces on a real cluster; their replication maps are checked as text above")
@@ -180,12 +179,6 @@ func TestCloseLeavesInjectedSessionOpen(t *testing.T) {
 	}
 	if session.Closed() {
 		t.Fatal("Store.Close closed the injected session")
-	}
-	if err := s.Driver().Close(); err != nil {
-		t.Errorf("second driver Close: %v", err)
-	}
-	if _, _, err := s.Driver().Get(context.Background(), testKey); s.Driver().ErrorCode(err) != driver.Closed {
-		t.Errorf("Get after Close = %v, want code Closed", err)
 	}
 }
 
@@ -825,7 +818,7 @@ func TestErrorCode(t *testing.T) {
 		{"invalid", requestError{gocql.ErrCodeInvalid, "unconfigured table t"}, driver.Internal},
 		{"unauthorized", requestError{gocql.ErrCodeUnauthorized, "no"}, driver.Internal},
 		{"server error", requestError{gocql.ErrCodeServer, "NullPointerException"}, driver.Internal},
-		{"store closed", errClosed, driver.Closed},
+		{"aborted", fmt.Errorf("read: %w", syscall.ECONNABORTED), driver.Unavailable},
 		{"invalid write", fmt.Errorf("%w: x", errInvalidWrite), driver.InvalidArgument},
 		{"batch too large", fmt.Errorf("%w: x", errBatchTooLarge), driver.TooLarge},
 		{"bad reply", errBadReply, driver.Internal},

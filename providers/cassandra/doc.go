@@ -6,17 +6,18 @@
 //	session, err := cluster.CreateSession()             // the caller owns the session
 //	if err != nil { ... }
 //	defer session.Close()
-//	opts := &cassandra.Options{Keyspace: "bank",
+//	opts := &cassandra.Options{Keyspace: "bank", CreateSchema: true, // the keyspace and table, unless they exist
 //	    Replication: cassandra.NetworkTopologyStrategy(map[string]int{"dc1": 3})}
-//	if err := cassandra.CreateSchema(ctx, session, opts); err != nil { ... }
-//	store, err := cassandra.New(session, opts)
+//	store, err := cassandra.Open(ctx, session, opts)
 //	if err != nil { ... }
 //	defer store.Close()                                   // leaves the session open
 //
-// Importing the package also registers the URL scheme "cassandra" on
-// persistence.DefaultURLMux ([Scheme]), for
-// persistence.OpenStore(ctx, "cassandra://cass1,cass2/bank?quark_replication=NetworkTopologyStrategy:dc1=3");
-// a store opened by URL owns its session.
+// [Open] and [CreateSchema] take the same [Options] (nil means the
+// defaults). Importing the package also registers the URL scheme
+// "cassandra" on persistence.DefaultURLMux ([Scheme]), for
+// persistence.OpenStore(ctx, "cassandra://cass1,cass2/bank?quark_create_schema=true&quark_replication=NetworkTopologyStrategy:dc1=3");
+// a store opened by URL owns its session. The provider has no event
+// journal.
 //
 // # Table layout
 //

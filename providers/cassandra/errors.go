@@ -1,21 +1,16 @@
 package cassandra
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/gocql/gocql"
 
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("cassandra: store closed")
 	// errBadReply is wrapped by the errors for a reply the store did not
 	// expect to its own statements.
 	errBadReply = errors.New("cassandra: unexpected reply")
@@ -112,31 +107,27 @@ func serverUnavailable(err error) bool {
 // errorCode classifies the errors of this provider, of gocql and of the
 // Cassandra server. It is the one place where native errors are mapped:
 //
-//   - the network (refused, reset, broken pipe, EOF, timeouts, any
-//     net.Error), gocql's own connection errors (no hosts available, no
-//     response within the timeout, connection closed, session closed), and
-//     the server's coordination failures (Unavailable, Overloaded,
+//   - gocql's own connection errors (no hosts available, no response
+//     within the timeout, connection closed, session closed) and the
+//     server's coordination failures (Unavailable, Overloaded,
 //     Bootstrapping, Truncate, read and write timeouts and failures, CAS
 //     write unknown) are Unavailable: retrying later may succeed. So is a
 //     lightweight transaction whose outcome the store could not settle
 //     (outcomeError);
-//   - the store's own closed state is Closed, writes it refuses are
-//     InvalidArgument, a batch over the size limit TooLarge;
-//   - a context.DeadlineExceeded is the client's own timeout: the
-//     persistence layer consults ErrorCode only while the caller's context
-//     is live, and returns the caller's own context errors itself. It is
-//     Unavailable; context.Canceled keeps its code;
-//   - anything else (syntax, invalid request, an unknown table,
-//     unauthorized, a server error, an unexpected reply) is Internal.
+//   - writes the store refuses are InvalidArgument, a batch over the size
+//     limit TooLarge;
+//   - the rest is classified as every provider does (provider.ErrorCode):
+//     the network (refused, reset, broken pipe, EOF, timeouts, any
+//     net.Error) and the client's own timeouts, which match
+//     context.DeadlineExceeded, are Unavailable; context.Canceled is
+//     Canceled; anything else (syntax, invalid request, an unknown table,
+//     unauthorized, a server error, an unexpected reply) Internal.
 func errorCode(err error) driver.ErrorCode {
-	var netErr net.Error
 	var oe *outcomeError
 	var re gocql.RequestError
 	switch {
 	case err == nil:
 		return driver.Internal
-	case errors.Is(err, errClosed):
-		return driver.Closed
 	case errors.As(err, &oe), errors.Is(err, errContended):
 		return driver.Unavailable
 	case errors.Is(err, errInvalidWrite), errors.Is(err, errInvalidOption):
@@ -153,21 +144,12 @@ func errorCode(err error) driver.ErrorCode {
 			return driver.Unavailable
 		}
 		return driver.Internal
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.Unavailable // the client's own timeout, not the caller's deadline
 	case errors.Is(err, gocql.ErrNoConnections), errors.Is(err, gocql.ErrConnectionClosed),
 		errors.Is(err, gocql.ErrTimeoutNoResponse), errors.Is(err, gocql.ErrTooManyTimeouts),
 		errors.Is(err, gocql.ErrNoStreams), errors.Is(err, gocql.ErrSessionClosed), errors.Is(err, gocql.ErrNoHosts),
 		errors.Is(err, gocql.ErrNoConnectionsStarted), errors.Is(err, gocql.ErrHostQueryFailed),
 		errors.Is(err, gocql.ErrUnavailable):
 		return driver.Unavailable
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
-		return driver.Unavailable
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
 	}
-	return driver.Internal
+	return provider.ErrorCode(err)
 }

@@ -20,10 +20,10 @@ import (
 	"github.com/quarkgo/quark/providers/cassandra/cql"
 )
 
-// ExampleNew needs a Cassandra node (or the project's CQL stand-in), so it
-// has no "Output:" section and is only compiled by go test; TestExampleNew
+// ExampleOpen needs a Cassandra node (or the project's CQL stand-in), so it
+// has no "Output:" section and is only compiled by go test; TestExampleOpen
 // runs it against the test server and checks what it prints.
-func ExampleNew() {
+func ExampleOpen() {
 	// The application creates and owns the session: contact points,
 	// authentication, TLS, timeouts and pools are gocql's configuration.
 	cluster := gocql.NewCluster(strings.Split(cmp.Or(os.Getenv("QUARK_TEST_CASSANDRA_HOSTS"), "127.0.0.1"), ",")...)
@@ -37,17 +37,14 @@ func ExampleNew() {
 
 	ctx := context.Background()
 	opts := &qcassandra.Options{
-		Keyspace:    "quark_example",
-		Table:       "actor_state",
-		Replication: qcassandra.SimpleStrategy(1), // production: NetworkTopologyStrategy(map[string]int{"dc1": 3})
+		Keyspace:     "quark_example",
+		Table:        "actor_state",
+		CreateSchema: true,                         // the keyspace and the table, unless they exist
+		Replication:  qcassandra.SimpleStrategy(1), // production: NetworkTopologyStrategy(map[string]int{"dc1": 3})
 	}
-	if err := qcassandra.CreateSchema(ctx, session, opts); err != nil { // keyspace and table, unless they exist
-		fmt.Println("schema:", err)
-		return
-	}
-	store, err := qcassandra.New(session, opts)
+	store, err := qcassandra.Open(ctx, session, opts)
 	if err != nil {
-		fmt.Println("new:", err)
+		fmt.Println("open:", err)
 		return
 	}
 	defer store.Close() // leaves the session open
@@ -79,12 +76,12 @@ func ExampleNew() {
 	}
 }
 
-const exampleNewOutput = `saved version 1
+const exampleOpenOutput = `saved version 1
 conflict, stored version 1
 loaded {"balance":100} at version 1
 `
 
-func TestExampleNew(t *testing.T) {
+func TestExampleOpen(t *testing.T) {
 	if testenv.CassandraHosts == "" && testenv.CassandraStubAddr != "127.0.0.1:9042" {
 		t.Skip("skipping: the example connects to 127.0.0.1:9042, and QUARK_TEST_CQLSTUB_ADDR moves the stand-in elsewhere")
 	}
@@ -101,36 +98,28 @@ func TestExampleNew(t *testing.T) {
 	} else {
 		t.Log("cassandra: running against the real cluster at " + hosts)
 	}
-	// Leftovers of an earlier run (a tombstone keeps its key's version) would
-	// change the versions the example prints: start from a new table.
+	// The tombstone an earlier run left would make the example's create
+	// continue from its version: start from a new table.
 	ctx := context.Background()
-	opts := &qcassandra.Options{Keyspace: "quark_example", Table: "actor_state"}
-	if err := qcassandra.CreateSchema(ctx, session, opts); err != nil {
-		t.Fatal(err)
-	}
-	if err := session.Query(cql.DropTable(opts.Keyspace, opts.Table)).WithContext(ctx).Exec(); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcassandra.CreateSchema(ctx, session, opts); err != nil {
-		t.Fatal(err)
-	}
-	store, err := qcassandra.New(session, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := persistence.Key{Kind: "BankAccount", ID: "acc-42", Slot: "state"}
-	if rec, err := store.Load(ctx, key); err == nil {
-		if err := store.Delete(ctx, key, rec.Version); err != nil {
+	if err := session.Query(cql.DropTable("quark_example", "actor_state")).Exec(); err != nil {
+		var re gocql.RequestError
+		if !errors.As(err, &re) || re.Code() != gocql.ErrCodeInvalid { // Invalid: the keyspace or table does not exist
 			t.Fatal(err)
 		}
 	}
+	opts := &qcassandra.Options{Keyspace: "quark_example", Table: "actor_state"}
+	key := persistence.Key{Kind: "BankAccount", ID: "acc-42", Slot: "state"}
 
-	out := captureStdout(t, ExampleNew)
-	if out != exampleNewOutput {
-		t.Errorf("ExampleNew printed\n%s\nwant\n%s", out, exampleNewOutput)
+	out := captureStdout(t, ExampleOpen)
+	if out != exampleOpenOutput {
+		t.Errorf("ExampleOpen printed\n%s\nwant\n%s", out, exampleOpenOutput)
+	}
+	store, err := qcassandra.Open(ctx, session, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, err := store.Load(ctx, key); !errors.Is(err, persistence.ErrNotFound) {
-		t.Errorf("ExampleNew left its record behind: %v", err)
+		t.Errorf("ExampleOpen left its record behind: %v", err)
 	}
 }
 

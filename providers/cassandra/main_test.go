@@ -166,7 +166,7 @@ func testStore(t testing.TB, session *gocql.Session, opts *Options) (*persistenc
 		o = *opts
 	}
 	o.Keyspace, o.Table = testenv.CassandraKeyspace, freshTable(t, session)
-	s, err := New(session, &o)
+	s, err := Open(context.Background(), session, &o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gocql/gocql"
 
-	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/providers/cassandra/cql"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // Defaults of Options.
@@ -28,8 +28,8 @@ const (
 	MaxRecordBytesLimit = 15 << 20
 )
 
-// Options configures New, CreateSchema and CreateTable. A nil *Options, or
-// a zero field, gives the defaults.
+// Options configures Open and CreateSchema. A nil *Options, or a zero
+// field, gives the defaults.
 type Options struct {
 	// Keyspace and Table name the state table. 1 to 48 characters from
 	// a-z, 0-9 and '_', starting with a letter; anything else (upper case,
@@ -37,6 +37,10 @@ type Options struct {
 	// with an error matching persistence.ErrInvalidArgument. Empty means
 	// DefaultKeyspace and DefaultTable.
 	Keyspace, Table string
+
+	// CreateSchema makes Open call CreateSchema first. Without it Open does
+	// no I/O.
+	CreateSchema bool
 
 	// Replication is the keyspace's replication, used only by CreateSchema
 	// when it creates the keyspace. The zero value means
@@ -132,22 +136,11 @@ func (o *Options) withDefaults() (Options, error) {
 	default:
 		return out, fmt.Errorf("%w: SerialConsistency %v (want SERIAL or LOCAL_SERIAL)", errInvalidOption, out.SerialConsistency)
 	}
-	if out.MaxRecordBytes == 0 {
-		out.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if out.MaxRecordBytes < 0 || out.MaxRecordBytes > MaxRecordBytesLimit {
-		return out, fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalidOption, out.MaxRecordBytes, MaxRecordBytesLimit)
-	}
-	switch {
-	case out.TombstoneRetention == 0:
-		out.TombstoneRetention = driver.DefaultTombstoneRetention
-	case out.TombstoneRetention < 0:
-		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalidOption, out.TombstoneRetention)
-	}
-	if out.Now == nil {
-		out.Now = time.Now
-	}
-	return out, nil
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
+	out.Now = provider.Clock(out.Now)
+	return out, check.Err()
 }
 
 // validKeyspace checks a keyspace name: a valid identifier, and not one of

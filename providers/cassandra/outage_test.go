@@ -35,7 +35,7 @@ func TestServerGoneMidRun(t *testing.T) {
 	c.ReconnectInterval = 100 * time.Millisecond
 	viaProxy := newSession(t, c)
 	_, tb := testStore(t, session, nil)
-	store, err := New(viaProxy, &Options{Keyspace: tb.keyspace, Table: tb.name})
+	store, err := Open(context.Background(), viaProxy, &Options{Keyspace: tb.keyspace, Table: tb.name})
 	if err != nil {
 		t.Fatal(err)
 	}

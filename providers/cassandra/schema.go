@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gocql/gocql"
@@ -12,49 +13,44 @@ import (
 
 // CreateSchema creates the keyspace Options.Keyspace, unless it exists,
 // with Options.Replication (SimpleStrategy(1) by default), then the state
-// table, unless it exists (CreateTable). An existing keyspace keeps its
-// replication. Creating a keyspace needs the CREATE permission on all
-// keyspaces; where a keyspace is managed by other means, call CreateTable
-// alone.
+// table Options.Table in it, unless it exists. An existing keyspace keeps
+// its replication. Creating a keyspace needs the CREATE permission on all
+// keyspaces, which Cassandra checks even when the keyspace exists: if the
+// role lacks it, CreateSchema goes on to the table, which it can create in
+// a keyspace managed by other means (and which fails if there is none).
+// The table's layout is described in the package documentation; the DDL is
+// cql.CreateTable's.
 //
 // gocql waits for the cluster's schema agreement after each statement
-// (ClusterConfig.MaxWaitSchemaAgreement). Invalid options return an error
-// matching persistence.ErrInvalidArgument, before any I/O.
+// (ClusterConfig.MaxWaitSchemaAgreement). It is idempotent (IF NOT
+// EXISTS). Invalid options return an error matching
+// persistence.ErrInvalidArgument, before any I/O; the context's own error
+// is returned as it is.
 func CreateSchema(ctx context.Context, session *gocql.Session, opts *Options) error {
-	o, err := checkSchemaArgs(session, opts)
-	if err != nil {
-		return err
+	if session == nil {
+		return schemaError(fmt.Errorf("%w: nil session", errInvalidOption))
 	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return schemaError(err)
+	}
+	return createSchema(ctx, session, &o)
+}
+
+// createSchema runs CreateSchema with o, which has its defaults.
+func createSchema(ctx context.Context, session *gocql.Session, o *Options) error {
 	replication, err := o.Replication.CQL()
 	if err != nil {
 		return schemaError(err)
 	}
 	if err := session.Query(cql.CreateKeyspace(o.Keyspace, replication)).WithContext(ctx).Exec(); err != nil {
-		return ioError(ctx, fmt.Errorf("creating keyspace %s: %w", o.Keyspace, err))
+		var re gocql.RequestError
+		if !errors.As(err, &re) || re.Code() != gocql.ErrCodeUnauthorized {
+			return ioError(ctx, fmt.Errorf("creating keyspace %s: %w", o.Keyspace, err))
+		}
+		// No permission to create keyspaces: the keyspace may exist.
 	}
-	return createTable(ctx, session, &o)
-}
-
-// CreateTable creates the state table Options.Keyspace.Options.Table,
-// unless it exists, in an existing keyspace. Its layout is described in the
-// package documentation; the DDL is cql.CreateTable's.
-func CreateTable(ctx context.Context, session *gocql.Session, opts *Options) error {
-	o, err := checkSchemaArgs(session, opts)
-	if err != nil {
-		return err
-	}
-	return createTable(ctx, session, &o)
-}
-
-func checkSchemaArgs(session *gocql.Session, opts *Options) (Options, error) {
-	if session == nil {
-		return Options{}, schemaError(fmt.Errorf("%w: nil session", errInvalidOption))
-	}
-	o, err := opts.withDefaults()
-	if err != nil {
-		return o, schemaError(err)
-	}
-	return o, nil
+	return createTable(ctx, session, o)
 }
 
 func createTable(ctx context.Context, session *gocql.Session, o *Options) error {

@@ -196,7 +196,7 @@ func TestCASTimeoutOtherWriter(t *testing.T) {
 	slow := newSession(t, c)
 	ctx := context.Background()
 	s, tb := testStore(t, slow, nil)
-	fast, err := New(connect(t), &Options{Keyspace: tb.keyspace, Table: tb.name})
+	fast, err := Open(context.Background(), connect(t), &Options{Keyspace: tb.keyspace, Table: tb.name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +12,8 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // Scheme is the URL scheme this package registers on
@@ -34,8 +34,8 @@ import (
 //	quark_serial_consistency=LEVEL      Options.SerialConsistency (SERIAL or LOCAL_SERIAL)
 //	quark_replication=SPEC              Options.Replication: SimpleStrategy:N, or
 //	                                    NetworkTopologyStrategy:dc1=3,dc2=2
-//	quark_init=false                    do not run CreateSchema (default: run it)
-//	quark_max_record_bytes=N            Options.MaxRecordBytes
+//	quark_create_schema=true            Options.CreateSchema: run CreateSchema (default false)
+//	quark_max_record_bytes=N            Options.MaxRecordBytes (a size: 1048576, 1MiB)
 //	quark_tombstone_retention=D         Options.TombstoneRetention (a Go duration, e.g. 24h)
 //
 // The others configure the gocql session:
@@ -51,49 +51,36 @@ import (
 //	disable_initial_host_lookup=true   connect to the given hosts only
 //
 // An unknown parameter is an error. Opening creates the session (gocql
-// connects to the cluster) and, unless quark_init=false, the keyspace and
-// table. The Store owns the session and closes it on Close. Errors never
-// contain the password.
+// connects to the cluster) and, with quark_create_schema=true, the keyspace
+// and table. The Store owns the session and closes it on Close. Errors
+// never contain the password. The provider has no event journal.
 const Scheme = "cassandra"
 
 func init() {
 	persistence.DefaultURLMux().Register(Scheme, persistence.URLOpenerFunc(openURL))
 }
 
-// quarkParam is the prefix of the query parameters meant for the store.
-const quarkParam = "quark_"
-
 // urlConfig is what a URL says.
 type urlConfig struct {
 	opts    Options
-	init    bool
 	cluster *gocql.ClusterConfig
 }
 
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	pu := provider.NewURL("cassandra", u)
 	c, err := parseURL(u)
 	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("cassandra URL %s: %w", persistence.Redact(u), err)}
+		return nil, pu.Invalid(err)
 	}
 	session, err := c.cluster.CreateSession()
 	if err != nil {
 		// gocql formats the cause into its message (%v), so it cannot be
 		// classified: a session that cannot be created is Unavailable.
 		// Whatever the message quotes, the password is hidden.
-		err = persistence.HideSecrets(err, persistence.URLSecrets(u))
-		return nil, &persistence.Error{Code: persistence.Unavailable, Op: "open",
-			Err: fmt.Errorf("cassandra URL %s: connecting: %w", persistence.Redact(u), err)}
+		return nil, pu.Fail(driver.Unavailable, fmt.Errorf("cassandra URL %s: connecting: %w", pu.Redacted(), err))
 	}
-	if c.init {
-		if err := CreateSchema(ctx, session, &c.opts); err != nil {
-			session.Close()
-			return nil, err
-		}
-	}
-	s := newStore(session, &c.opts)
-	s.owned = true
-	return wrap(s), nil
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, session, &c.opts) },
+		session.Close, func(s *persistence.Store) { s.Driver().(*store).owned = true })
 }
 
 // parseURL reads a cassandra URL into options and a cluster configuration;
@@ -112,115 +99,72 @@ func parseURL(u *url.URL) (*urlConfig, error) {
 		}
 		hosts = append(hosts, h)
 	}
-	c := &urlConfig{init: true, cluster: gocql.NewCluster(hosts...)}
+	c := &urlConfig{cluster: gocql.NewCluster(hosts...)}
 	c.opts.Keyspace = strings.TrimPrefix(u.Path, "/")
 	if u.User != nil {
 		pw, _ := u.User.Password()
 		c.cluster.Authenticator = gocql.PasswordAuthenticator{Username: u.User.Username(), Password: pw}
 	}
-	q := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(q)) {
-		v := q[name][len(q[name])-1] // given twice, the last one wins
-		var err error
-		if strings.HasPrefix(name, quarkParam) {
-			err = c.setStoreParam(name, v)
-		} else {
-			err = c.setClusterParam(name, v)
+	q := provider.NewQuery(u)
+	o, cl := &c.opts, c.cluster
+	q.String("quark_table", &o.Table)
+	q.Func("quark_read_consistency", func(v string) (err error) { o.ReadConsistency, err = parseConsistency(v, true); return })
+	q.Func("quark_write_consistency", func(v string) (err error) { o.WriteConsistency, err = parseConsistency(v, false); return })
+	q.Func("quark_serial_consistency", func(v string) error { return o.SerialConsistency.UnmarshalText([]byte(strings.ToUpper(v))) })
+	q.Func("quark_replication", func(v string) (err error) { o.Replication, err = parseReplication(v); return unwrapNum(err) })
+	q.Bool("quark_create_schema", &o.CreateSchema)
+	q.Bytes("quark_max_record_bytes", &o.MaxRecordBytes)
+	q.Duration("quark_tombstone_retention", &o.TombstoneRetention)
+	q.Func("timeout", positiveDuration(&cl.Timeout))
+	q.Func("connect_timeout", positiveDuration(&cl.ConnectTimeout))
+	q.Func("reconnect_interval", positiveDuration(&cl.ReconnectInterval))
+	q.Func("port", intIn(&cl.Port, 1, 65535))
+	q.Func("num_conns", intIn(&cl.NumConns, 1, 1<<16))
+	q.Func("proto_version", intIn(&cl.ProtoVersion, 3, 4))
+	q.Func("local_dc", func(v string) error {
+		if v == "" {
+			return errors.New("empty")
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errInvalidOption, err)
-		}
+		cl.PoolConfig.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy(v)
+		return nil
+	})
+	q.Duration("write_coalesce_wait", &cl.WriteCoalesceWaitTime)
+	q.Bool("disable_initial_host_lookup", &cl.DisableInitialHostLookup)
+	if err := q.ErrStrict(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalidOption, err)
 	}
-	o, err := c.opts.withDefaults()
-	if err != nil {
+	if cl.WriteCoalesceWaitTime < 0 {
+		return nil, fmt.Errorf("%w: negative write_coalesce_wait", errInvalidOption)
+	}
+	var err error
+	if c.opts, err = c.opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	c.opts = o
 	return c, nil
 }
 
-func (c *urlConfig) setStoreParam(name, v string) error {
-	var err error
-	switch name {
-	case "quark_table":
-		c.opts.Table = v
-	case "quark_read_consistency":
-		c.opts.ReadConsistency, err = parseConsistency(v, true)
-	case "quark_write_consistency":
-		c.opts.WriteConsistency, err = parseConsistency(v, false)
-	case "quark_serial_consistency":
-		err = c.opts.SerialConsistency.UnmarshalText([]byte(strings.ToUpper(v)))
-	case "quark_replication":
-		c.opts.Replication, err = parseReplication(v)
-	case "quark_init":
-		c.init, err = strconv.ParseBool(v)
-	case "quark_max_record_bytes":
-		c.opts.MaxRecordBytes, err = strconv.Atoi(v)
-	case "quark_tombstone_retention":
-		c.opts.TombstoneRetention, err = time.ParseDuration(v)
-	default:
-		return fmt.Errorf("unknown parameter %q (known: quark_table, quark_read_consistency, quark_write_consistency, "+
-			"quark_serial_consistency, quark_replication, quark_init, quark_max_record_bytes, quark_tombstone_retention)", name)
-	}
-	if err != nil {
-		return fmt.Errorf("%s=%q: %w", name, v, unwrapNum(err))
-	}
-	return nil
-}
-
-func (c *urlConfig) setClusterParam(name, v string) error {
-	var err error
-	duration := func() time.Duration {
-		var d time.Duration
-		if d, err = time.ParseDuration(v); err == nil && d <= 0 {
+// positiveDuration returns a parser of a positive Go duration into dst.
+func positiveDuration(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d <= 0 {
 			err = errors.New("not a positive duration")
 		}
-		return d
+		*dst = d
+		return err
 	}
-	positive := func() int {
-		var n int
-		if n, err = strconv.Atoi(v); err == nil && n <= 0 {
-			err = errors.New("not a positive integer")
+}
+
+// intIn returns a parser of an integer from lo to hi into dst.
+func intIn(dst *int, lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err == nil && (n < lo || n > hi) {
+			err = fmt.Errorf("not in %d..%d", lo, hi)
 		}
-		return n
+		*dst = n
+		return unwrapNum(err)
 	}
-	switch name {
-	case "timeout":
-		c.cluster.Timeout = duration()
-	case "connect_timeout":
-		c.cluster.ConnectTimeout = duration()
-	case "port":
-		if c.cluster.Port = positive(); err == nil && c.cluster.Port > 65535 {
-			err = errors.New("not a port")
-		}
-	case "num_conns":
-		c.cluster.NumConns = positive()
-	case "proto_version":
-		if c.cluster.ProtoVersion = positive(); err == nil && (c.cluster.ProtoVersion < 3 || c.cluster.ProtoVersion > 4) {
-			err = errors.New("want 3 or 4")
-		}
-	case "local_dc":
-		if v == "" {
-			err = errors.New("empty")
-		}
-		c.cluster.PoolConfig.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy(v)
-	case "reconnect_interval":
-		c.cluster.ReconnectInterval = duration()
-	case "write_coalesce_wait":
-		if c.cluster.WriteCoalesceWaitTime, err = time.ParseDuration(v); err == nil && c.cluster.WriteCoalesceWaitTime < 0 {
-			err = errors.New("negative")
-		}
-	case "disable_initial_host_lookup":
-		c.cluster.DisableInitialHostLookup, err = strconv.ParseBool(v)
-	default:
-		return fmt.Errorf("unknown parameter %q (store parameters start with %q; session parameters: port, timeout, "+
-			"connect_timeout, num_conns, proto_version, local_dc, reconnect_interval, write_coalesce_wait, disable_initial_host_lookup)",
-			name, quarkParam)
-	}
-	if err != nil {
-		return fmt.Errorf("%s=%q: %w", name, v, unwrapNum(err))
-	}
-	return nil
 }
 
 // unwrapNum drops strconv's repetition of the input from its errors.

@@ -20,7 +20,7 @@ import (
 func TestParseURL(t *testing.T) {
 	u, err := url.Parse("cassandra://app:s3cret@db1:9142,db2:9143/bank?quark_table=state&quark_read_consistency=local_serial" +
 		"&quark_write_consistency=QUORUM&quark_serial_consistency=SERIAL&quark_replication=NetworkTopologyStrategy:dc1=3,dc2=2" +
-		"&quark_init=false&quark_max_record_bytes=2048&quark_tombstone_retention=36h&timeout=2s&connect_timeout=3s&num_conns=4&proto_version=4" +
+		"&quark_max_record_bytes=2048&quark_tombstone_retention=36h&timeout=2s&connect_timeout=3s&num_conns=4&proto_version=4" +
 		"&local_dc=dc1&reconnect_interval=5s&disable_initial_host_lookup=true&port=9999&write_coalesce_wait=0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +31,9 @@ func TestParseURL(t *testing.T) {
 	}
 	o := c.opts
 	if o.Keyspace != "bank" || o.Table != "state" || o.ReadConsistency != gocql.Consistency(gocql.LocalSerial) ||
-		o.WriteConsistency != gocql.Quorum || o.SerialConsistency != gocql.Serial || o.MaxRecordBytes != 2048 || c.init ||
+		o.WriteConsistency != gocql.Quorum || o.SerialConsistency != gocql.Serial || o.MaxRecordBytes != 2048 || o.CreateSchema ||
 		o.TombstoneRetention != 36*time.Hour {
-		t.Errorf("options = %+v, init %v", o, c.init)
+		t.Errorf("options = %+v", o)
 	}
 	if r, _ := o.Replication.CQL(); r != "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}" {
 		t.Errorf("replication = %s", r)
@@ -56,8 +56,8 @@ func TestParseURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.opts.Keyspace != DefaultKeyspace || c.opts.Table != DefaultTable || !c.init || c.cluster.Authenticator != nil {
-		t.Errorf("defaults: %+v, init %v", c.opts, c.init)
+	if c.opts.Keyspace != DefaultKeyspace || c.opts.Table != DefaultTable || c.opts.CreateSchema || c.cluster.Authenticator != nil {
+		t.Errorf("defaults: %+v", c.opts)
 	}
 	if r, _ := c.opts.Replication.CQL(); r != cql.SimpleStrategy(1) {
 		t.Errorf("default replication = %s", r)
@@ -74,7 +74,7 @@ func TestParseURL(t *testing.T) {
 		"cassandra://h/ks?quark_write_consistency=NOPE", "cassandra://h/ks?quark_serial_consistency=QUORUM",
 		"cassandra://h/ks?quark_replication=SimpleStrategy", "cassandra://h/ks?quark_replication=SimpleStrategy:0",
 		"cassandra://h/ks?quark_replication=NetworkTopologyStrategy:dc1", "cassandra://h/ks?quark_replication=Foo:1",
-		"cassandra://h/ks?quark_replication=NetworkTopologyStrategy:dc1=3,dc1=2", "cassandra://h/ks?quark_init=maybe",
+		"cassandra://h/ks?quark_replication=NetworkTopologyStrategy:dc1=3,dc1=2", "cassandra://h/ks?quark_create_schema=maybe", "cassandra://h/ks?quark_init=true",
 		"cassandra://h/ks?quark_max_record_bytes=-1", "cassandra://h/ks?quark_tombstone_retention=soon",
 		"cassandra://h/ks?quark_tombstone_retention=-1h", "cassandra://h/ks?timeout=soon", "cassandra://h/ks?timeout=-1s",
 		"cassandra://h/ks?num_conns=0", "cassandra://h/ks?port=70000", "cassandra://h/ks?write_coalesce_wait=-1ms", "cassandra://h/ks?proto_version=5", "cassandra://h/ks?local_dc=",
@@ -112,7 +112,7 @@ func TestOpenByURL(t *testing.T) {
 	if testenv.CassandraUser != "" {
 		u.User = url.UserPassword(testenv.CassandraUser, testenv.CassandraPassword)
 	}
-	q := url.Values{"quark_table": {name}, "quark_max_record_bytes": {"1000"}, "timeout": {"5s"}}
+	q := url.Values{"quark_table": {name}, "quark_max_record_bytes": {"1000"}, "timeout": {"5s"}, "quark_create_schema": {"true"}}
 	if !tgt.real {
 		q.Set("disable_initial_host_lookup", "true") // the stand-in's port need not be 9042
 	}

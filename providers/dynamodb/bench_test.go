@@ -56,7 +56,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	client := connect(b)
 	table := freshTable(b, client)
-	s, err := New(client, &Options{Table: table})
+	s, err := Open(context.Background(), client, &Options{Table: table})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,19 +4,19 @@
 //
 //	client, err := dynamodb.NewClient(dynamodb.ClientOptions{Region: "eu-west-1"})
 //	if err != nil { ... }                                     // or an SDK client of your own
-//	err = dynamodb.CreateTable(ctx, client, "app_state")      // once; safe to repeat
-//	store, err := dynamodb.New(client, &dynamodb.Options{Table: "app_state"})
+//	store, err := dynamodb.Open(ctx, client, &dynamodb.Options{Table: "app_state", CreateSchema: true})
 //	if err != nil { ... }
 //	defer store.Close()                                       // the caller owns the client
 //
-// [New] takes any [Client] (a *dynamodb.Client of the AWS SDK for Go v2);
+// [Open] takes any [Client] (a *dynamodb.Client of the AWS SDK for Go v2);
 // region, credentials, endpoint, HTTP client and retries are the client's
 // configuration. [NewClient] builds one without the SDK's config module,
 // with the store's bounded retries ([NewRetryer]). Importing the package
 // also registers the URL scheme "dynamodb" on persistence.DefaultURLMux
 // ([Scheme]), for persistence.OpenStore(ctx,
-// "dynamodb://127.0.0.1:8000/app_state?quark_create_table=true"); a store
-// opened by URL owns its client.
+// "dynamodb://127.0.0.1:8000/app_state?quark_create_schema=true"); a store
+// opened by URL owns its client. [CreateSchema] (or Options.CreateSchema)
+// creates the table. The provider has no event journal.
 //
 // # Items
 //
@@ -137,7 +137,7 @@
 //
 // A record with an ExpiresAt gets expires_at (exact) and ttl (seconds,
 // rounded up, plus the tombstone retention, so DynamoDB never removes an
-// item before it expires and the retention has passed). CreateTable enables
+// item before it expires and the retention has passed). CreateSchema enables
 // the table's Time to Live on ttl ([driver.NativeTTL]): DynamoDB deletes
 // such items by itself, typically within days of ttl. Until then the item
 // is still stored, but absent for Load, Save and Delete alike from

@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,7 +28,6 @@ type store struct {
 	maxBytes   int
 	retention  time.Duration
 	now        func() time.Time
-	closed     atomic.Bool
 }
 
 var (
@@ -39,16 +37,18 @@ var (
 	_ driver.NativeTTL = (*store)(nil)
 )
 
-// New returns a Store that keeps records in the DynamoDB table
+// Open returns a Store that keeps records in the DynamoDB table
 // Options.Table through client, usually a *dynamodb.Client (see NewClient
 // for one configured with the store's retries). The caller owns the client.
-// The table must exist (see CreateTable). New does no I/O: a missing table
-// or an unreachable endpoint shows at the first operation.
+// With Options.CreateSchema, Open first runs CreateSchema (the client must
+// then also be a TableClient, as a *dynamodb.Client is); otherwise it does
+// no I/O, the table must exist, and a missing table or an unreachable
+// endpoint shows at the first operation.
 //
 // Invalid options (a table name outside DynamoDB's rules, a MaxRecordBytes
 // out of range) and a nil client return an error matching
 // persistence.ErrInvalidArgument.
-func New(client Client, opts *Options) (*persistence.Store, error) {
+func Open(ctx context.Context, client Client, opts *Options) (*persistence.Store, error) {
 	if client == nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
 			Err: fmt.Errorf("%w: nil client", errInvalidOption)}
@@ -56,6 +56,16 @@ func New(client Client, opts *Options) (*persistence.Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+	}
+	if o.CreateSchema {
+		tc, ok := client.(TableClient)
+		if !ok {
+			return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
+				Err: fmt.Errorf("%w: Options.CreateSchema needs a client that is also a TableClient (%T is not)", errInvalidOption, client)}
+		}
+		if err := createSchema(ctx, tc, &o); err != nil {
+			return nil, err
+		}
 	}
 	return wrap(newStore(client, &o)), nil
 }
@@ -87,9 +97,6 @@ func (s *store) MaxRecordBytes() int { return s.maxBytes }
 // Get implements driver.Store with one GetItem, strongly consistent unless
 // Options.EventuallyConsistentReads.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	pk, fullKey := partitionKey(key)
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      s.table,
@@ -142,9 +149,6 @@ const maxCreateRounds = 4
 // a mismatch DynamoDB returns the item as it was, from which the conflict
 // takes the live version: no second read.
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed
-	}
 	if err := checkExpected(expected); err != nil {
 		return 0, err
 	}
@@ -223,9 +227,6 @@ func mismatch(want, found itemState, index int) error {
 // persistence.ErrUnavailable (outcome unknown) rather than reporting a
 // conflict that may be false.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	if err := checkExpected(expected); err != nil {
 		return err
 	}
@@ -316,9 +317,6 @@ const maxBatchRounds = 6
 // nothing and is tried again, a few times, before the error (Unavailable)
 // is returned.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
 	if len(writes) == 0 {
 		return nil, nil
 	}
@@ -611,9 +609,6 @@ func b2i(b bool) int {
 // connections of the HTTP client it made; an injected client is left as
 // it is (the SDK's clients hold nothing else to close).
 func (s *store) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
 	if s.httpClient != nil {
 		s.httpClient.CloseIdleConnections()
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/persistence/storetest"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // testClientOptions returns the client options of the test server
@@ -35,7 +36,7 @@ func testClientOptions(t testing.TB) ClientOptions {
 	if err != nil {
 		t.Fatalf("QUARK_TEST_DYNAMODB_URL: %v", err)
 	}
-	co, _, _, err := parseURL(u)
+	co, _, err := parseURL(u)
 	if err != nil {
 		t.Fatalf("QUARK_TEST_DYNAMODB_URL: %v", err)
 	}
@@ -70,7 +71,7 @@ func connect(t testing.TB) *dynamodb.Client {
 	if reachable.err != nil {
 		what := "DynamoDB"
 		if u, err := url.Parse(testenv.DynamoDBURL); err == nil {
-			what = "DynamoDB at " + redactURL(u)
+			what = "DynamoDB at " + provider.NewURL("dynamodb", u, secretParams...).Redacted()
 		}
 		testenv.Unreachable(t, what, reachable.err)
 	}
@@ -92,7 +93,7 @@ func freshTable(t testing.TB, client *dynamodb.Client) string {
 	table := "quark_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := CreateTable(ctx, client, table); err != nil {
+	if err := CreateSchema(ctx, client, &Options{Table: table}); err != nil {
 		t.Fatalf("CreateTable(%s): %v", table, err)
 	}
 	t.Cleanup(func() {
@@ -110,7 +111,7 @@ func newHarness(_ context.Context, t testing.TB) (storetest.Harness, error) {
 }
 
 func (h *harness) MakeStore(_ context.Context, t testing.TB) (driver.Store, error) {
-	s, err := New(h.client, &Options{Table: freshTable(t, h.client)})
+	s, err := Open(context.Background(), h.client, &Options{Table: freshTable(t, h.client)})
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func testStore(t *testing.T, client *dynamodb.Client, opts *Options) (*persisten
 		o = *opts
 	}
 	o.Table = freshTable(t, client)
-	s, err := New(client, &o)
+	s, err := Open(context.Background(), client, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,48 +214,48 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		"a*b", "a?b", "{tbl}", "a\tb", "a\nb", "a\x00b", "a\x7fb", "таблица", "tablé", "a%2Fb", "a@b", "a#b", "a$b",
 	}
 	for _, name := range hostile {
-		s, err := New(client, &Options{Table: name})
+		s, err := Open(context.Background(), client, &Options{Table: name})
 		if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
-			t.Errorf("New(Table %q) = %v, %v; want an error matching ErrInvalidArgument", name, s, err)
+			t.Errorf("Open(context.Background(), Table %q) = %v, %v; want an error matching ErrInvalidArgument", name, s, err)
 		}
-		if err := CreateTable(context.Background(), client, name); !errors.Is(err, persistence.ErrInvalidArgument) {
+		if err := CreateSchema(context.Background(), client, &Options{Table: name}); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("CreateTable(%q) = %v, want ErrInvalidArgument (and no I/O: the client is dead)", name, err)
 		}
 	}
 	for _, o := range []*Options{{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1}, {TombstoneRetention: -time.Second}} {
-		if _, err := New(client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", *o, err)
+		if _, err := Open(context.Background(), client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("Open(context.Background(), %+v) = %v, want ErrInvalidArgument", *o, err)
 		}
 	}
-	if _, err := New(nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("New(nil client) = %v, want ErrInvalidArgument", err)
+	if _, err := Open(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("Open(context.Background(), nil client) = %v, want ErrInvalidArgument", err)
 	}
 	for _, name := range []string{"abc", "quark_state", "A.b-C_9", "my.app-state_v2", strings.Repeat("t", 255), "___", "..."} {
-		s, err := New(client, &Options{Table: name, MaxRecordBytes: MaxRecordBytesLimit})
+		s, err := Open(context.Background(), client, &Options{Table: name, MaxRecordBytes: MaxRecordBytesLimit})
 		if err != nil {
-			t.Errorf("New(Table %q): %v", name, err)
+			t.Errorf("Open(context.Background(), Table %q): %v", name, err)
 			continue
 		}
 		if got := aws.ToString(s.Driver().(*store).table); got != name {
-			t.Errorf("New(Table %q) uses table %q", name, got)
+			t.Errorf("Open(context.Background(), Table %q) uses table %q", name, got)
 		}
 	}
-	s, err := New(client, nil)
+	s, err := Open(context.Background(), client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := s.Driver().(*store)
 	if got := aws.ToString(d.table); got != DefaultTable {
-		t.Errorf("New(nil options) uses table %q, want %q", got, DefaultTable)
+		t.Errorf("Open(context.Background(), nil options) uses table %q, want %q", got, DefaultTable)
 	}
 	if got := s.MaxRecordBytes(); got != MaxRecordBytesLimit {
-		t.Errorf("New(nil options) accepts %d bytes, want %d", got, MaxRecordBytesLimit)
+		t.Errorf("Open(context.Background(), nil options) accepts %d bytes, want %d", got, MaxRecordBytesLimit)
 	}
 	if !aws.ToBool(d.consistent) {
-		t.Error("New(nil options) reads eventually consistently, want strongly consistent reads")
+		t.Error("Open(context.Background(), nil options) reads eventually consistently, want strongly consistent reads")
 	}
 	if d.retention != driver.DefaultTombstoneRetention {
-		t.Errorf("New(nil options) keeps tombstones %v, want %v", d.retention, driver.DefaultTombstoneRetention)
+		t.Errorf("Open(context.Background(), nil options) keeps tombstones %v, want %v", d.retention, driver.DefaultTombstoneRetention)
 	}
 }
 
@@ -263,7 +264,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 func TestTooLargeBeforeIO(t *testing.T) {
 	ctx := context.Background()
 	for _, limit := range []int{0, 1000} {
-		s, err := New(deadClient(t), &Options{MaxRecordBytes: limit})
+		s, err := Open(context.Background(), deadClient(t), &Options{MaxRecordBytes: limit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +288,7 @@ func TestTooLargeBeforeIO(t *testing.T) {
 	}
 	// A transaction over 4 MB is refused before I/O too, although each of
 	// its records is within the limit.
-	s, err := New(deadClient(t), nil)
+	s, err := Open(context.Background(), deadClient(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,7 +834,7 @@ func TestEventuallyConsistentReads(t *testing.T) {
 	table := freshTable(t, client)
 	for _, eventual := range []bool{false, true} {
 		rc := &recordingClient{Client: client}
-		s, err := New(rc, &Options{Table: table, EventuallyConsistentReads: eventual})
+		s, err := Open(context.Background(), rc, &Options{Table: table, EventuallyConsistentReads: eventual})
 		if err != nil {
 			t.Fatal(err)
 		}

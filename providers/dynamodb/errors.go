@@ -1,12 +1,8 @@
 package dynamodb
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -14,13 +10,12 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // The provider's own errors. The persistence layer wraps them, with their
 // code, in a *persistence.Error.
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("dynamodb: store closed")
 	// errInvalidWrite is wrapped by the errors for writes the persistence
 	// layer never sends (a batch over two actors, a negative version) and
 	// batches DynamoDB cannot take (more than MaxBatchWrites writes).
@@ -65,7 +60,7 @@ var unavailableReasons = map[string]bool{
 // errorCode classifies the errors of this provider, of the AWS SDK and of
 // DynamoDB. It is the one place where native errors are mapped:
 //
-//   - the store's own errors: closed is Closed, invalid writes and options
+//   - the store's own errors: invalid writes and options are
 //     InvalidArgument, oversized items TooLarge, a delete of unknown outcome
 //     Unavailable;
 //   - DynamoDB's throttling and temporary errors (unavailableCodes, HTTP
@@ -75,22 +70,20 @@ var unavailableReasons = map[string]bool{
 //     says an item or transaction is too large (the store checks sizes
 //     before I/O, so this only shows if its accounting and the server's
 //     disagree);
-//   - the network (refused, reset, EOF, timeouts, any net.Error), the
-//     client's own timeouts (which match context.DeadlineExceeded: the
-//     persistence layer returns the caller's own context errors before
-//     asking) and a retry quota the SDK ran out of are Unavailable;
-//     context.Canceled keeps its code;
-//   - anything else (a missing table, refused credentials, an answer the
-//     store did not expect) is Internal.
+//   - a request the SDK could not send, or whose answer it could not read,
+//     and a retry quota the SDK ran out of are Unavailable;
+//   - the rest is classified as every provider does (provider.ErrorCode):
+//     the network (refused, reset, EOF, timeouts, any net.Error) and the
+//     client's own timeouts, which match context.DeadlineExceeded, are
+//     Unavailable; context.Canceled is Canceled; anything else (a missing
+//     table, refused credentials, an answer the store did not expect) is
+//     Internal.
 func errorCode(err error) driver.ErrorCode {
 	var apiErr smithy.APIError
 	var canceled *types.TransactionCanceledException
-	var netErr net.Error
 	switch {
 	case err == nil:
 		return driver.Internal
-	case errors.Is(err, errClosed):
-		return driver.Closed
 	case errors.Is(err, errInvalidWrite), errors.Is(err, errInvalidOption):
 		return driver.InvalidArgument
 	case errors.Is(err, errTooLarge):
@@ -117,16 +110,11 @@ func errorCode(err error) driver.ErrorCode {
 		return driver.Internal
 	case httpStatus(err) >= 500:
 		return driver.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.Unavailable // the client's own timeout, not the caller's deadline
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
-		return driver.Unavailable
-	case isRequestSendError(err):
+	}
+	if code := provider.ErrorCode(err); code != driver.Internal {
+		return code
+	}
+	if isRequestSendError(err) {
 		return driver.Unavailable
 	}
 	return driver.Internal

@@ -41,7 +41,7 @@ func TestErrorCode(t *testing.T) {
 		err  error
 		want driver.ErrorCode
 	}{
-		{"closed", errClosed, driver.Closed},
+		{"aborted", fmt.Errorf("read: %w", syscall.ECONNABORTED), driver.Unavailable},
 		{"invalid write", fmt.Errorf("%w: x", errInvalidWrite), driver.InvalidArgument},
 		{"invalid option", fmt.Errorf("%w: x", errInvalidOption), driver.InvalidArgument},
 		{"too large", fmt.Errorf("%w: x", errTooLarge), driver.TooLarge},

@@ -25,7 +25,7 @@ import (
 // "Output:" section and are only compiled by go test; TestExamples runs
 // them against the test server and checks what they print.
 
-func ExampleNew() {
+func ExampleOpen() {
 	ctx := context.Background()
 	// The application creates and owns the client. NewClient configures
 	// bounded retries; a client made with the SDK's config module works too.
@@ -34,14 +34,11 @@ func ExampleNew() {
 		fmt.Println("client:", err)
 		return
 	}
-	// Once per deployment (safe to repeat): the table, on-demand, with TTL.
-	if err := qdynamodb.CreateTable(ctx, client, "quark_example"); err != nil {
-		fmt.Println("create table:", err)
-		return
-	}
-	store, err := qdynamodb.New(client, &qdynamodb.Options{Table: "quark_example"})
+	// CreateSchema makes the table (on-demand, with TTL) if it is missing:
+	// safe to repeat, and to run from several processes at once.
+	store, err := qdynamodb.Open(ctx, client, &qdynamodb.Options{Table: "quark_example", CreateSchema: true})
 	if err != nil {
-		fmt.Println("new:", err)
+		fmt.Println("open:", err)
 		return
 	}
 	defer store.Close()
@@ -94,11 +91,11 @@ func Example_scanKind() {
 		fmt.Println("client:", err)
 		return
 	}
-	if err := qdynamodb.CreateTable(ctx, client, "quark_example_scan"); err != nil {
+	if err := qdynamodb.CreateSchema(ctx, client, &qdynamodb.Options{Table: "quark_example_scan"}); err != nil {
 		fmt.Println("create table:", err)
 		return
 	}
-	store, err := qdynamodb.New(client, &qdynamodb.Options{Table: "quark_example_scan"})
+	store, err := qdynamodb.Open(ctx, client, &qdynamodb.Options{Table: "quark_example_scan"})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
@@ -141,7 +138,7 @@ func Example_scanKind() {
 // "dynamodb" scheme when imported.
 func Example_openStore() {
 	ctx := context.Background()
-	store, err := persistence.OpenStore(ctx, "dynamodb://127.0.0.1:8000/quark_example_url?quark_create_table=true")
+	store, err := persistence.OpenStore(ctx, "dynamodb://127.0.0.1:8000/quark_example_url?quark_create_schema=true")
 	if err != nil {
 		fmt.Println("open:", err)
 		return
@@ -177,7 +174,7 @@ func TestExamples(t *testing.T) {
 		want string
 		sort bool
 	}{
-		{"ExampleNew", ExampleNew, "saved version 1\nconflict, stored version 1\nloaded {\"balance\":100} at version 1\nitem version: 1\n", false},
+		{"ExampleOpen", ExampleOpen, "saved version 1\nconflict, stored version 1\nloaded {\"balance\":100} at version 1\nitem version: 1\n", false},
 		{"Example_scanKind", Example_scanKind, "Cart id-0 schema 1\nCart id-1 schema 2\n", true},
 		{"Example_openStore", Example_openStore, "saved version 1 <nil>\ndelete: <nil>\n", false},
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // DefaultTable is the table used when Options.Table is empty.
@@ -31,15 +31,19 @@ const (
 // its key, codec and timestamps.
 const MaxRecordBytesLimit = MaxItemBytes - maxItemOverhead
 
-// Options configures New. A nil *Options, or a zero field, gives the
-// defaults.
+// Options configures Open and CreateSchema. A nil *Options, or a zero
+// field, gives the defaults.
 type Options struct {
 	// Table is the DynamoDB table holding the records; "" means DefaultTable.
 	// DynamoDB's naming rules apply: 3 to 255 characters from A-Z, a-z, 0-9,
-	// '_', '.' and '-'. Anything else is rejected by New with an error
-	// matching persistence.ErrInvalidArgument. The table must exist, with the
-	// layout CreateTable makes (a string partition key named "pk").
+	// '_', '.' and '-'. Anything else is rejected with an error matching
+	// persistence.ErrInvalidArgument. The table must exist, with the layout
+	// CreateSchema makes (a string partition key named "pk").
 	Table string
+
+	// CreateSchema makes Open call CreateSchema first (with a client that
+	// is a TableClient). Without it Open does no I/O.
+	CreateSchema bool
 
 	// EventuallyConsistentReads makes Load use eventually consistent reads:
 	// half the read capacity, but a Load may miss the latest writes of the
@@ -89,22 +93,11 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := ValidateTableName(out.Table); err != nil {
 		return out, err
 	}
-	if out.MaxRecordBytes < 0 || out.MaxRecordBytes > MaxRecordBytesLimit {
-		return out, fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalidOption, out.MaxRecordBytes, MaxRecordBytesLimit)
-	}
-	if out.MaxRecordBytes == 0 {
-		out.MaxRecordBytes = MaxRecordBytesLimit
-	}
-	if out.TombstoneRetention < 0 {
-		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalidOption, out.TombstoneRetention)
-	}
-	if out.TombstoneRetention == 0 {
-		out.TombstoneRetention = driver.DefaultTombstoneRetention
-	}
-	if out.Now == nil {
-		out.Now = time.Now
-	}
-	return out, nil
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, MaxRecordBytesLimit, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
+	out.Now = provider.Clock(out.Now)
+	return out, check.Err()
 }
 
 // ValidateTableName checks a table name against DynamoDB's rules: 3 to 255

@@ -35,12 +35,12 @@ func proxiedStore(t *testing.T, hist *storetest.History) (*persistence.Store, *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(client, &Options{Table: table})
+	s, err := Open(context.Background(), client, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxied := persistence.NewStore(hist.Wrap(s.Driver()), &persistence.Options{MaxRecordBytes: s.MaxRecordBytes()})
-	view, err := New(direct, &Options{Table: table})
+	view, err := Open(context.Background(), direct, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}

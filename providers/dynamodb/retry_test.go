@@ -115,11 +115,11 @@ func faultyStore(t *testing.T, maxAttempts int, decide func(op string, n int) fa
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(client, &Options{Table: table})
+	s, err := Open(context.Background(), client, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
-	view, err := New(direct, &Options{Table: table})
+	view, err := Open(context.Background(), direct, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestThrottling(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := New(client, &Options{Table: table})
+		s, err := Open(context.Background(), client, &Options{Table: table})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 )
 
-// TableClient is the part of *dynamodb.Client that CreateTable uses.
+// TableClient is the part of *dynamodb.Client that CreateSchema uses.
 type TableClient interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
@@ -29,8 +29,10 @@ const (
 	tablePollMax = 2 * time.Second
 )
 
-// CreateTable creates the table the store needs, if it does not exist, and
-// waits until it is ACTIVE with Time to Live enabled on TTLAttribute:
+// CreateSchema creates the table of the store opts describes
+// (Options.Table; of opts it uses only the table name), if it does not
+// exist, and waits until it is ACTIVE with Time to Live enabled on
+// TTLAttribute:
 //
 //	partition key  pk (string)      no sort key
 //	billing        on demand (PAY_PER_REQUEST)
@@ -45,18 +47,25 @@ const (
 // example persistence.ErrUnavailable when DynamoDB cannot be reached).
 // ctx bounds the whole wait (creating a table on AWS takes seconds); when
 // it ends, its error is returned as it is.
-func CreateTable(ctx context.Context, client TableClient, table string) error {
+func CreateSchema(ctx context.Context, client TableClient, opts *Options) error {
+	o, err := opts.withDefaults()
+	if err == nil && client == nil {
+		err = fmt.Errorf("%w: nil client", errInvalidOption)
+	}
+	if err != nil {
+		return &persistence.Error{Code: persistence.InvalidArgument, Op: "create schema", Err: err}
+	}
+	return createSchema(ctx, client, &o)
+}
+
+// createSchema runs CreateSchema with o, which has its defaults.
+func createSchema(ctx context.Context, client TableClient, o *Options) error {
+	table := o.Table
 	fail := func(err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err() // the caller's own context error, as it is
 		}
-		return &persistence.Error{Code: errorCode(err), Op: "create table", Err: err}
-	}
-	if err := ValidateTableName(table); err != nil {
-		return fail(err)
-	}
-	if client == nil {
-		return fail(fmt.Errorf("%w: nil client", errInvalidOption))
+		return &persistence.Error{Code: errorCode(err), Op: "create schema", Err: err}
 	}
 	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),

@@ -44,7 +44,7 @@ func TestCreateTableConcurrently(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			errs[i] = CreateTable(ctx, client, table)
+			errs[i] = CreateSchema(ctx, client, &Options{Table: table})
 		})
 	}
 	close(start)
@@ -54,7 +54,7 @@ func TestCreateTableConcurrently(t *testing.T) {
 			t.Errorf("caller %d: CreateTable: %v", i, err)
 		}
 	}
-	if err := CreateTable(ctx, client, table); err != nil {
+	if err := CreateSchema(ctx, client, &Options{Table: table}); err != nil {
 		t.Errorf("CreateTable of an existing table: %v", err)
 	}
 	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
@@ -79,7 +79,7 @@ func TestCreateTableConcurrently(t *testing.T) {
 		t.Errorf("Time to Live %+v, want ENABLED on %q", td, TTLAttribute)
 	}
 	// The store works on it.
-	s, err := New(client, &Options{Table: table})
+	s, err := Open(context.Background(), client, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestCreateTableRefusesOtherLayouts(t *testing.T) {
 		if _, err := client.CreateTable(ctx, in); err != nil {
 			t.Fatal(err)
 		}
-		if err := CreateTable(ctx, client, table); !errors.Is(err, persistence.ErrInvalidArgument) {
+		if err := CreateSchema(ctx, client, &Options{Table: table}); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("%s: CreateTable over it = %v, want ErrInvalidArgument", name, err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestCreateTableRefusesOtherLayouts(t *testing.T) {
 		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String("expiry"), Enabled: aws.Bool(true)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := CreateTable(ctx, client, table); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if err := CreateSchema(ctx, client, &Options{Table: table}); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("CreateTable over a table with TTL on another attribute = %v, want ErrInvalidArgument", err)
 	}
 }
@@ -146,13 +146,13 @@ func TestCreateTableContext(t *testing.T) {
 	table := tableName(t, client)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := CreateTable(ctx, client, table); !errors.Is(err, context.Canceled) {
+	if err := CreateSchema(ctx, client, &Options{Table: table}); !errors.Is(err, context.Canceled) {
 		t.Errorf("CreateTable with a cancelled context = %v, want context.Canceled", err)
 	}
-	if err := CreateTable(context.Background(), deadClient(t), table); !errors.Is(err, persistence.ErrUnavailable) {
+	if err := CreateSchema(context.Background(), deadClient(t), &Options{Table: table}); !errors.Is(err, persistence.ErrUnavailable) {
 		t.Errorf("CreateTable over a dead endpoint = %v, want ErrUnavailable", err)
 	}
-	if err := CreateTable(context.Background(), nil, table); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if err := CreateSchema(context.Background(), nil, &Options{Table: table}); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("CreateTable with a nil client = %v, want ErrInvalidArgument", err)
 	}
 }
@@ -162,7 +162,7 @@ func TestCreateTableContext(t *testing.T) {
 // amount of retrying creates the table).
 func TestMissingTable(t *testing.T) {
 	client := connect(t)
-	s, err := New(client, &Options{Table: tableName(t, client)})
+	s, err := Open(context.Background(), client, &Options{Table: tableName(t, client)})
 	if err != nil {
 		t.Fatal(err)
 	}

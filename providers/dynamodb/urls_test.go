@@ -26,7 +26,7 @@ func TestOpenByURL(t *testing.T) {
 	}
 	u.Path = "/" + table
 	q := u.Query()
-	q.Set("quark_create_table", "true")
+	q.Set("quark_create_schema", "true")
 	q.Set("quark_consistent_read", "false")
 	q.Set("quark_max_record_bytes", "1000")
 	q.Set("max_attempts", "2")
@@ -47,7 +47,7 @@ func TestOpenByURL(t *testing.T) {
 	if _, err := s.Save(ctx, testKey, rec(`{"by":"url"}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	view, err := New(direct, &Options{Table: table})
+	view, err := Open(context.Background(), direct, &Options{Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,13 +83,13 @@ func TestParseURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		co, o, create, err := parseURL(u)
+		co, o, err := parseURL(u)
 		if err != nil {
 			t.Fatalf("parseURL(%s): %v", s, err)
 		}
-		return co, o, create
+		return co, o, o.CreateSchema
 	}
-	co, o, create := parse("dynamodb://127.0.0.1:8000/app_state?region=eu-west-1&quark_consistent_read=false&quark_create_table=true&max_backoff=250ms&base_delay=5ms")
+	co, o, create := parse("dynamodb://127.0.0.1:8000/app_state?region=eu-west-1&quark_consistent_read=false&quark_create_schema=true&max_backoff=250ms&base_delay=5ms")
 	if co.Endpoint != "http://127.0.0.1:8000" || co.Region != "eu-west-1" || o.Table != "app_state" ||
 		!o.EventuallyConsistentReads || !create || co.MaxBackoff != 250*time.Millisecond || co.BaseDelay != 5*time.Millisecond {
 		t.Errorf("loopback URL: %+v %+v %v", co, o, create)
@@ -178,7 +178,7 @@ func TestOpenByURLRejects(t *testing.T) {
 		base + "/" + strings.Repeat("t", 256),
 		base + "/t_1?color=red",
 		base + "/t_1?quark_consistent_read=maybe",
-		base + "/t_1?quark_create_table=1x",
+		base + "/t_1?quark_create_schema=1x",
 		base + "/t_1?quark_max_record_bytes=big",
 		base + "/t_1?quark_max_record_bytes=999999999",
 		base + "/t_1?max_attempts=-1",

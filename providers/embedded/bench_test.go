@@ -58,7 +58,7 @@ func BenchmarkDurableSave64(b *testing.B) { runWriters(b, providerWriter(b)) }
 // BenchmarkDurableSave64: writer w's ops-th conditional save.
 func providerWriter(b *testing.B) func(w int, ops int64) error {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(b.TempDir(), "quark.db"), nil)
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "quark.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -57,6 +57,7 @@ const (
 // same transaction, except that a failed commit fails them all.
 type request struct {
 	op     op
+	now    time.Time // the requester's clock when it made the request
 	writes []pendingWrite
 	state  atomic.Int32
 	err    error         // set by the committer before done is closed
@@ -65,9 +66,10 @@ type request struct {
 	one    [1]pendingWrite
 }
 
-// newRequest returns a pending request with room for n writes.
-func newRequest(o op, n int) *request {
-	r := &request{op: o, done: make(chan struct{})}
+// newRequest returns a pending request with room for n writes, made at now
+// by its requester's clock: its writes are checked and stamped at now.
+func newRequest(o op, n int, now time.Time) *request {
+	r := &request{op: o, now: now, done: make(chan struct{})}
 	if n == 1 {
 		r.writes = r.one[:] // one allocation fewer for the common case
 	} else {
@@ -89,7 +91,6 @@ const (
 // transaction, commits it with one fsync, and only then answers each.
 type committer struct {
 	db        *bolt.DB
-	now       func() time.Time
 	retention time.Duration // tombstone retention, for opSweep
 
 	mu     sync.Mutex
@@ -102,8 +103,8 @@ type committer struct {
 	timer  *time.Timer   // gather's timer, owned by run
 }
 
-func newCommitter(db *bolt.DB, now func() time.Time, retention time.Duration) *committer {
-	c := &committer{db: db, now: now, retention: retention, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+func newCommitter(db *bolt.DB, retention time.Duration) *committer {
+	c := &committer{db: db, retention: retention, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -264,13 +265,12 @@ var errRetry = errors.New("embedded: retry without the failed request")
 // unacknowledged write reached the disk is then unknown.
 func (c *committer) commit(batch []*request) []*request {
 	for len(batch) > 0 {
-		now := c.now()
 		failed := -1
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketName)
 			for i, r := range batch {
 				var writeErr error
-				r.err, writeErr = apply(b, r, now, c.retention)
+				r.err, writeErr = apply(b, r, c.retention)
 				if writeErr != nil {
 					r.err, failed = writeErr, i
 					return errRetry
@@ -293,11 +293,13 @@ func (c *committer) commit(batch []*request) []*request {
 	return batch
 }
 
-// apply checks and applies one request in b. It returns the request's own
-// outcome (nil, a conflict, a corrupt record) and, separately, an error from
-// the engine while writing, after which the transaction must be abandoned.
-// retention is the tombstone retention, for opSweep.
-func apply(b *bolt.Bucket, r *request, now time.Time, retention time.Duration) (result, writeErr error) {
+// apply checks and applies one request in b at the time the request was
+// made. It returns the request's own outcome (nil, a conflict, a corrupt
+// record) and, separately, an error from the engine while writing, after
+// which the transaction must be abandoned. retention is the tombstone
+// retention, for opSweep.
+func apply(b *bolt.Bucket, r *request, retention time.Duration) (result, writeErr error) {
+	now := r.now
 	switch r.op {
 	case opPut, opDelete, opBatch:
 		if err := check(b, r.writes, now); err != nil {

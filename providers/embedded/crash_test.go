@@ -167,7 +167,7 @@ func runCrashChild(t *testing.T, dir string, acked map[string]int64) int {
 func checkAcked(t *testing.T, dir string, acked map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
+	s, err := Open(context.Background(), filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("reopening after the crash: %v", err)
 	}
@@ -207,7 +207,7 @@ func TestCrashChild(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	s, err := Open(filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
+	s, err := Open(context.Background(), filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("child: Open: %v", err)
 	}

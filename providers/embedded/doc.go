@@ -1,12 +1,16 @@
 // Package embedded is Quark's zero-setup durable state provider: every actor's
 // state in one local file, with no server to run.
 //
-//	store, err := embedded.Open("/var/lib/myapp/quark.db", nil)
+//	store, err := embedded.Open(ctx, "/var/lib/myapp/quark.db", nil) // nil *Options: the defaults
 //	if err != nil { ... }
 //	defer store.Close()
 //
 // [Open] returns a *persistence.Store, registered with the host under a
-// provider name like any other. Everything the persistence contract
+// provider name like any other; [OpenJournal] returns an event journal
+// (a *persistence.Journal) on a file in the same way. Both take the same
+// [Options] and create the file, and its missing directories (mode 0o750),
+// if needed. The URL "embedded:path/to/app.db" opens either by
+// persistence.OpenStore or persistence.OpenJournal (see Scheme). Everything the persistence contract
 // promises holds here: conditional saves and deletes, atomic creation,
 // versions never reused (tombstones), an atomic multi-slot batch per actor
 // with deletes (driver.Batcher), expiry, a size limit (driver.Limiter),
@@ -26,7 +30,8 @@
 //
 // An fsync costs hundreds of microseconds however little it writes, so one
 // fsync per save would cap a store at a few thousand saves per second. The
-// provider instead funnels every write through one committer goroutine. The
+// provider instead funnels every write of a file through one committer
+// goroutine. The
 // committer takes every request waiting at that moment, checks and applies
 // them all in one read-write transaction, commits it with one fsync, and then
 // answers each caller. Each request keeps its own version check and its own
@@ -59,9 +64,22 @@
 // one kind are contiguous. The value is driver.MarshalRecord of the record
 // with its version: the envelope every key-value provider shares, format 2
 // ('Q', 2, flags, the record's CRC-32C checksum, then codec, schema,
-// version, updated-at, expires-at and data). The file is locked while open;
-// a second Open waits for Options.Timeout and then fails with
-// persistence.ErrUnavailable.
+// version, updated-at, expires-at and data). The journal's buckets are
+// described below; every file gets all three buckets when it is created.
+//
+// # One open file per path
+//
+// A process opens each path once: a second Open or OpenJournal of a path
+// this process has open shares the open file (its bbolt handle, its
+// committer, its fsync and its sweeper) instead of opening it again, and
+// the file closes with the last store or journal on it. The options that
+// belong to the file (NoSync, SweepInterval, TombstoneRetention and
+// FileMode) must then be the same as the first open's; the others
+// (MaxRecordBytes, MaxEventBytes, Now) are each handle's own. Paths are
+// compared after filepath.Abs: two different paths to one file (through a
+// link) are not recognised as one. Another process cannot open a file
+// that is open: bbolt locks it, and an Open there waits for
+// Options.Timeout and then fails with persistence.ErrUnavailable.
 //
 // # Versions, tombstones and retention
 //
@@ -93,16 +111,18 @@
 //
 // # Journal
 //
-// [NewJournal] keeps event streams (a *persistence.Journal) in the file of
-// an embedded store, and [OpenJournal] in a file of its own. Events are in
-// the bucket "quark.events.v1" under the stream's prefix (length-prefixed
-// kind and id) followed by the position, 8 bytes big-endian, so that a
-// range is one seek and a walk; each stream's last position is in
-// "quark.streams.v1". Appends are requests of the store's committer,
-// checked and written in the transaction that commits everything waiting,
-// with one fsync; reads copy events out of read-only transactions a page at
-// a time and call back outside them. Each event's envelope carries the
-// event's checksum, which the persistence layer checks on every read.
+// [OpenJournal] keeps event streams (a *persistence.Journal) in a file: the
+// file of the application's store when it names the same path, so that one
+// file holds the state and the journals, or a file of its own. Events are
+// in the bucket "quark.events.v1" under the stream's prefix
+// (length-prefixed kind and id) followed by the position, 8 bytes
+// big-endian, so that a range is one seek and a walk; each stream's last
+// position is in "quark.streams.v1". Appends are requests of the file's
+// committer, checked and written in the transaction that commits
+// everything waiting, store writes included, with one fsync; reads copy
+// events out of read-only transactions a page at a time and call back
+// outside them. Each event's envelope carries the event's checksum, which
+// the persistence layer checks on every read.
 //
 // # Why bbolt
 //

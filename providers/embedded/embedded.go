@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +14,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
-	"github.com/quarkgo/quark/providers/internal/sweeper"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // Defaults used when the corresponding Options field is zero.
@@ -41,8 +37,15 @@ const (
 // bucketName is the one bucket that holds every record.
 var bucketName = []byte("quark.records.v1")
 
-// Options configures Open. A nil *Options, or a zero field, gives the
-// defaults.
+// Options configures Open and OpenJournal. A nil *Options, or a zero field,
+// gives the defaults.
+//
+// NoSync, Timeout, SweepInterval, TombstoneRetention and FileMode belong to
+// the file: when the path is already open in this process, the stores and
+// journals on it share the open file, and a later Open or OpenJournal must
+// ask for the same NoSync, SweepInterval, TombstoneRetention and FileMode
+// (or fail with persistence.ErrInvalidArgument). MaxRecordBytes,
+// MaxEventBytes and Now belong to the store or journal being opened.
 type Options struct {
 	// MaxRecordBytes is the largest len(Record.Data) the store accepts; larger
 	// records fail with persistence.ErrTooLarge before any I/O. 0 means
@@ -50,20 +53,28 @@ type Options struct {
 	// it also applies when the driver is wrapped by another persistence.Store.
 	MaxRecordBytes int
 
+	// MaxEventBytes is the largest len(Event.Data) a journal accepts
+	// (journal only); larger events fail with persistence.ErrTooLarge before
+	// any I/O. 0 means persistence.DefaultMaxEventBytes (1 MiB); at most
+	// MaxEventBytesLimit. It is reported through driver.Limiter.
+	MaxEventBytes int
+
 	// NoSync skips the fsync of each commit. UNSAFE: an acknowledged save can
 	// be lost, or the file damaged, when the machine (not just the process)
 	// stops. Meant for tests that do not care about durability.
 	NoSync bool
 
-	// Now is the clock used for UpdatedAt stamps and expiry checks (Get, Put,
-	// Delete and the sweeper). nil means time.Now.
+	// Now is the clock used for UpdatedAt stamps, expiry checks (Get, Put,
+	// Delete) and the time of events appended without one. nil means
+	// time.Now. The sweeper of a file runs on the clock of its first Open or
+	// OpenJournal.
 	Now func() time.Time
 
 	// Timeout is how long Open waits for the exclusive lock on the database
-	// file, which another process (or an earlier Open of the same file that
-	// was not closed) may hold. 0 means DefaultTimeout; a negative value fails
-	// at once if the file is locked. On timeout Open fails with an error
-	// matching persistence.ErrUnavailable.
+	// file, which another process may hold. 0 means DefaultTimeout; a
+	// negative value fails at once if the file is locked. On timeout Open
+	// fails with an error matching persistence.ErrUnavailable. (Within one
+	// process a second Open of the same path shares the open file instead.)
 	Timeout time.Duration
 
 	// SweepInterval is how often a background goroutine purges the
@@ -90,8 +101,9 @@ type Options struct {
 	sweptHook func(n int, err error) // tests: called after each background sweep
 }
 
-// errClosed is returned by the driver's methods after Close.
-var errClosed = errors.New("embedded: store closed")
+// errClosed is returned by the committer once its file is closed: a
+// request that raced the Close of the file's last store or journal.
+var errClosed = errors.New("embedded: file closed")
 
 // errBadOption is wrapped by Open's errors for invalid Options.
 var errBadOption = errors.New("embedded: invalid option")
@@ -100,18 +112,11 @@ var errBadOption = errors.New("embedded: invalid option")
 // persistence layer normally refuses it first.
 var errTooLarge = errors.New("embedded: record too large")
 
-// store implements driver.Store on one bbolt file.
+// store implements driver.Store on the records bucket of a file.
 type store struct {
-	db        *bolt.DB
-	now       func() time.Time
-	maxBytes  int
-	retention time.Duration // Options.TombstoneRetention
-	c         *committer
-
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-	sweeper   *sweeper.Loop
+	*file
+	now      func() time.Time
+	maxBytes int
 }
 
 var (
@@ -120,83 +125,57 @@ var (
 	_ driver.Limiter = (*store)(nil)
 )
 
-// Open opens the database file at path, creating it and its missing parent
-// directories if needed (directories get Options.FileMode plus the search
-// bit wherever it grants reading), and returns a Store over it. The file is locked exclusively
-// while open: a second Open of the same file, in this process or another,
-// waits up to Options.Timeout and then fails with an error matching
-// persistence.ErrUnavailable. Closing the returned Store closes the file and
-// stops the provider's goroutines.
-func Open(path string, opts *Options) (*persistence.Store, error) {
-	s, err := open(path, opts)
+// Open opens the database file at path, creating it and its missing
+// directories (0o750) if needed, and returns a Store over it. If the path
+// is already open in this process (by Open or OpenJournal), the store
+// shares the open file; see Options. Otherwise the file is locked
+// exclusively while open: an Open in another process waits up to
+// Options.Timeout and then fails with an error matching
+// persistence.ErrUnavailable. Closing the last store or journal of the file
+// closes it and stops the provider's goroutines.
+func Open(_ context.Context, path string, opts *Options) (*persistence.Store, error) {
+	f, o, err := openFile(path, opts)
 	if err != nil {
-		return nil, &persistence.Error{Code: errorCode(err), Op: "open", Err: fmt.Errorf("%s: %w", path, err)}
+		return nil, err
 	}
+	s := &store{file: f, now: o.Now, maxBytes: o.MaxRecordBytes}
 	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
 }
 
-func open(path string, opts *Options) (*store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.MaxRecordBytes < 0 {
-		return nil, fmt.Errorf("%w: negative MaxRecordBytes %d", errBadOption, o.MaxRecordBytes)
-	}
-	if o.MaxRecordBytes == 0 {
-		o.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if o.MaxRecordBytes > bolt.MaxValueSize-maxEnvelopeOverhead {
-		return nil, fmt.Errorf("%w: MaxRecordBytes %d exceeds the engine's limit %d", errBadOption,
-			o.MaxRecordBytes, bolt.MaxValueSize-maxEnvelopeOverhead)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.SweepInterval == 0 {
-		o.SweepInterval = DefaultSweepInterval
-	}
-	if o.TombstoneRetention < 0 {
-		return nil, fmt.Errorf("%w: negative TombstoneRetention %v", errBadOption, o.TombstoneRetention)
-	}
-	if o.TombstoneRetention == 0 {
-		o.TombstoneRetention = DefaultTombstoneRetention
-	}
-	if o.FileMode == 0 {
-		o.FileMode = 0o600
-	}
-	// Missing parent directories are created, searchable by whoever may
-	// read the file.
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, o.FileMode|(o.FileMode&0o444)>>2); err != nil {
-			return nil, fmt.Errorf("creating the directory %s: %w", dir, err)
+// openFile is what Open and OpenJournal share: it checks opts and acquires
+// the file at path.
+func openFile(path string, opts *Options) (*file, Options, error) {
+	o, err := opts.withDefaults()
+	if err == nil {
+		var f *file
+		if f, err = acquire(path, &o); err == nil {
+			return f, o, nil
 		}
 	}
-	db, err := bolt.Open(path, o.FileMode, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
-	if err != nil {
-		return nil, err
+	return nil, o, &persistence.Error{Code: errorCode(err), Op: "open", Err: fmt.Errorf("%s: %w", path, err)}
+}
+
+// withDefaults validates o and returns a copy with the defaults filled in.
+func (o *Options) withDefaults() (Options, error) {
+	var out Options
+	if o != nil {
+		out = *o
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketName)
-		return err
-	}); err != nil {
-		_ = db.Close()
-		return nil, err
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, bolt.MaxValueSize-maxEnvelopeOverhead)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, MaxEventBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
+	out.Now = provider.Clock(out.Now)
+	if out.Timeout == 0 {
+		out.Timeout = DefaultTimeout
 	}
-	s := &store{db: db, now: o.Now, maxBytes: o.MaxRecordBytes, retention: o.TombstoneRetention}
-	s.c = newCommitter(db, o.Now, o.TombstoneRetention)
-	var report func(int64, error)
-	if hook := o.sweptHook; hook != nil {
-		report = func(n int64, err error) { hook(int(n), err) }
+	if out.SweepInterval == 0 {
+		out.SweepInterval = DefaultSweepInterval
 	}
-	s.sweeper = sweeper.Start(o.SweepInterval, func(ctx context.Context) (int64, error) {
-		n, err := s.sweep(ctx)
-		return int64(n), err
-	}, report)
-	return s, nil
+	if out.FileMode == 0 {
+		out.FileMode = 0o600
+	}
+	return out, check.Err()
 }
 
 // maxEnvelopeOverhead bounds what driver.MarshalRecord adds to Data.
@@ -209,9 +188,6 @@ func (s *store) MaxRecordBytes() int { return s.maxBytes }
 // going through the committer. A tombstone or an expired record is no
 // record.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	k := []byte(driver.EncodeKey(key))
 	var rec driver.Record
 	var ok bool
@@ -245,7 +221,7 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 	if err := s.checkRecord(&rec); err != nil {
 		return 0, err
 	}
-	r := newRequest(opPut, 1)
+	r := newRequest(opPut, 1, s.now())
 	r.writes[0] = encodeWrite(key, &rec, expected)
 	if err := s.submit(ctx, r); err != nil {
 		return 0, err
@@ -258,7 +234,7 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 // version. A record that cannot be decoded is not deleted: the error made
 // by driver.NewCorrupt is returned instead.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	r := newRequest(opDelete, 1)
+	r := newRequest(opDelete, 1, s.now())
 	r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected, del: true}
 	return s.submit(ctx, r)
 }
@@ -267,7 +243,7 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 // checked and applied in one transaction, all or none, through the
 // committer, with the same context rule as Put.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
-	r := newRequest(opBatch, len(writes))
+	r := newRequest(opBatch, len(writes), s.now())
 	for i := range writes {
 		w := &writes[i]
 		if w.Delete {
@@ -292,12 +268,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 }
 
 // submit hands r to the committer and waits for its result.
-func (s *store) submit(ctx context.Context, r *request) error {
-	if s.closed.Load() {
-		return errClosed
-	}
-	return s.c.do(ctx, r)
-}
+func (f *file) submit(ctx context.Context, r *request) error { return f.c.do(ctx, r) }
 
 // checkRecord refuses a record over the size limit. The persistence layer
 // checks sizes (and the codec id and times the envelope must represent)
@@ -342,18 +313,9 @@ func decode(v []byte) (rec driver.Record, tombstone bool, err error) {
 	return rec, tombstone, nil
 }
 
-// Close implements driver.Store: it lets the committer finish the requests
-// it has accepted, stops the sweeper and closes the file. Later calls return
-// the first call's result.
-func (s *store) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		s.sweeper.Stop()
-		s.c.close()
-		s.closeErr = s.db.Close()
-	})
-	return s.closeErr
-}
+// Close implements driver.Store: it releases the store's hold on the file,
+// which closes with its last store or journal (see file.release).
+func (s *store) Close() error { return s.release() }
 
 // ErrorCode implements driver.Store.
 func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
@@ -388,10 +350,6 @@ func errorCode(err error) driver.ErrorCode {
 		// The file system refuses to serve; freeing space or fixing
 		// permissions makes retrying succeed.
 		return driver.Unavailable
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.DeadlineExceeded
 	}
-	return driver.Internal
+	return provider.ErrorCode(err)
 }

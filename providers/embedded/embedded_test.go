@@ -33,7 +33,7 @@ type harness struct{}
 func newHarness(context.Context, testing.TB) (storetest.Harness, error) { return harness{}, nil }
 
 func (harness) MakeStore(_ context.Context, t testing.TB) (driver.Store, error) {
-	s, err := Open(filepath.Join(t.TempDir(), "quark.db"), &Options{MaxRecordBytes: harnessMaxBytes})
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "quark.db"), &Options{MaxRecordBytes: harnessMaxBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func checked(r driver.Record) driver.Record {
 func openTest(t *testing.T, opts *Options) (*persistence.Store, *store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "quark.db")
-	s, err := Open(path, opts)
+	s, err := Open(context.Background(), path, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -119,7 +119,7 @@ func rawValue(t *testing.T, path string, key driver.Key) []byte {
 func TestCorruptRecordIsReportedAndKept(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "quark.db")
-	s, err := Open(path, nil)
+	s, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestCorruptRecordIsReportedAndKept(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = Open(path, nil)
+	s, err = Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,20 +196,20 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	put := func(key driver.Key, data string, expected int64) *request {
-		r := newRequest(opPut, 1)
+		r := newRequest(opPut, 1, time.Now())
 		record := checked(rec(data))
 		r.writes[0] = encodeWrite(key, &record, expected)
 		return r
 	}
 	batch := func(expected0, expected1 int64) *request {
-		r := newRequest(opBatch, 2)
+		r := newRequest(opBatch, 2, time.Now())
 		a, b := checked(rec("batch-a")), checked(rec("batch-b"))
 		r.writes[0] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "a"}, &a, expected0)
 		r.writes[1] = encodeWrite(driver.Key{Kind: "K", ID: "actor", Slot: "b"}, &b, expected1)
 		return r
 	}
 	del := func(key driver.Key, expected int64) *request {
-		r := newRequest(opDelete, 1)
+		r := newRequest(opDelete, 1, time.Now())
 		r.writes[0] = pendingWrite{key: []byte(driver.EncodeKey(key)), expected: expected, del: true}
 		return r
 	}
@@ -297,12 +297,12 @@ func TestGroupCommitIsolatesRequests(t *testing.T) {
 func TestContextWhileQueued(t *testing.T) {
 	_, s, _ := openTest(t, &Options{SweepInterval: -1})
 	// A committer that is not running: the test plays its part.
-	c := &committer{db: s.db, now: time.Now, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	c := &committer{db: s.db, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	record := rec("x")
 	key := driver.Key{Kind: "K", ID: "ctx", Slot: "s"}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	r := newRequest(opPut, 1)
+	r := newRequest(opPut, 1, time.Now())
 	r.writes[0] = encodeWrite(key, &record, 0)
 	errc := make(chan error, 1)
 	go func() { errc <- c.do(ctx, r) }()
@@ -317,7 +317,7 @@ func TestContextWhileQueued(t *testing.T) {
 
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	r = newRequest(opPut, 1)
+	r = newRequest(opPut, 1, time.Now())
 	r.writes[0] = encodeWrite(key, &record, 0)
 	go func() { errc <- c.do(ctx, r) }()
 	<-c.wake
@@ -491,8 +491,8 @@ func TestTombstoneRetention(t *testing.T) {
 	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
 	setClock := func(t time.Time) { clockMu.Lock(); clock = t; clockMu.Unlock() }
 	ps, s, _ := openTest(t, &Options{Now: now, SweepInterval: -1, TombstoneRetention: time.Hour})
-	if s.retention != time.Hour {
-		t.Fatalf("retention = %v, want the option's 1h", s.retention)
+	if got := s.settings.TombstoneRetention; got != time.Hour {
+		t.Fatalf("retention = %v, want the option's 1h", got)
 	}
 	deleted := driver.Key{Kind: "K", ID: "deleted", Slot: "s"}
 	expired := driver.Key{Kind: "K", ID: "expired", Slot: "s"}
@@ -578,21 +578,22 @@ func TestRetentionOption(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	for u, want := range map[string]time.Duration{
-		"embedded:" + filepath.Join(dir, "a.db"):                              DefaultTombstoneRetention,
-		"embedded:" + filepath.Join(dir, "b.db") + "?tombstone_retention=36h": 36 * time.Hour,
+		"embedded:" + filepath.Join(dir, "a.db"):                                    DefaultTombstoneRetention,
+		"embedded:" + filepath.Join(dir, "b.db") + "?quark_tombstone_retention=36h": 36 * time.Hour,
 	} {
 		s, err := persistence.OpenStore(ctx, u)
 		if err != nil {
 			t.Fatalf("%s: %v", u, err)
 		}
-		if got := s.Driver().(*store).retention; got != want {
+		if got := s.Driver().(*store).settings.TombstoneRetention; got != want {
 			t.Errorf("%s: retention %v, want %v", u, got, want)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []string{"embedded:x.db?tombstone_retention=long", "embedded:" + filepath.Join(dir, "c.db") + "?tombstone_retention=-1h"} {
+	for _, u := range []string{"embedded:x.db?quark_tombstone_retention=long", "embedded:" + filepath.Join(dir, "c.db") + "?quark_tombstone_retention=-1h",
+		"embedded:x.db?tombstone_retention=1h"} {
 		if _, err := persistence.OpenStore(ctx, u); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want ErrInvalidArgument", u, err)
 		}
@@ -648,7 +649,7 @@ func TestBackgroundSweeper(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "quark.db"), &Options{SweepInterval: time.Millisecond})
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "quark.db"), &Options{SweepInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +672,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 func TestReopenKeepsRecords(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "quark.db")
-	s, err := Open(path, nil)
+	s, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,7 +689,7 @@ func TestReopenKeepsRecords(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(path, nil)
+	s, err = Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -703,24 +704,58 @@ func TestReopenKeepsRecords(t *testing.T) {
 	}
 }
 
-func TestSecondOpenIsUnavailable(t *testing.T) {
+// TestLockedFileIsUnavailable: a file another process holds (here, a bbolt
+// handle of its own, which takes the same lock) makes Open fail with
+// ErrUnavailable once Options.Timeout has passed.
+func TestLockedFileIsUnavailable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "quark.db")
-	s, err := Open(path, nil)
+	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(path, &Options{Timeout: -1})
+	_, err = Open(context.Background(), path, &Options{Timeout: -1})
 	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, berrors.ErrTimeout) {
-		t.Errorf("second Open of a locked file = %v, want ErrUnavailable wrapping bbolt's timeout", err)
+		t.Errorf("Open of a locked file = %v, want ErrUnavailable wrapping bbolt's timeout", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(path, &Options{Timeout: -1})
+	s, err := Open(context.Background(), path, &Options{Timeout: -1})
 	if err != nil {
-		t.Fatalf("Open after Close: %v", err)
+		t.Fatalf("Open after the lock was released: %v", err)
 	}
 	_ = s.Close()
+}
+
+// TestOpenCreatesDirectories: Open makes the missing directories of the
+// path (0o750), and names the directory it could not make.
+func TestOpenCreatesDirectories(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a", "b", "quark.db")
+	s, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fi, err := os.Stat(filepath.Join(dir, "a", "b"))
+	if err != nil || fi.Mode().Perm() != 0o750&^umask() {
+		t.Errorf("the directory: %v, %v; want mode %v", fi, err, os.FileMode(0o750&^umask()))
+	}
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), filepath.Join(notDir, "sub", "quark.db"), nil)
+	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), filepath.Join(notDir, "sub")) {
+		t.Errorf("Open below a file = %v, want ErrInvalidArgument naming %s", err, filepath.Join(notDir, "sub"))
+	}
+}
+
+// umask returns the process's file mode creation mask.
+func umask() os.FileMode {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return os.FileMode(m)
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -735,28 +770,19 @@ func TestOpenErrors(t *testing.T) {
 		opts *Options
 		want error
 	}{
-		{"directory under a file", filepath.Join(notDB, "sub", "quark.db"), nil, persistence.ErrInvalidArgument},
+		{"a directory", dir, nil, persistence.ErrInvalidArgument},
 		{"not a database", notDB, nil, persistence.ErrInvalidArgument},
 		{"negative limit", filepath.Join(dir, "a.db"), &Options{MaxRecordBytes: -1}, persistence.ErrInvalidArgument},
 		{"limit over the engine's", filepath.Join(dir, "b.db"), &Options{MaxRecordBytes: bolt.MaxValueSize}, persistence.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
-		s, err := Open(tt.path, tt.opts)
+		s, err := Open(context.Background(), tt.path, tt.opts)
 		if err == nil {
 			_ = s.Close()
 		}
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: Open = %v, want an error matching %v", tt.name, err, tt.want)
 		}
-	}
-	// Missing directories are created.
-	s, err := Open(filepath.Join(dir, "missing", "too", "quark.db"), nil)
-	if err != nil {
-		t.Fatalf("Open under missing directories: %v", err)
-	}
-	_ = s.Close()
-	if fi, err := os.Stat(filepath.Join(dir, "missing", "too")); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("created directory: %v, %v; want mode 0700 for the default file mode 0600", fi, err)
 	}
 }
 
@@ -766,9 +792,7 @@ func TestDriverAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second driver Close = %v, want the first result (nil)", err)
-	}
+	// Calls that raced the Close of the file's last store.
 	_, _, errGet := s.Get(ctx, testKey)
 	_, errPut := s.Put(ctx, testKey, rec("x"), 0)
 	errDel := s.Delete(ctx, testKey, 0)

@@ -21,13 +21,13 @@ func ExampleOpen() {
 	defer os.RemoveAll(dir)
 
 	// One file holds every actor's state; nil options give the defaults.
-	store, err := embedded.Open(filepath.Join(dir, "quark.db"), nil)
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, filepath.Join(dir, "quark.db"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer store.Close()
 
-	ctx := context.Background()
 	key := persistence.Key{Kind: "BankAccount", ID: "acc-42", Slot: "state"}
 	rec := driver.Record{Data: []byte(`{"balance":100}`), Codec: "json", Schema: 1}
 

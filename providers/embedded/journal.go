@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,22 +25,9 @@ var (
 // maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data.
 const maxEventEnvelopeOverhead = driver.MaxEventEnvelopeOverhead
 
-// MaxEventBytesLimit is the largest JournalOptions.MaxEventBytes: bbolt's
-// value limit less the event envelope.
+// MaxEventBytesLimit is the largest Options.MaxEventBytes: bbolt's value
+// limit less the event envelope.
 const MaxEventBytesLimit = bolt.MaxValueSize - maxEventEnvelopeOverhead
-
-// JournalOptions configures a journal. A nil *JournalOptions, or a zero
-// field, gives the defaults.
-type JournalOptions struct {
-	// MaxEventBytes is the largest len(Event.Data) the journal accepts;
-	// larger events fail with persistence.ErrTooLarge before any I/O. 0
-	// means persistence.DefaultMaxEventBytes (1 MiB); at most
-	// MaxEventBytesLimit. It is reported through driver.Limiter.
-	MaxEventBytes int
-	// Now is the clock that stamps events appended without a time; nil
-	// means the store's clock (Options.Now).
-	Now func() time.Time
-}
 
 // readPageEvents and readPageBytes bound one page of a read: the events
 // copied out of one read-only transaction before they are passed to fn,
@@ -56,12 +42,10 @@ const (
 const streamsPage = 1000
 
 // journal implements driver.Journal on the buckets eventsBucket and
-// streamsBucket of a store's file, through the store's committer.
+// streamsBucket of a file, through the file's committer.
 type journal struct {
-	s        *store
-	owned    bool // OpenJournal: Close closes the store
+	*file
 	maxBytes int
-	closed   atomic.Bool
 }
 
 var (
@@ -70,77 +54,19 @@ var (
 	_ driver.Limiter      = (*journal)(nil)
 )
 
-// errNotEmbedded is returned by NewJournal for a store of another provider.
-var errNotEmbedded = errors.New("embedded: the store is not an embedded store")
-
-// errJournalClosed is returned by the journal's methods after its Close.
-var errJournalClosed = errors.New("embedded: journal closed")
-
-// NewJournal returns an event journal kept in the file of st, an embedded
-// store returned by Open: its events share the file, the fsync and
-// the committer (group commit) with the store's records, so that one file
-// holds an application's state and journals. Closing the journal leaves the
-// store open; closing the store ends the journal too (its operations then
-// fail with persistence.ErrClosed). A store of another provider gives an
-// error matching persistence.ErrInvalidArgument.
-func NewJournal(st *persistence.Store, opts *JournalOptions) (*persistence.Journal, error) {
-	if st == nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: errNotEmbedded}
-	}
-	s, ok := st.Driver().(*store)
-	if !ok {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: errNotEmbedded}
-	}
-	return newJournal(s, opts, false)
-}
-
-// OpenJournal opens the database file at path as Open does (opts configures
-// the file: NoSync, Timeout, FileMode, Now; MaxRecordBytes and
-// SweepInterval do not matter to a journal) and returns a journal in it
-// that owns the file: its Close closes the file. To keep a store and a
-// journal in one file, use Open and NewJournal instead.
-func OpenJournal(path string, opts *Options, jopts *JournalOptions) (*persistence.Journal, error) {
-	s, err := open(path, opts)
+// OpenJournal opens the database file at path as Open does and returns an
+// event journal in it. If the path is already open in this process, by
+// Open or OpenJournal, the journal shares the open file: its events and an
+// application's state then share one file, one fsync and one committer
+// (group commit). Of opts, a journal uses MaxEventBytes and Now, and the
+// file settings (see Options). Closing the last store or journal of the
+// file closes it.
+func OpenJournal(_ context.Context, path string, opts *Options) (*persistence.Journal, error) {
+	f, o, err := openFile(path, opts)
 	if err != nil {
-		return nil, &persistence.Error{Code: errorCode(err), Op: "open", Err: fmt.Errorf("%s: %w", path, err)}
-	}
-	j, err := newJournal(s, jopts, true)
-	if err != nil {
-		_ = s.Close()
 		return nil, err
 	}
-	return j, nil
-}
-
-func newJournal(s *store, opts *JournalOptions, owned bool) (*persistence.Journal, error) {
-	var o JournalOptions
-	if opts != nil {
-		o = *opts
-	}
-	if o.MaxEventBytes < 0 || o.MaxEventBytes > MaxEventBytesLimit {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: MaxEventBytes %d is outside 0..%d", errBadOption, o.MaxEventBytes, MaxEventBytesLimit)}
-	}
-	if o.MaxEventBytes == 0 {
-		o.MaxEventBytes = persistence.DefaultMaxEventBytes
-	}
-	if o.Now == nil {
-		o.Now = s.now
-	}
-	if s.closed.Load() {
-		return nil, &persistence.Error{Code: persistence.Closed, Op: "open", Err: errClosed}
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{eventsBucket, streamsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, &persistence.Error{Code: errorCode(err), Op: "open", Err: err}
-	}
-	j := &journal{s: s, owned: owned, maxBytes: o.MaxEventBytes}
+	j := &journal{file: f, maxBytes: o.MaxEventBytes}
 	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: o.MaxEventBytes, Now: o.Now}), nil
 }
 
@@ -177,14 +103,11 @@ func eventKey(prefix []byte, seq int64) []byte {
 // transaction, after checking the last position, and acknowledged after
 // its fsync.
 func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.Event, expected int64) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	if len(events) == 0 || expected < 0 || expected > math.MaxInt64-int64(len(events)) {
 		return 0, fmt.Errorf("%w: %d events after position %d", errBadOption, len(events), expected)
 	}
 	prefix := streamPrefix(s)
-	r := newRequest(opAppend, 1+len(events))
+	r := newRequest(opAppend, 1+len(events), time.Time{})
 	last := expected + int64(len(events))
 	r.writes[0] = pendingWrite{key: prefix, value: binary.BigEndian.AppendUint64(nil, uint64(last)), expected: expected}
 	for i := range events {
@@ -193,7 +116,7 @@ func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.E
 		}
 		r.writes[i+1] = pendingWrite{key: eventKey(prefix, expected+int64(i)+1), value: driver.MarshalEvent(&events[i])}
 	}
-	if err := j.s.submit(ctx, r); err != nil {
+	if err := j.submit(ctx, r); err != nil {
 		return 0, err
 	}
 	return last, nil
@@ -244,9 +167,6 @@ func headPosition(v []byte) (int64, error) {
 // the stream's head counts but the events bucket lacks gives an error made
 // by driver.NewCorruptEvent.
 func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn func(*driver.Event) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	prefix := streamPrefix(s)
 	end := to
 	if end <= 0 {
@@ -264,7 +184,7 @@ func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn 
 		arena, ends = arena[:0], ends[:0]
 		more := false
 		var missing error
-		err := j.s.db.View(func(tx *bolt.Tx) error {
+		err := j.db.View(func(tx *bolt.Tx) error {
 			b, heads := tx.Bucket(eventsBucket), tx.Bucket(streamsBucket)
 			if b == nil || heads == nil {
 				return nil
@@ -321,11 +241,8 @@ func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn 
 // Last implements driver.Journal: the stream's head, in a read-only
 // transaction.
 func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	var last int64
-	err := j.s.db.View(func(tx *bolt.Tx) error {
+	err := j.db.View(func(tx *bolt.Tx) error {
 		var err error
 		if b := tx.Bucket(streamsBucket); b != nil {
 			last, err = headPosition(b.Get(streamPrefix(s)))
@@ -339,9 +256,6 @@ func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
 // collected streamsPage at a time in read-only transactions and passed to
 // fn outside them.
 func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	prefix := kindPrefix(kind, 0)
 	var after []byte // the last key of the previous page; nil: first page
 	for {
@@ -350,7 +264,7 @@ func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) e
 		}
 		var ids []string
 		var pageLast []byte
-		err := j.s.db.View(func(tx *bolt.Tx) error {
+		err := j.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(streamsBucket)
 			if b == nil {
 				return nil
@@ -389,18 +303,8 @@ func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) e
 }
 
 // ErrorCode implements driver.Journal.
-func (j *journal) ErrorCode(err error) driver.ErrorCode {
-	if errors.Is(err, errJournalClosed) {
-		return driver.Closed
-	}
-	return errorCode(err)
-}
+func (j *journal) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
-// Close implements driver.Journal: it closes the file if the journal
-// opened it (OpenJournal), and otherwise leaves the store alone.
-func (j *journal) Close() error {
-	if j.closed.Swap(true) || !j.owned {
-		return nil
-	}
-	return j.s.Close()
-}
+// Close implements driver.Journal: it releases the journal's hold on the
+// file, which closes with its last store or journal.
+func (j *journal) Close() error { return j.release() }

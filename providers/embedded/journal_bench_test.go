@@ -22,7 +22,7 @@ import (
 // ops-th append of one 100-byte event to its own stream.
 func journalAppender(b *testing.B) func(w int, ops int64) error {
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(b.TempDir(), "quark.db"), nil, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(b.TempDir(), "quark.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func BenchmarkJournalInterleaved64(b *testing.B) {
 // reports both rates and their ratio.
 func BenchmarkJournalReplay(b *testing.B) {
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(b.TempDir(), "quark.db"), &Options{NoSync: true}, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(b.TempDir(), "quark.db"), &Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func BenchmarkJournalReplay(b *testing.B) {
 	if err := storetest.FillStream(ctx, j, s, storetest.ReplayEvents); err != nil {
 		b.Fatal(err)
 	}
-	db, prefix := j.Driver().(*journal).s.db, streamPrefix(s)
+	db, prefix := j.Driver().(*journal).db, streamPrefix(s)
 	var tQuark, tRaw time.Duration
 	b.ReportAllocs()
 	for b.Loop() {

@@ -129,7 +129,7 @@ func runJournalCrashChild(t *testing.T, dir string, acked map[string]int64) int 
 func checkAckedEvents(t *testing.T, dir string, acked map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second}, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("reopening after the crash: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestJournalCrashChild(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second}, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(dir, "quark.db"), &Options{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("child: OpenJournal: %v", err)
 	}

@@ -12,26 +12,28 @@ import (
 	"github.com/quarkgo/quark/providers/embedded"
 )
 
-// One file holds the actors' state slots and their event journals.
-func ExampleNewJournal() {
+// One file holds the actors' state slots and their event journals: a store
+// and a journal opened on one path share the open file.
+func ExampleOpenJournal() {
 	dir, err := os.MkdirTemp("", "quark-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 
-	store, err := embedded.Open(filepath.Join(dir, "app.db"), nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer store.Close() // after the journal's Close
-	journal, err := embedded.NewJournal(store, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer journal.Close() // leaves the store open
-
 	ctx := context.Background()
+	path := filepath.Join(dir, "app.db")
+	store, err := embedded.Open(ctx, path, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	journal, err := embedded.OpenJournal(ctx, path, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer journal.Close() // the file closes with the last of the two
+
 	account := persistence.Stream{Kind: "BankAccount", ID: "acc-42"}
 	last, err := journal.Append(ctx, account, []persistence.Event{
 		{Type: "Deposited", Codec: "json", Data: []byte(`{"amount":100}`)},

@@ -17,26 +17,20 @@ import (
 	"github.com/quarkgo/quark/persistence/storetest"
 )
 
-// journalHarness makes journals sharing the file of a store (shared) or
-// owning their own file (OpenJournal).
+// journalHarness makes journals sharing their file with an open store
+// (shared) or alone in their file.
 type journalHarness struct{ shared bool }
 
-func (h journalHarness) MakeJournal(_ context.Context, t testing.TB) (driver.Journal, error) {
+func (h journalHarness) MakeJournal(ctx context.Context, t testing.TB) (driver.Journal, error) {
 	path := filepath.Join(t.TempDir(), "quark.db")
-	jopts := &JournalOptions{MaxEventBytes: harnessMaxBytes}
-	if !h.shared {
-		j, err := OpenJournal(path, nil, jopts)
+	if h.shared {
+		s, err := Open(ctx, path, nil)
 		if err != nil {
 			return nil, err
 		}
-		return j.Driver(), nil
+		t.Cleanup(func() { s.Close() }) // after the suite closes the journal
 	}
-	s, err := Open(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { s.Close() }) // after the suite closes the journal
-	j, err := NewJournal(s, jopts)
+	j, err := OpenJournal(ctx, path, &Options{MaxEventBytes: harnessMaxBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +40,7 @@ func (h journalHarness) MakeJournal(_ context.Context, t testing.TB) (driver.Jou
 // CorruptEvent overwrites the event's value with bytes that are not an
 // event envelope.
 func (journalHarness) CorruptEvent(_ context.Context, j driver.Journal, s driver.Stream, seq int64) error {
-	return j.(*journal).s.db.Update(func(tx *bolt.Tx) error {
+	return j.(*journal).db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket)
 		key := eventKey(streamPrefix(s), seq)
 		if b.Get(key) == nil {
@@ -60,7 +54,7 @@ func (journalHarness) CorruptEvent(_ context.Context, j driver.Journal, s driver
 // changed data, keeping its type, codec, time and checksum, straight in the
 // file, as silent damage on disk would (storetest.EventDataCorrupter).
 func (journalHarness) CorruptEventData(_ context.Context, j driver.Journal, s driver.Stream, seq int64, change func([]byte) []byte) error {
-	return j.(*journal).s.db.Update(func(tx *bolt.Tx) error {
+	return j.(*journal).db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket)
 		key := eventKey(streamPrefix(s), seq)
 		v := b.Get(key)
@@ -108,13 +102,16 @@ func events(data ...string) []driver.Event {
 func TestJournalSharesFileWithStore(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "app.db")
-	s, err := Open(path, nil)
+	s, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := NewJournal(s, nil)
+	j, err := OpenJournal(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if j.Driver().(*journal).file != s.Driver().(*store).file {
+		t.Fatal("the journal did not share the store's open file")
 	}
 	const writers = 16
 	var wg sync.WaitGroup
@@ -147,7 +144,7 @@ func TestJournalSharesFileWithStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	j2, err := OpenJournal(path, nil, nil)
+	j2, err := OpenJournal(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +164,7 @@ func TestJournalSharesFileWithStore(t *testing.T) {
 	if err := j2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(path, nil)
+	s2, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatalf("the journal's Close did not release the file: %v", err)
 	}
@@ -177,60 +174,50 @@ func TestJournalSharesFileWithStore(t *testing.T) {
 	}
 }
 
-// otherStore stands for a store of another provider.
-type otherStore struct{ driver.Store }
-
-// TestJournalEndsWithStore checks that a journal sharing a store's file
-// refuses work once the store is closed, and that NewJournal refuses a
-// store of another provider.
-func TestJournalEndsWithStore(t *testing.T) {
+// TestFileClosesWithItsLastHandle: a store and a journal on one path
+// share the file until the last of them is closed, whichever it is; a
+// later open with other file settings is refused while the file is open.
+func TestFileClosesWithItsLastHandle(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "app.db"), nil)
+	path := filepath.Join(t.TempDir(), "app.db")
+	s, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := NewJournal(s, nil)
+	j, err := OpenJournal(ctx, path, &Options{MaxEventBytes: 10})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := OpenJournal(ctx, path, &Options{NoSync: true}); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("OpenJournal with other file settings = %v, want ErrInvalidArgument", err)
+	}
+	for _, o := range []*Options{{MaxEventBytes: -1}, {MaxEventBytes: MaxEventBytesLimit + 1}} {
+		if _, err := OpenJournal(ctx, path, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("OpenJournal(%+v) = %v, want ErrInvalidArgument", o, err)
+		}
 	}
 	stream := driver.Stream{Kind: "K", ID: "1"}
-	if _, err := j.Append(ctx, stream, events(`{}`), 0); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = j.Append(ctx, stream, events(`{}`), 1)
-	wantClosed := func(what string, err error) {
-		t.Helper()
-		if !errors.Is(err, persistence.ErrClosed) {
-			t.Errorf("%s after the store's Close = %v, want ErrClosed", what, err)
-		}
+	if _, err := j.Append(ctx, stream, events(`{}`), 0); err != nil {
+		t.Fatalf("Append after the store's Close: %v; the journal keeps the file open", err)
 	}
-	wantClosed("Append", err)
-	wantClosed("Read", j.Read(ctx, stream, 1, 0, func(*persistence.Event) error { return nil }))
-	_, err = j.Last(ctx, stream)
-	wantClosed("Last", err)
-	wantClosed("Streams", j.Streams(ctx, "K", func(string) error { return nil }))
-	if _, err := NewJournal(s, nil); !errors.Is(err, persistence.ErrClosed) {
-		t.Errorf("NewJournal on a closed store = %v, want ErrClosed", err)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
 	}
-	other := persistence.NewStore(otherStore{}, nil) // never called
-	for _, st := range []*persistence.Store{other, nil} {
-		if _, err := NewJournal(st, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("NewJournal on a non-embedded store = %v, want ErrInvalidArgument", err)
-		}
+	openFiles.mu.Lock()
+	n := len(openFiles.m)
+	openFiles.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d files open after the last Close", n)
 	}
-	s2, err := Open(filepath.Join(t.TempDir(), "app.db"), nil)
+	// Closed, the file opens again with any settings.
+	s, err = Open(ctx, path, &Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Close()
-	for _, o := range []*JournalOptions{{MaxEventBytes: -1}, {MaxEventBytes: MaxEventBytesLimit + 1}} {
-		if _, err := NewJournal(s2, o); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("NewJournal(%+v) = %v, want ErrInvalidArgument", o, err)
-		}
-	}
+	s.Close()
 }
 
 // TestJournalReadCallbackAppends appends to the journal from inside a
@@ -238,7 +225,7 @@ func TestJournalEndsWithStore(t *testing.T) {
 // transaction while fn runs, so the committer is never blocked by it.
 func TestJournalReadCallbackAppends(t *testing.T) {
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "app.db"), &Options{NoSync: true}, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(t.TempDir(), "app.db"), &Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +261,7 @@ func TestJournalReadCallbackAppends(t *testing.T) {
 // first missing position the stream's head counts as corrupt.
 func TestJournalMissingEvent(t *testing.T) {
 	ctx := context.Background()
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "app.db"), &Options{NoSync: true}, nil)
+	j, err := OpenJournal(context.Background(), filepath.Join(t.TempDir(), "app.db"), &Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +272,7 @@ func TestJournalMissingEvent(t *testing.T) {
 		if _, err := j.Append(ctx, s, events(`{"a":1}`, `{"a":2}`, `{"a":3}`, `{"a":4}`, `{"a":5}`, `{"a":6}`), 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := drv.s.db.Update(func(tx *bolt.Tx) error {
+		if err := drv.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket(eventsBucket).Delete(eventKey(streamPrefix(s), missing))
 		}); err != nil {
 			t.Fatal(err)

@@ -17,17 +17,17 @@ const sweepChunk = 1024
 // every record that expired at least that long ago, and returns how many it
 // purged. Records that cannot be decoded are left alone. It stops early,
 // with ctx.Err(), when ctx ends.
-func (s *store) sweep(ctx context.Context) (int, error) {
+func (f *file) sweep(ctx context.Context) (int, error) {
 	var after []byte // the last key examined
 	removed := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		now := s.now()
+		now := f.now()
 		var purge []pendingWrite
 		var last []byte
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := f.db.View(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(bucketName).Cursor()
 			var k, v []byte
 			if after == nil {
@@ -38,7 +38,7 @@ func (s *store) sweep(ctx context.Context) (int, error) {
 			for n := 0; k != nil && n < sweepChunk; k, v = cur.Next() {
 				n++
 				last = k
-				if purgeable(v, now, s.retention) {
+				if purgeable(v, now, f.settings.TombstoneRetention) {
 					purge = append(purge, pendingWrite{key: bytes.Clone(k)})
 				}
 			}
@@ -49,8 +49,8 @@ func (s *store) sweep(ctx context.Context) (int, error) {
 			return removed, err
 		}
 		if len(purge) > 0 {
-			r := &request{op: opSweep, writes: purge, done: make(chan struct{})}
-			if err := s.c.do(ctx, r); err != nil {
+			r := &request{op: opSweep, now: now, writes: purge, done: make(chan struct{})}
+			if err := f.c.do(ctx, r); err != nil {
 				return removed, err
 			}
 			removed += r.swept

@@ -2,56 +2,75 @@ package embedded
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/url"
-	"time"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // Scheme is the URL scheme this package registers on
-// persistence.DefaultURLMux. The path names the database file:
+// persistence.DefaultURLMux, for persistence.OpenStore and
+// persistence.OpenJournal. The path names the database file:
 //
 //	embedded:data/app.db             relative to the working directory
 //	embedded:///var/lib/app/app.db   absolute
-//	embedded:data/app.db?timeout=5s  with the file-lock timeout
-//	embedded:data/app.db?tombstone_retention=24h
+//	embedded:data/app.db?quark_timeout=5s&quark_tombstone_retention=24h
 //
-// The parameters are timeout (Options.Timeout) and tombstone_retention
-// (Options.TombstoneRetention), both as time.ParseDuration reads them.
+// A store and a journal opened on the same path share the open file (see
+// OpenJournal). The parameters are
+//
+//	quark_timeout=D              Options.Timeout (a Go duration)
+//	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
+//	quark_tombstone_retention=D  Options.TombstoneRetention
+//	quark_max_record_bytes=N     Options.MaxRecordBytes (a size: 1048576, 4MiB)
+//	quark_max_event_bytes=N      Options.MaxEventBytes
+//
+// and any other is an error.
 const Scheme = "embedded"
 
 func init() {
-	persistence.DefaultURLMux().Register(Scheme, persistence.URLOpenerFunc(openURL))
+	persistence.DefaultURLMux().Register(Scheme, urlOpener{})
 }
 
-func openURL(_ context.Context, u *url.URL) (*persistence.Store, error) {
+// urlOpener opens stores and journals by URL.
+type urlOpener struct{}
+
+func (urlOpener) OpenStoreURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	path, o, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, path, o)
+}
+
+func (urlOpener) OpenJournalURL(ctx context.Context, u *url.URL) (*persistence.Journal, error) {
+	path, o, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return OpenJournal(ctx, path, o)
+}
+
+// parseURL reads the path and options of an embedded URL.
+func parseURL(u *url.URL) (string, *Options, error) {
+	pu := provider.NewURL("embedded", u)
 	path := u.Opaque
 	if path == "" {
 		path = u.Path
 	}
 	if path == "" || u.Host != "" {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("embedded URL %q: want embedded:relative/path.db or embedded:///absolute/path.db", u.Redacted())}
+		return "", nil, pu.Invalid(errors.New("want embedded:relative/path.db or embedded:///absolute/path.db"))
 	}
-	var opts Options
-	for k, v := range u.Query() {
-		switch k {
-		case "timeout":
-			d, err := time.ParseDuration(v[0])
-			if err != nil {
-				return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: timeout: %w", err)}
-			}
-			opts.Timeout = d
-		case "tombstone_retention":
-			d, err := time.ParseDuration(v[0])
-			if err != nil {
-				return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: tombstone_retention: %w", err)}
-			}
-			opts.TombstoneRetention = d
-		default:
-			return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("embedded URL: unknown parameter %q (known: timeout, tombstone_retention)", k)}
-		}
+	var o Options
+	q := provider.NewQuery(u)
+	q.Duration("quark_timeout", &o.Timeout)
+	q.Interval("quark_sweep_interval", &o.SweepInterval)
+	q.Duration("quark_tombstone_retention", &o.TombstoneRetention)
+	q.Bytes("quark_max_record_bytes", &o.MaxRecordBytes)
+	q.Bytes("quark_max_event_bytes", &o.MaxEventBytes)
+	if err := q.ErrStrict(); err != nil {
+		return "", nil, pu.Invalid(err)
 	}
-	return Open(path, &opts)
+	return path, &o, nil
 }

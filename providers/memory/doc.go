@@ -2,9 +2,17 @@
 // process memory, implements the whole persistence contract, and is what
 // tests, examples and single-process deployments without durability use.
 //
-//	store := memory.New(nil)
+//	store, err := memory.Open(ctx, nil) // nil *Options: the defaults
+//	if err != nil { ... }
 //	defer store.Close()
 //	v, err := store.Save(ctx, key, driver.Record{Data: data, Codec: "json"}, 0)
+//
+// Open and OpenJournal take the same Options (nil means the defaults) and
+// return an error like every provider's constructors, although the only
+// thing that can fail here is an invalid option. The URL "memory:" opens a
+// new store (persistence.OpenStore) or journal (persistence.OpenJournal);
+// see Scheme. New and NewJournal, which panic instead of returning an
+// error, are kept for tests until every caller has moved to Open.
 //
 // # Capabilities
 //
@@ -29,7 +37,7 @@
 //
 // # Journal
 //
-// [NewJournal] returns an in-memory event journal (a *persistence.Journal)
+// [OpenJournal] returns an in-memory event journal (a *persistence.Journal)
 // for event-sourced actors: per stream, a slice of events under the same
 // 64 shards, appended all or nothing under the shard lock, read from a
 // snapshot of the slice without the lock, each event's data copied into a

@@ -10,9 +10,13 @@ import (
 	"github.com/quarkgo/quark/providers/memory"
 )
 
-func ExampleNew() {
+func ExampleOpen() {
 	ctx := context.Background()
-	store := memory.New(nil)
+	store, err := memory.Open(ctx, nil)
+	if err != nil {
+		fmt.Println("open:", err)
+		return
+	}
 	defer store.Close()
 
 	key := persistence.Key{Kind: "BankAccount", ID: "acc-42", Slot: "balance"}
@@ -42,4 +46,29 @@ func ExampleNew() {
 	// loaded version 1: {"balance":100}
 	// conflict: expected version 0, stored version 1
 	// is ErrConflict: true
+}
+
+// Every provider registers its URL scheme on persistence.DefaultURLMux;
+// "memory:" opens a new, empty store or journal.
+func Example_openFromURL() {
+	ctx := context.Background()
+	store, err := persistence.OpenStore(ctx, "memory:?quark_max_record_bytes=1KiB")
+	if err != nil {
+		fmt.Println("open store:", err)
+		return
+	}
+	defer store.Close()
+	journal, err := persistence.OpenJournal(ctx, "memory:")
+	if err != nil {
+		fmt.Println("open journal:", err)
+		return
+	}
+	defer journal.Close()
+	fmt.Println(store.MaxRecordBytes(), journal.MaxEventBytes())
+
+	_, err = persistence.OpenStore(ctx, "memory:?quark_max_record_byte=1KiB")
+	fmt.Println(err)
+	// Output:
+	// 1024 1048576
+	// persistence: open: InvalidArgument: memory URL memory:?quark_max_record_byte=1KiB: unknown parameter quark_max_record_byte (known: quark_max_event_bytes, quark_max_record_bytes)
 }

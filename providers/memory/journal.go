@@ -5,34 +5,36 @@ import (
 	"errors"
 	"hash/maphash"
 	"sync"
-	"time"
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 )
 
-// JournalOptions configures a memory journal. The zero value (or nil) gives
-// the defaults.
-type JournalOptions struct {
-	// Now is the clock that stamps events; nil means time.Now.
-	Now func() time.Time
-	// MaxEventBytes caps len(Event.Data); 0 means
-	// persistence.DefaultMaxEventBytes.
-	MaxEventBytes int
-}
-
-// NewJournal returns an empty in-memory event journal. Like the memory
+// OpenJournal returns an empty in-memory event journal. Like the memory
 // store it keeps nothing across restarts: it is for tests and for
-// development.
-func NewJournal(opts *JournalOptions) *persistence.Journal {
-	if opts == nil {
-		opts = &JournalOptions{}
+// development. Of opts it uses Now and MaxEventBytes.
+func OpenJournal(_ context.Context, opts *Options) (*persistence.Journal, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
 	}
 	j := &journal{seed: maphash.MakeSeed()}
 	for i := range j.shards {
 		j.shards[i].m = make(map[driver.Stream]*stream)
 	}
-	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: opts.MaxEventBytes, Now: opts.Now})
+	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: o.MaxEventBytes, Now: o.Now}), nil
+}
+
+// JournalOptions is Options, under the name NewJournal's callers used
+// before journals and stores shared their options. Like NewJournal it
+// remains until those callers have moved to OpenJournal and Options.
+type JournalOptions = Options
+
+// NewJournal is OpenJournal for code that cannot fail: tests and examples.
+// It panics on invalid options. Prefer OpenJournal; NewJournal remains until
+// the tests of the other packages have moved to OpenJournal.
+func NewJournal(opts *Options) *persistence.Journal {
+	return must(OpenJournal(context.Background(), opts))
 }
 
 var _ driver.StreamLister = (*journal)(nil)

@@ -9,9 +9,13 @@ import (
 	"github.com/quarkgo/quark/providers/memory"
 )
 
-func ExampleNewJournal() {
+func ExampleOpenJournal() {
 	ctx := context.Background()
-	journal := memory.NewJournal(nil)
+	journal, err := memory.OpenJournal(ctx, nil)
+	if err != nil {
+		fmt.Println("open:", err)
+		return
+	}
 	defer journal.Close()
 
 	account := persistence.Stream{Kind: "BankAccount", ID: "acc-42"}

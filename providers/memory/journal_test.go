@@ -62,7 +62,10 @@ func BenchmarkJournal(b *testing.B) { storetest.RunJournalBenchmarks(b, newJourn
 func TestJournalOptions(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2031, 5, 6, 7, 8, 9, 10, time.UTC)
-	j := NewJournal(&JournalOptions{Now: func() time.Time { return at }, MaxEventBytes: 8})
+	j, err := OpenJournal(ctx, &Options{Now: func() time.Time { return at }, MaxEventBytes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer j.Close()
 	if got := j.MaxEventBytes(); got != 8 {
 		t.Errorf("MaxEventBytes = %d, want 8", got)
@@ -74,7 +77,7 @@ func TestJournalOptions(t *testing.T) {
 	if _, err := j.Append(ctx, s, []persistence.Event{{Type: "T", Data: []byte("12345678")}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	err := j.Read(ctx, s, 1, 0, func(e *persistence.Event) error {
+	err = j.Read(ctx, s, 1, 0, func(e *persistence.Event) error {
 		if !e.Time.Equal(at.Truncate(time.Microsecond)) { // times are kept to the microsecond
 			t.Errorf("Time = %v, want the injected clock's %v", e.Time, at)
 		}
@@ -93,9 +96,9 @@ func TestJournalFaults(t *testing.T) {
 	var hist storetest.JournalHistory
 	drv := NewJournal(nil).Driver()
 	var after bool
-	faulty := storetest.WithJournalFaults(hist.Wrap(drv), storetest.JournalInjectorFunc(
-		func(op storetest.JournalOp, s driver.Stream) storetest.Fault {
-			if op == storetest.JournalAppend && s.ID == "faulty" {
+	faulty := storetest.WithJournalFaults(hist.Wrap(drv), storetest.InjectorFunc(
+		func(op storetest.Op, k driver.Key) storetest.Fault {
+			if op == storetest.OpAppend && k.ID == "faulty" {
 				return storetest.Fault{Err: errors.New("boom"), AfterApply: after}
 			}
 			return storetest.Fault{}

@@ -4,33 +4,67 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
-// Options configures a memory store. The zero value (or nil) gives the
-// defaults.
+// Options configures a memory store or journal. A nil *Options, or a zero
+// field, gives the defaults.
 type Options struct {
-	// Now is the clock for expiry and for the UpdatedAt stamp; nil means
-	// time.Now. Tests inject a fake clock to expire records without waiting.
+	// Now is the clock for expiry, for the UpdatedAt stamp of records and
+	// for the time of events appended without one; nil means time.Now.
+	// Tests inject a fake clock to expire records without waiting.
 	Now func() time.Time
 	// MaxRecordBytes caps len(Record.Data); 0 means
 	// persistence.DefaultMaxRecordBytes.
 	MaxRecordBytes int
+	// MaxEventBytes caps len(Event.Data) (journal only); 0 means
+	// persistence.DefaultMaxEventBytes.
+	MaxEventBytes int
 }
 
-// New returns an empty in-memory store.
-func New(opts *Options) *persistence.Store {
-	if opts == nil {
-		opts = &Options{}
+// withDefaults validates o and returns a copy with the defaults filled in.
+func (o *Options) withDefaults() (Options, error) {
+	var out Options
+	if o != nil {
+		out = *o
 	}
-	return persistence.NewStore(newStore(opts.Now), &persistence.Options{
-		MaxRecordBytes: opts.MaxRecordBytes,
-		Now:            opts.Now,
-	})
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes, math.MaxInt)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, math.MaxInt)
+	out.Now = provider.Clock(out.Now)
+	return out, check.Err()
+}
+
+// Open returns an empty in-memory store. It does no I/O; its only errors
+// are invalid options (negative limits), which match
+// persistence.ErrInvalidArgument.
+func Open(_ context.Context, opts *Options) (*persistence.Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+	}
+	return persistence.NewStore(newStore(o.Now), &persistence.Options{MaxRecordBytes: o.MaxRecordBytes, Now: o.Now}), nil
+}
+
+// New is Open for code that cannot fail: tests and examples. It panics on
+// invalid options. Prefer Open; New remains until the tests of the other
+// packages have moved to Open.
+func New(opts *Options) *persistence.Store {
+	return must(Open(context.Background(), opts))
+}
+
+// must returns h, or panics with err.
+func must[H any](h H, err error) H {
+	if err != nil {
+		panic(err)
+	}
+	return h
 }
 
 const numShards = 64 // a power of two
@@ -63,9 +97,6 @@ type entry struct {
 }
 
 func newStore(now func() time.Time) *store {
-	if now == nil {
-		now = time.Now
-	}
 	s := &store{now: now, seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		s.shards[i].m = make(map[driver.Key]*entry)

@@ -17,7 +17,7 @@ type harness struct{}
 func newHarness(context.Context, testing.TB) (storetest.Harness, error) { return harness{}, nil }
 
 func (harness) MakeStore(context.Context, testing.TB) (driver.Store, error) {
-	return newStore(nil), nil
+	return newStore(time.Now), nil
 }
 func (harness) Capabilities() storetest.Capabilities {
 	return storetest.Capabilities{AtomicBatch: true}
@@ -63,7 +63,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestExpiryFollowsTheInjectedClock(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := New(&Options{Now: clock.Now})
+	s, err := Open(ctx, &Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer s.Close()
 	key := driver.Key{Kind: "Cart", ID: "c1", Slot: "items"}
 	rec := driver.Record{Data: []byte("[]"), Codec: "json", ExpiresAt: clock.Now().Add(time.Minute)}

@@ -40,7 +40,7 @@ func benchStore(b *testing.B) (*mongo.Client, *persistence.Store, *mongo.Collect
 	b.Helper()
 	client := connect(b)
 	o := testOptions(b, client)
-	s, err := New(context.Background(), client, o)
+	s, err := Open(context.Background(), client, o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,11 +5,11 @@
 //	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://db:27017/")) // go.mongodb.org/mongo-driver/v2
 //	if err != nil { ... }
 //	defer client.Disconnect(ctx)                 // the caller owns the client
-//	store, err := mongodb.New(ctx, client, &mongodb.Options{Database: "app", CreateIndexes: true})
+//	store, err := mongodb.Open(ctx, client, &mongodb.Options{Database: "app", CreateSchema: true})
 //	if err != nil { ... }
 //	defer store.Close()                          // leaves the client connected
 //
-// [New] returns a *persistence.Store, registered with the host under a
+// [Open] returns a *persistence.Store, registered with the host under a
 // provider name like any other. It implements the persistence contract:
 // conditional saves and deletes with atomic creation, versions never
 // reused (tombstones), expiry with a TTL index (driver.NativeTTL), a size
@@ -17,7 +17,7 @@
 // every record, and records returned byte for byte. Importing the
 // package also registers the URL schemes "mongodb" and "mongodb+srv" on
 // persistence.DefaultURLMux ([Scheme]); a store opened by URL owns its
-// client.
+// client. The provider has no event journal.
 //
 // # Documents
 //
@@ -155,7 +155,8 @@
 //
 // # Indexes, expiry and tombstones
 //
-// [EnsureIndexes] (or Options.CreateIndexes) creates the collection's
+// [CreateSchema] (or Options.CreateSchema, or quark_create_schema=true in a
+// URL) creates the collection's
 // indexes: a TTL index on purgeAt (expireAfterSeconds 0), so that
 // MongoDB's TTL monitor deletes tombstones and expired records, about once
 // a minute, once the tombstone retention (Options.TombstoneRetention, 7
@@ -172,8 +173,10 @@
 //
 // # Errors
 //
-// Errors are classified in one place: network failures, a disconnected
-// client, the client's own timeouts (server selection, connect, timeoutMS),
+// Errors are classified in one place: network failures (refused, reset,
+// aborted, timed out), a disconnected client, the client's own timeouts
+// (server selection, connect, timeoutMS; a deadline the caller's context
+// did not set, classified as every provider does),
 // retryable server errors (not primary, shutting down, stepped down, lock
 // and time limits, write-concern timeouts, the RetryableWriteError and
 // NetworkError labels) and FerretDB's SQLITE_BUSY are Unavailable;

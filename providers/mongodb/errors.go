@@ -1,22 +1,17 @@
 package mongodb
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // The provider's own errors. The persistence layer wraps them, with their
 // code, in a *persistence.Error.
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("mongodb: store closed")
 	// errTooLarge is returned for a record over the store's limit; the
 	// persistence layer normally refuses it first.
 	errTooLarge = errors.New("mongodb: record too large")
@@ -82,43 +77,36 @@ var unavailableLabels = []string{"NetworkError", "RetryableWriteError", "Transie
 // errorCode maps the provider's, the driver's and the server's errors to
 // driver codes. It is the one place where native errors are classified:
 //
-//   - network failures (refused, reset, EOF, any net.Error, the driver's
-//     NetworkError label), a client disconnected by its owner, retryable
-//     server errors (the codes in unavailableCodes, the RetryableWriteError
-//     label: not primary, shutting down, time limits, lock timeouts,
-//     write concern timeouts, FerretDB's SQLITE_BUSY) are Unavailable;
-//   - a context.DeadlineExceeded is the client's own timeout (server
-//     selection, Options.Timeout, a dial): the persistence layer consults
-//     ErrorCode only while the caller's context is live. It is Unavailable;
-//     context.Canceled keeps its code;
+//   - a client disconnected by its owner, retryable server errors (the
+//     codes in unavailableCodes, the labels in unavailableLabels: not
+//     primary, shutting down, time limits, lock timeouts, write concern
+//     timeouts, FerretDB's SQLITE_BUSY) and the driver's own network
+//     errors and timeouts (mongo.IsNetworkError, mongo.IsTimeout: server
+//     selection, Options.Timeout, a dial) are Unavailable;
 //   - documents over 16 MiB are TooLarge; malformed requests (BadValue,
 //     InvalidNamespace, ...) are InvalidArgument;
-//   - anything else (authentication failures, NotImplemented, ...) is
-//     Internal.
+//   - the rest is classified as every provider does (provider.ErrorCode):
+//     network failures and a driver's own deadline are Unavailable,
+//     context.Canceled is Canceled, anything else (authentication failures,
+//     NotImplemented, ...) Internal.
 func errorCode(err error) driver.ErrorCode {
-	var conflict *driver.ConflictError
-	var corrupt *driver.CorruptError
 	var se mongo.ServerError
 	switch {
 	case err == nil:
 		return driver.Internal
-	case errors.Is(err, errClosed):
-		return driver.Closed
 	case errors.Is(err, errTooLarge):
 		return driver.TooLarge
 	case errors.Is(err, errInvalid):
 		return driver.InvalidArgument
-	case errors.As(err, &conflict):
-		return driver.Conflict
-	case errors.As(err, &corrupt):
-		return driver.Corrupt
 	case errors.Is(err, mongo.ErrClientDisconnected):
 		return driver.Unavailable
 	case errors.As(err, &se):
 		return serverErrorCode(se)
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
-	case errors.Is(err, context.DeadlineExceeded), mongo.IsTimeout(err), mongo.IsNetworkError(err), unreachable(err):
+	}
+	if code := provider.ErrorCode(err); code != driver.Internal {
+		return code
+	}
+	if mongo.IsTimeout(err) || mongo.IsNetworkError(err) {
 		return driver.Unavailable
 	}
 	return driver.Internal
@@ -154,20 +142,4 @@ func serverErrorCode(se mongo.ServerError) driver.ErrorCode {
 		return driver.Unavailable
 	}
 	return driver.Internal
-}
-
-// unreachable reports whether err says the server could not be reached or
-// the connection to it failed.
-func unreachable(err error) bool {
-	var netErr net.Error
-	for _, target := range []error{
-		io.EOF, io.ErrUnexpectedEOF,
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
-		syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, net.ErrClosed,
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return errors.As(err, &netErr)
 }

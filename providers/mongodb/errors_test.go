@@ -23,7 +23,8 @@ func TestErrorCode(t *testing.T) {
 		err  error
 		want driver.ErrorCode
 	}{
-		{"closed", errClosed, driver.Closed},
+		{"client timeout", fmt.Errorf("dial: %w", context.DeadlineExceeded), driver.Unavailable},
+		{"aborted", fmt.Errorf("read: %w", syscall.ECONNABORTED), driver.Unavailable},
 		{"too large", fmt.Errorf("x: %w", errTooLarge), driver.TooLarge},
 		{"invalid", fmt.Errorf("x: %w", errInvalid), driver.InvalidArgument},
 		{"unacknowledged", errUnacknowledged, driver.Internal},

@@ -26,10 +26,10 @@ type Account struct {
 	Balance int64  `json:"balance" bson:"balance"`
 }
 
-// ExampleNew needs a MongoDB server, so it has no "Output:" section and is
+// ExampleOpen needs a MongoDB server, so it has no "Output:" section and is
 // only compiled by go test; TestExamples runs it against the test server
 // and checks what it prints.
-func ExampleNew() {
+func ExampleOpen() {
 	ctx := context.Background()
 	// The application creates and owns the client: hosts, credentials, TLS,
 	// pool, timeouts, read and write concerns are the driver's options.
@@ -41,7 +41,7 @@ func ExampleNew() {
 	}
 	defer client.Disconnect(ctx)
 
-	store, err := mongodb.New(ctx, client, &mongodb.Options{Database: "quark_example", Collection: "example_new"})
+	store, err := mongodb.Open(ctx, client, &mongodb.Options{Database: "quark_example", Collection: "example_new"})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
@@ -92,7 +92,7 @@ func Example_query() {
 		return
 	}
 	defer client.Disconnect(ctx)
-	store, err := mongodb.New(ctx, client, &mongodb.Options{Database: "quark_example", Collection: "accounts"})
+	store, err := mongodb.Open(ctx, client, &mongodb.Options{Database: "quark_example", Collection: "accounts"})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
@@ -145,7 +145,7 @@ func Example_query() {
 func Example_openByURL() {
 	ctx := context.Background()
 	store, err := persistence.OpenStore(ctx,
-		"mongodb://app:secret@localhost:27017/app?w=majority&quark_collection=app_state&quark_init=false")
+		"mongodb://app:secret@localhost:27017/app?w=majority&quark_collection=app_state")
 	if err != nil {
 		fmt.Println(err) // the error never shows the password
 		return
@@ -177,14 +177,14 @@ func TestExamples(t *testing.T) {
 		run  func()
 		want string
 	}{
-		{"ExampleNew", ExampleNew, "saved version 1\nconflict, stored version 1\nloaded {\"owner\":\"ann\",\"balance\":100} at version 1\n"},
+		{"ExampleOpen", ExampleOpen, "saved version 1\nconflict, stored version 1\nloaded {\"owner\":\"ann\",\"balance\":100} at version 1\n"},
 		{"Example_query", Example_query, "acc-1 (ann): 150, version 1\nacc-3 (cid): 1000, version 1\n"},
 	} {
 		if out := captureStdout(t, tt.run); out != tt.want {
 			t.Errorf("%s printed\n%s\nwant\n%s", tt.name, out, tt.want)
 		}
 	}
-	// ExampleNew's delete leaves only the tombstone of version 1 (see
+	// ExampleOpen's delete leaves only the tombstone of version 1 (see
 	// Options.TombstoneRetention).
 	var docs []bson.M
 	cur, err := db.Collection("example_new").Find(ctx, bson.D{})
@@ -192,7 +192,7 @@ func TestExamples(t *testing.T) {
 		err = cur.All(ctx, &docs)
 	}
 	if err != nil || len(docs) != 1 || docs[0]["deleted"] != true || docs[0]["version"] != int64(1) {
-		t.Errorf("ExampleNew left %v behind (%v), want only a tombstone of version 1", docs, err)
+		t.Errorf("ExampleOpen left %v behind (%v), want only a tombstone of version 1", docs, err)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 )
 
-// indexRetries bounds how often EnsureIndexes runs createIndexes again
+// indexRetries bounds how often CreateSchema runs createIndexes again
 // after an error that a concurrent creation of the same collection or index
 // can cause.
 const indexRetries = 5
@@ -26,7 +26,7 @@ var raceCodes = map[int]bool{
 	11000: true, // DuplicateKey in the server's catalog (FerretDB)
 }
 
-// EnsureIndexes creates, if they do not exist, the collection of the store
+// CreateSchema creates, if they do not exist, the collection of the store
 // that opts describes and its indexes:
 //
 //   - TTLIndexName, {purgeAt: 1} with expireAfterSeconds 0, so that
@@ -41,16 +41,18 @@ var raceCodes = map[int]bool{
 // concurrent creators can cause each other are retried). An index of the
 // same name with other options fails with an error, as does a server
 // without TTL indexes (FerretDB v1: set Options.NoTTLIndex). Invalid names
-// give an error matching persistence.ErrInvalidArgument.
-func EnsureIndexes(ctx context.Context, client *mongo.Client, opts *Options) error {
-	if client == nil {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "ensure indexes",
-			Err: fmt.Errorf("%w: nil client", errInvalid)}
-	}
-	o, err := opts.withDefaults()
+// give an error matching persistence.ErrInvalidArgument; the context's own
+// error is returned as it is.
+func CreateSchema(ctx context.Context, client *mongo.Client, opts *Options) error {
+	o, err := check(client, opts, "create schema")
 	if err != nil {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "ensure indexes", Err: err}
+		return err
 	}
+	return createSchema(ctx, client, &o)
+}
+
+// createSchema runs CreateSchema with o, which has its defaults.
+func createSchema(ctx context.Context, client *mongo.Client, o *Options) error {
 	models := []mongo.IndexModel{{
 		Keys:    bson.D{{Key: fieldKind, Value: 1}, {Key: fieldSlot, Value: 1}},
 		Options: options.Index().SetName(KindIndexName),
@@ -62,6 +64,7 @@ func EnsureIndexes(ctx context.Context, client *mongo.Client, opts *Options) err
 		})
 	}
 	indexes := client.Database(o.Database).Collection(o.Collection).Indexes()
+	var err error
 	for attempt := 1; ; attempt++ {
 		_, err = indexes.CreateMany(ctx, models)
 		var se mongo.ServerError
@@ -79,7 +82,7 @@ func EnsureIndexes(ctx context.Context, client *mongo.Client, opts *Options) err
 	if !o.NoTTLIndex && errors.As(err, &se) && se.HasErrorCode(238) { // NotImplemented
 		err = fmt.Errorf("%w (the server has no TTL indexes: set Options.NoTTLIndex, or quark_ttl_index=false in a URL)", err)
 	}
-	return &persistence.Error{Code: errorCode(err), Op: "ensure indexes",
+	return &persistence.Error{Code: errorCode(err), Op: "create schema",
 		Err: fmt.Errorf("mongodb: creating the indexes of %s.%s: %w", o.Database, o.Collection, err)}
 }
 
@@ -106,13 +109,9 @@ func anyCode(se mongo.ServerError, codes map[int]bool) bool {
 // safe to run concurrently with the store and with itself. Invalid names
 // give an error matching persistence.ErrInvalidArgument.
 func Purge(ctx context.Context, client *mongo.Client, opts *Options) (int64, error) {
-	if client == nil {
-		return 0, &persistence.Error{Code: persistence.InvalidArgument, Op: "purge",
-			Err: fmt.Errorf("%w: nil client", errInvalid)}
-	}
-	o, err := opts.withDefaults()
+	o, err := check(client, opts, "purge")
 	if err != nil {
-		return 0, &persistence.Error{Code: persistence.InvalidArgument, Op: "purge", Err: err}
+		return 0, err
 	}
 	filter := bson.D{{Key: fieldPurgeAt, Value: bson.D{{Key: "$lte", Value: bson.NewDateTimeFromTime(o.Now())}}}}
 	res, err := collection(client, &o).DeleteMany(ctx, filter)

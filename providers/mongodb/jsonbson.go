@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/quarkgo/quark/providers/internal/jsonscan"
 )
 
 // maxStateDepth bounds the nesting of JSON stored as a BSON value (objects
@@ -40,25 +41,23 @@ func appendJSONAsBSON(b []byte, name string, data []byte) (out []byte, ok, stabl
 	if !utf8.Valid(data) {
 		return b, false, false
 	}
-	c := jsonConverter{in: data, out: b}
-	c.space()
+	c := jsonConverter{s: jsonscan.Scanner{Data: data, MaxDepth: maxStateDepth}, out: b}
+	c.s.Space()
 	if !c.value(name) {
 		return b, false, false
 	}
-	c.space()
-	if c.pos != len(c.in) {
+	c.s.Space()
+	if c.s.Pos != len(data) {
 		return b, false, false
 	}
 	return c.out, true, !c.idKey
 }
 
-// jsonConverter is a validating recursive-descent JSON parser that writes
-// BSON as it goes.
+// jsonConverter walks JSON text with a jsonscan.Scanner and writes BSON as
+// it goes.
 type jsonConverter struct {
-	in    []byte
-	pos   int
-	out   []byte
-	depth int
+	s   jsonscan.Scanner
+	out []byte
 	// keys holds the spans in out of the keys of the objects being parsed,
 	// to find repeated keys.
 	keys []keySpan
@@ -67,24 +66,6 @@ type jsonConverter struct {
 }
 
 type keySpan struct{ start, end int }
-
-func (c *jsonConverter) peek() byte {
-	if c.pos < len(c.in) {
-		return c.in[c.pos]
-	}
-	return 0
-}
-
-func (c *jsonConverter) space() {
-	for c.pos < len(c.in) {
-		switch c.in[c.pos] {
-		case ' ', '\t', '\n', '\r':
-			c.pos++
-		default:
-			return
-		}
-	}
-}
 
 // value parses one JSON value and writes it as an element named name.
 func (c *jsonConverter) value(name string) bool {
@@ -96,7 +77,7 @@ func (c *jsonConverter) value(name string) bool {
 // valueBody parses one JSON value and writes its BSON value, and its type
 // at typeAt, where the element's header was written.
 func (c *jsonConverter) valueBody(typeAt int) bool {
-	switch ch := c.peek(); {
+	switch ch := c.s.Peek(); {
 	case ch == '{':
 		c.out[typeAt] = bsonDocument
 		return c.object()
@@ -107,7 +88,8 @@ func (c *jsonConverter) valueBody(typeAt int) bool {
 		c.out[typeAt] = bsonString
 		lenAt := len(c.out)
 		c.out = append(c.out, 0, 0, 0, 0)
-		if !c.str(false) {
+		var ok bool
+		if c.out, _, ok = c.s.String(c.out); !ok {
 			return false
 		}
 		c.out = append(c.out, 0)
@@ -116,82 +98,49 @@ func (c *jsonConverter) valueBody(typeAt int) bool {
 	case ch == 't':
 		c.out[typeAt] = bsonBool
 		c.out = append(c.out, 1)
-		return c.literal("true")
+		return c.s.Literal("true")
 	case ch == 'f':
 		c.out[typeAt] = bsonBool
 		c.out = append(c.out, 0)
-		return c.literal("false")
+		return c.s.Literal("false")
 	case ch == 'n':
 		c.out[typeAt] = bsonNull
-		return c.literal("null")
+		return c.s.Literal("null")
 	case ch == '-' || (ch >= '0' && ch <= '9'):
 		return c.number(typeAt)
 	}
 	return false
 }
 
-func (c *jsonConverter) literal(lit string) bool {
-	if !bytes.HasPrefix(c.in[c.pos:], []byte(lit)) {
-		return false
-	}
-	c.pos += len(lit)
-	return true
-}
-
+// object parses an object into an embedded document, with its keys in the
+// same order.
 func (c *jsonConverter) object() bool {
-	c.depth++
-	if c.depth > maxStateDepth {
-		return false
-	}
-	c.pos++ // '{'
 	var start int
 	c.out, start = beginDoc(c.out)
 	firstKey := len(c.keys)
-	c.space()
-	if c.peek() == '}' {
-		c.pos++
-	} else {
-		for {
-			if c.peek() != '"' {
-				return false
-			}
-			typeAt := len(c.out)
-			c.out = append(c.out, 0)
-			keyStart := len(c.out)
-			if !c.str(true) {
-				return false
-			}
-			key := keySpan{keyStart, len(c.out)}
-			if !c.fieldName(key, firstKey) {
-				return false
-			}
-			c.keys = append(c.keys, key)
-			c.out = append(c.out, 0)
-			c.space()
-			if c.peek() != ':' {
-				return false
-			}
-			c.pos++
-			c.space()
-			if !c.valueBody(typeAt) {
-				return false
-			}
-			c.space()
-			if c.peek() == ',' {
-				c.pos++
-				c.space()
-				continue
-			}
-			if c.peek() != '}' {
-				return false
-			}
-			c.pos++
-			break
+	var typeAt int // where the element of the member being read starts
+	ok := c.s.Object(func() bool {
+		typeAt = len(c.out)
+		c.out = append(c.out, 0)
+		keyStart := len(c.out)
+		var info jsonscan.StringInfo
+		var ok bool
+		if c.out, info, ok = c.s.String(c.out); !ok || info&jsonscan.NUL != 0 {
+			return false // a field name may not hold a NUL character
 		}
+		key := keySpan{keyStart, len(c.out)}
+		if !c.fieldName(key, firstKey) {
+			return false
+		}
+		c.keys = append(c.keys, key)
+		c.out = append(c.out, 0)
+		return true
+	}, func() bool { return c.valueBody(typeAt) })
+	if !ok {
+		return false
 	}
 	c.keys = c.keys[:firstKey]
 	c.out = endDoc(c.out, start)
-	c.depth--
 	return true
 }
 
@@ -200,7 +149,7 @@ func (c *jsonConverter) object() bool {
 // index first on).
 func (c *jsonConverter) fieldName(k keySpan, first int) bool {
 	key := c.out[k.start:k.end]
-	if len(key) == 0 || key[0] == '$' || bytes.IndexByte(key, '.') >= 0 || bytes.IndexByte(key, 0) >= 0 {
+	if len(key) == 0 || key[0] == '$' || bytes.IndexByte(key, '.') >= 0 {
 		return false
 	}
 	if string(key) == "_id" {
@@ -214,176 +163,44 @@ func (c *jsonConverter) fieldName(k keySpan, first int) bool {
 	return true
 }
 
+// array parses an array into a BSON array, whose element names are the
+// indexes.
 func (c *jsonConverter) array() bool {
-	c.depth++
-	if c.depth > maxStateDepth {
-		return false
-	}
-	c.pos++ // '['
 	var start int
 	c.out, start = beginDoc(c.out)
-	c.space()
-	if c.peek() == ']' {
-		c.pos++
-	} else {
-		var index [20]byte
-		for i := 0; ; i++ {
-			typeAt := len(c.out)
-			c.out = append(c.out, 0)
-			c.out = append(c.out, strconv.AppendInt(index[:0], int64(i), 10)...)
-			c.out = append(c.out, 0)
-			if !c.valueBody(typeAt) {
-				return false
-			}
-			c.space()
-			if c.peek() == ',' {
-				c.pos++
-				c.space()
-				continue
-			}
-			if c.peek() != ']' {
-				return false
-			}
-			c.pos++
-			break
-		}
+	var index [20]byte
+	i := 0
+	ok := c.s.Array(func() bool {
+		typeAt := len(c.out)
+		c.out = append(c.out, 0)
+		c.out = append(c.out, strconv.AppendInt(index[:0], int64(i), 10)...)
+		c.out = append(c.out, 0)
+		i++
+		return c.valueBody(typeAt)
+	})
+	if !ok {
+		return false
 	}
 	c.out = endDoc(c.out, start)
-	c.depth--
 	return true
-}
-
-// str parses a JSON string at c.pos and appends its decoded bytes to
-// c.out. A key may not contain a NUL character; a value may.
-func (c *jsonConverter) str(key bool) bool {
-	c.pos++ // '"'
-	for {
-		start := c.pos
-		for c.pos < len(c.in) && c.in[c.pos] != '"' && c.in[c.pos] != '\\' && c.in[c.pos] >= 0x20 {
-			c.pos++
-		}
-		c.out = append(c.out, c.in[start:c.pos]...)
-		if c.pos >= len(c.in) || c.in[c.pos] < 0x20 {
-			return false // unterminated, or a raw control character
-		}
-		if c.in[c.pos] == '"' {
-			c.pos++
-			return true
-		}
-		// An escape.
-		if c.pos+1 >= len(c.in) {
-			return false
-		}
-		esc := c.in[c.pos+1]
-		c.pos += 2
-		switch esc {
-		case '"', '\\', '/':
-			c.out = append(c.out, esc)
-		case 'b':
-			c.out = append(c.out, '\b')
-		case 'f':
-			c.out = append(c.out, '\f')
-		case 'n':
-			c.out = append(c.out, '\n')
-		case 'r':
-			c.out = append(c.out, '\r')
-		case 't':
-			c.out = append(c.out, '\t')
-		case 'u':
-			r, ok := c.hex4()
-			if !ok {
-				return false
-			}
-			if utf16.IsSurrogate(r) {
-				// Only a high surrogate followed by an escaped low one is a
-				// character.
-				if r >= 0xDC00 || !bytes.HasPrefix(c.in[c.pos:], []byte(`\u`)) {
-					return false
-				}
-				c.pos += 2
-				r2, ok := c.hex4()
-				if !ok {
-					return false
-				}
-				r = utf16.DecodeRune(r, r2)
-				if r == utf8.RuneError {
-					return false
-				}
-			}
-			if r == 0 && key {
-				return false
-			}
-			c.out = utf8.AppendRune(c.out, r)
-		default:
-			return false
-		}
-	}
-}
-
-func (c *jsonConverter) hex4() (rune, bool) {
-	if c.pos+4 > len(c.in) {
-		return 0, false
-	}
-	var r rune
-	for _, h := range c.in[c.pos : c.pos+4] {
-		r <<= 4
-		switch {
-		case h >= '0' && h <= '9':
-			r |= rune(h - '0')
-		case h >= 'a' && h <= 'f':
-			r |= rune(h - 'a' + 10)
-		case h >= 'A' && h <= 'F':
-			r |= rune(h - 'A' + 10)
-		default:
-			return 0, false
-		}
-	}
-	c.pos += 4
-	return r, true
 }
 
 // number parses a JSON number and writes it as an int32, an int64 or a
 // double.
 func (c *jsonConverter) number(typeAt int) bool {
-	start := c.pos
-	integral := true
-	if c.peek() == '-' {
-		c.pos++
-	}
-	switch d := c.peek(); {
-	case d == '0':
-		c.pos++
-	case d >= '1' && d <= '9':
-		c.digits()
-	default:
+	n, ok := c.s.Number()
+	if !ok {
 		return false
 	}
-	if c.peek() == '.' {
-		integral = false
-		c.pos++
-		if !c.digits() {
-			return false
-		}
-	}
-	if e := c.peek(); e == 'e' || e == 'E' {
-		integral = false
-		c.pos++
-		if s := c.peek(); s == '+' || s == '-' {
-			c.pos++
-		}
-		if !c.digits() {
-			return false
-		}
-	}
-	text := string(c.in[start:c.pos]) // small: stays on the stack
-	if integral {
-		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
-			if n >= math.MinInt32 && n <= math.MaxInt32 {
+	text := string(n.Text) // small: stays on the stack
+	if n.Integer() {
+		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
+			if i >= math.MinInt32 && i <= math.MaxInt32 {
 				c.out[typeAt] = bsonInt32
-				c.out = binary.LittleEndian.AppendUint32(c.out, uint32(int32(n)))
+				c.out = binary.LittleEndian.AppendUint32(c.out, uint32(int32(i)))
 			} else {
 				c.out[typeAt] = bsonInt64
-				c.out = binary.LittleEndian.AppendUint64(c.out, uint64(n))
+				c.out = binary.LittleEndian.AppendUint64(c.out, uint64(i))
 			}
 			return true
 		}
@@ -395,15 +212,6 @@ func (c *jsonConverter) number(typeAt int) bool {
 	c.out[typeAt] = bsonDouble
 	c.out = binary.LittleEndian.AppendUint64(c.out, math.Float64bits(f))
 	return true
-}
-
-// digits skips one or more decimal digits.
-func (c *jsonConverter) digits() bool {
-	start := c.pos
-	for c.pos < len(c.in) && c.in[c.pos] >= '0' && c.in[c.pos] <= '9' {
-		c.pos++
-	}
-	return c.pos > start
 }
 
 // errNoJSONForm is wrapped by the errors of renderJSON for values JSON

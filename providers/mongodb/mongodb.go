@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,7 +26,6 @@ type store struct {
 	maxBytes  int
 	retention time.Duration
 	nativeTTL bool
-	closed    atomic.Bool
 }
 
 var (
@@ -36,44 +34,53 @@ var (
 	_ driver.NativeTTL = (*store)(nil)
 )
 
-// New returns a Store over the collection Options.Collection of the
+// Open returns a Store over the collection Options.Collection of the
 // database Options.Database, through client. The caller owns client: the
 // Store's Close leaves it connected. Names and options are validated first
 // (errors match persistence.ErrInvalidArgument); then, with
-// Options.CreateIndexes, EnsureIndexes runs. Otherwise New does no I/O, and
+// Options.CreateSchema, CreateSchema runs. Otherwise Open does no I/O, and
 // an unreachable server shows at the first operation, as
 // persistence.ErrUnavailable.
-func New(ctx context.Context, client *mongo.Client, opts *Options) (*persistence.Store, error) {
-	s, err := newStore(ctx, client, opts, false)
+func Open(ctx context.Context, client *mongo.Client, opts *Options) (*persistence.Store, error) {
+	o, err := check(client, opts, "open")
+	if err == nil && o.CreateSchema {
+		err = createSchema(ctx, client, &o)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+	return wrap(newStore(client, &o)), nil
 }
 
-func newStore(ctx context.Context, client *mongo.Client, opts *Options, owned bool) (*store, error) {
+// check validates client and opts for the operation op and returns the
+// options with their defaults.
+func check(client *mongo.Client, opts *Options, op string) (Options, error) {
 	if client == nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
+		return Options{}, &persistence.Error{Code: persistence.InvalidArgument, Op: op,
 			Err: fmt.Errorf("%w: nil client", errInvalid)}
 	}
 	o, err := opts.withDefaults()
 	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+		return o, &persistence.Error{Code: persistence.InvalidArgument, Op: op, Err: err}
 	}
-	if o.CreateIndexes {
-		if err := EnsureIndexes(ctx, client, &o); err != nil {
-			return nil, err
-		}
-	}
+	return o, nil
+}
+
+// newStore returns the driver over client with o, which has its defaults.
+func newStore(client *mongo.Client, o *Options) *store {
 	return &store{
 		client:    client,
-		owned:     owned,
-		coll:      collection(client, &o),
+		coll:      collection(client, o),
 		now:       o.Now,
 		maxBytes:  o.MaxRecordBytes,
 		retention: o.TombstoneRetention,
 		nativeTTL: !o.NoTTLIndex,
-	}, nil
+	}
+}
+
+// wrap returns the portable Store over s.
+func wrap(s *store) *persistence.Store {
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now})
 }
 
 // collection returns the store's collection of client, with reads from the
@@ -97,9 +104,6 @@ const maxRaceRetries = 3
 
 // Get implements driver.Store with one FindOne by _id.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	return s.get(ctx, driver.EncodeKey(key), s.now())
 }
 
@@ -162,9 +166,6 @@ func (s *store) checkRecord(rec *driver.Record, expected int64) error {
 // record as bytes only: the state is a copy for queries, the record must
 // not depend on it.
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed
-	}
 	if err := s.checkRecord(&rec, expected); err != nil {
 		return 0, err
 	}
@@ -313,9 +314,6 @@ func (s *store) mismatch(ctx context.Context, id string, expected int64, now tim
 // the live record by its tombstone, which keeps the version (see
 // Options.TombstoneRetention).
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	if expected < 0 {
 		return fmt.Errorf("%w: expected version %d", errInvalid, expected)
 	}
@@ -369,7 +367,7 @@ const disconnectTimeout = 10 * time.Second
 // Close implements driver.Store. It disconnects the client only if the
 // store opened it (from a URL); an injected client stays connected.
 func (s *store) Close() error {
-	if s.closed.Swap(true) || !s.owned {
+	if !s.owned {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)

@@ -133,10 +133,10 @@ func freshCollection(t testing.TB, client *mongo.Client) string {
 // with the TTL index left out on FerretDB (which has none).
 func testOptions(t testing.TB, client *mongo.Client) *Options {
 	return &Options{
-		Database:      testDatabase,
-		Collection:    freshCollection(t, client),
-		CreateIndexes: true,
-		NoTTLIndex:    isFerretDB(t),
+		Database:     testDatabase,
+		Collection:   freshCollection(t, client),
+		CreateSchema: true,
+		NoTTLIndex:   isFerretDB(t),
 	}
 }
 
@@ -149,7 +149,7 @@ func newHarness(_ context.Context, t testing.TB) (storetest.Harness, error) {
 func (h *harness) MakeStore(ctx context.Context, t testing.TB) (driver.Store, error) {
 	o := testOptions(t, h.client)
 	o.MaxRecordBytes = harnessMaxBytes
-	s, err := New(ctx, h.client, o)
+	s, err := Open(ctx, h.client, o)
 	if err != nil {
 		return nil, err
 	}
@@ -224,9 +224,9 @@ func testStore(t *testing.T, client *mongo.Client, opts *Options) (*persistence.
 	if opts != nil {
 		name := o.Collection
 		*o = *opts
-		o.Database, o.Collection, o.CreateIndexes, o.NoTTLIndex = testDatabase, name, true, isFerretDB(t)
+		o.Database, o.Collection, o.CreateSchema, o.NoTTLIndex = testDatabase, name, true, isFerretDB(t)
 	}
-	s, err := New(context.Background(), client, o)
+	s, err := Open(context.Background(), client, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/quarkgo/quark/persistence"
-	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // Defaults used when the corresponding Options field is empty.
@@ -23,7 +23,7 @@ const (
 	DefaultMaxRecordBytes = persistence.DefaultMaxRecordBytes
 )
 
-// The names of the indexes EnsureIndexes creates.
+// The names of the indexes CreateSchema creates.
 const (
 	// TTLIndexName is the TTL index on purgeAt: the expiry or delete of a
 	// record plus the tombstone retention.
@@ -33,8 +33,8 @@ const (
 	KindIndexName = "quark_kind_slot"
 )
 
-// Options configures New and EnsureIndexes. A nil *Options, or a zero
-// field, gives the defaults.
+// Options configures Open, CreateSchema and Purge. A nil *Options, or a
+// zero field, gives the defaults.
 type Options struct {
 	// Database is the name of the database holding the collection; ""
 	// means DefaultDatabase. 1 to 63 characters from A-Z, a-z, 0-9, '_'
@@ -49,9 +49,9 @@ type Options struct {
 	// may share a collection; they then share the records.
 	Collection string
 
-	// CreateIndexes makes New call EnsureIndexes. Without it New does no
-	// I/O.
-	CreateIndexes bool
+	// CreateSchema makes Open call CreateSchema first. Without it Open does
+	// no I/O.
+	CreateSchema bool
 	// NoTTLIndex leaves out the TTL index, for servers without TTL indexes
 	// (FerretDB v1 refuses them). Expired records are still invisible, but
 	// they and the tombstones of deleted records stay in the collection
@@ -108,25 +108,14 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := validateCollectionName(out.Collection); err != nil {
 		return out, err
 	}
-	if out.MaxRecordBytes < 0 || out.MaxRecordBytes > MaxRecordBytesLimit {
-		return out, fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalid, out.MaxRecordBytes, MaxRecordBytesLimit)
-	}
-	if out.MaxRecordBytes == 0 {
-		out.MaxRecordBytes = DefaultMaxRecordBytes
-	}
 	if out.WriteConcern != nil && !out.WriteConcern.Acknowledged() {
 		return out, fmt.Errorf("%w: an unacknowledged write concern cannot report conflicts", errInvalid)
 	}
-	if out.TombstoneRetention < 0 {
-		return out, fmt.Errorf("%w: TombstoneRetention %v is negative", errInvalid, out.TombstoneRetention)
-	}
-	if out.TombstoneRetention == 0 {
-		out.TombstoneRetention = driver.DefaultTombstoneRetention
-	}
-	if out.Now == nil {
-		out.Now = time.Now
-	}
-	return out, nil
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
+	out.Now = provider.Clock(out.Now)
+	return out, check.Err()
 }
 
 // validateDatabaseName checks a database name: 1 to 63 characters from

@@ -44,7 +44,7 @@ func TestServerGoneMidRun(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	o := testOptions(t, direct)
-	store, err := New(context.Background(), client, o)
+	store, err := Open(context.Background(), client, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,13 +52,13 @@ func TestNamesRejected(t *testing.T) {
 		if name == "" {
 			continue // means the default
 		}
-		for _, opts := range []*Options{{Database: name}, {Collection: name}, {Database: name, CreateIndexes: true}} {
-			_, err := New(ctx, client, opts)
+		for _, opts := range []*Options{{Database: name}, {Collection: name}, {Database: name, CreateSchema: true}} {
+			_, err := Open(ctx, client, opts)
 			if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
 				t.Errorf("New(%q) = %v, want an error matching ErrInvalidArgument", name, err)
 			}
-			if err := EnsureIndexes(ctx, client, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
-				t.Errorf("EnsureIndexes(%q) = %v, want an error matching ErrInvalidArgument", name, err)
+			if err := CreateSchema(ctx, client, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
+				t.Errorf("CreateSchema(%q) = %v, want an error matching ErrInvalidArgument", name, err)
 			}
 		}
 	}
@@ -70,22 +70,22 @@ func TestNamesRejected(t *testing.T) {
 		{WriteConcern: writeconcern.Unacknowledged()},
 		{TombstoneRetention: -time.Second},
 	} {
-		if _, err := New(ctx, client, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
+		if _, err := Open(ctx, client, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
 		}
 	}
-	if _, err := New(ctx, nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := Open(ctx, nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("New with a nil client = %v, want an error matching ErrInvalidArgument", err)
 	}
-	if err := EnsureIndexes(ctx, nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("EnsureIndexes with a nil client = %v, want an error matching ErrInvalidArgument", err)
+	if err := CreateSchema(ctx, nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("CreateSchema with a nil client = %v, want an error matching ErrInvalidArgument", err)
 	}
 	// Valid names, including the longest, are accepted without I/O.
 	for _, opts := range []*Options{
 		{}, {Database: strings.Repeat("d", 63), Collection: strings.Repeat("c", 120)},
 		{Database: "app-1_x", Collection: "_a.b-c.d_1"}, {MaxRecordBytes: MaxRecordBytesLimit},
 	} {
-		s, err := New(ctx, client, opts)
+		s, err := Open(ctx, client, opts)
 		if err != nil {
 			t.Errorf("New(%+v): %v", opts, err)
 			continue
@@ -110,7 +110,7 @@ func wantCounted(t *testing.T, client *mongo.Client, commands *atomic.Int64) {
 func TestTooLargeBeforeIO(t *testing.T) {
 	client, commands := countingClient(t)
 	ctx := context.Background()
-	s, err := New(ctx, client, &Options{Database: testDatabase, Collection: "never_written", MaxRecordBytes: 100})
+	s, err := Open(ctx, client, &Options{Database: testDatabase, Collection: "never_written", MaxRecordBytes: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestTooLargeBeforeIO(t *testing.T) {
 	// A store with the default limit refuses 4 MiB + 1, one with the
 	// largest limit MaxRecordBytesLimit + 1, the same way.
 	for _, limit := range []int{0, MaxRecordBytesLimit} {
-		s, err := New(ctx, client, &Options{Database: testDatabase, Collection: "never_written", MaxRecordBytes: limit})
+		s, err := Open(ctx, client, &Options{Database: testDatabase, Collection: "never_written", MaxRecordBytes: limit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -771,25 +771,25 @@ func TestSlotRoundTrip(t *testing.T) {
 	}
 }
 
-// TestEnsureIndexesConcurrent runs EnsureIndexes from several goroutines
+// TestCreateSchemaConcurrent runs CreateSchema from several goroutines
 // on a new collection, then again: all succeed and the indexes exist once.
-func TestEnsureIndexesConcurrent(t *testing.T) {
+func TestCreateSchemaConcurrent(t *testing.T) {
 	client := connect(t)
 	ctx := context.Background()
 	o := &Options{Database: testDatabase, Collection: freshCollection(t, client), NoTTLIndex: isFerretDB(t)}
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { errs[i] = EnsureIndexes(ctx, client, o) })
+		wg.Go(func() { errs[i] = CreateSchema(ctx, client, o) })
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("EnsureIndexes %d: %v", i, err)
+			t.Errorf("CreateSchema %d: %v", i, err)
 		}
 	}
-	if err := EnsureIndexes(ctx, client, o); err != nil {
-		t.Errorf("EnsureIndexes again: %v", err)
+	if err := CreateSchema(ctx, client, o); err != nil {
+		t.Errorf("CreateSchema again: %v", err)
 	}
 	cur, err := client.Database(o.Database).Collection(o.Collection).Indexes().List(ctx)
 	if err != nil {
@@ -823,16 +823,16 @@ func TestEnsureIndexesConcurrent(t *testing.T) {
 	}
 }
 
-// TestTTLIndexOnFerretDB: FerretDB v1 refuses TTL indexes; EnsureIndexes
+// TestTTLIndexOnFerretDB: FerretDB v1 refuses TTL indexes; CreateSchema
 // says what to do about it.
 func TestTTLIndexOnFerretDB(t *testing.T) {
 	client := connect(t)
 	if !isFerretDB(t) {
-		t.Skip("the test server is MongoDB, which has TTL indexes (TestEnsureIndexesConcurrent checks it)")
+		t.Skip("the test server is MongoDB, which has TTL indexes (TestCreateSchemaConcurrent checks it)")
 	}
-	err := EnsureIndexes(context.Background(), client, &Options{Database: testDatabase, Collection: freshCollection(t, client)})
+	err := CreateSchema(context.Background(), client, &Options{Database: testDatabase, Collection: freshCollection(t, client)})
 	if err == nil || !strings.Contains(err.Error(), "NoTTLIndex") {
-		t.Errorf("EnsureIndexes with a TTL index on FerretDB = %v, want an error pointing at NoTTLIndex", err)
+		t.Errorf("CreateSchema with a TTL index on FerretDB = %v, want an error pointing at NoTTLIndex", err)
 	}
 }
 
@@ -860,7 +860,8 @@ func TestConcerns(t *testing.T) {
 }
 
 // TestInjectedClientStaysOpen: Close leaves an injected client connected,
-// and the store refuses further use.
+// and the persistence layer refuses further use (the driver is not called
+// after Close).
 func TestInjectedClientStaysOpen(t *testing.T) {
 	client := connect(t)
 	ctx := context.Background()
@@ -874,18 +875,8 @@ func TestInjectedClientStaysOpen(t *testing.T) {
 	if err := client.Ping(ctx, nil); err != nil {
 		t.Errorf("the injected client no longer works after the store's Close: %v", err)
 	}
-	drv := s.Driver()
-	if _, _, err := drv.Get(ctx, testKey); drv.ErrorCode(err) != driver.Closed {
-		t.Errorf("driver Get after Close = %v, want code Closed", err)
-	}
-	if _, err := drv.Put(ctx, testKey, rec("1"), 1); drv.ErrorCode(err) != driver.Closed {
-		t.Errorf("driver Put after Close = %v, want code Closed", err)
-	}
-	if err := drv.Delete(ctx, testKey, 1); drv.ErrorCode(err) != driver.Closed {
-		t.Errorf("driver Delete after Close = %v, want code Closed", err)
-	}
-	if err := drv.Close(); err != nil {
-		t.Errorf("second driver Close = %v, want nil", err)
+	if _, err := s.Load(ctx, testKey); !errors.Is(err, persistence.ErrClosed) {
+		t.Errorf("Load after Close = %v, want ErrClosed", err)
 	}
 }
 
@@ -897,7 +888,7 @@ func TestDisconnectedClientIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(context.Background(), client, &Options{Database: testDatabase, Collection: "never_written"})
+	s, err := Open(context.Background(), client, &Options{Database: testDatabase, Collection: "never_written"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // The URL schemes this package registers on persistence.DefaultURLMux. The
@@ -24,21 +22,22 @@ import (
 // driver (which takes its own, such as replicaSet, w, readConcernLevel,
 // journal, wtimeoutMS, serverSelectionTimeoutMS, timeoutMS or tls):
 //
-//	mongodb://user:pass@host:27017/app?w=majority&quark_collection=app_state
+//	mongodb://user:pass@host:27017/app?w=majority&quark_collection=app_state&quark_create_schema=true
 //	mongodb+srv://user:pass@cluster.example.net/app?quark_database=app
 //
 //	quark_database=NAME          Options.Database (default: the database in
 //	                             the URL's path, else DefaultDatabase)
 //	quark_collection=NAME        Options.Collection
-//	quark_init=false             do not run EnsureIndexes (default: run it)
+//	quark_create_schema=true     Options.CreateSchema: run CreateSchema (default false)
 //	quark_ttl_index=false        Options.NoTTLIndex (for FerretDB v1)
-//	quark_max_record_bytes=N     Options.MaxRecordBytes
+//	quark_max_record_bytes=N     Options.MaxRecordBytes (a size: 1048576, 4MiB)
 //	quark_tombstone_retention=D  Options.TombstoneRetention, a Go duration
 //	                             such as 24h (default 168h)
 //
-// The read and write concerns are the URL's (readConcernLevel, w, journal,
-// wtimeoutMS); w=0 is refused. The store creates its own client and
-// disconnects it on Close. Errors never contain the password.
+// An unknown quark_ parameter is an error. The read and write concerns are
+// the URL's (readConcernLevel, w, journal, wtimeoutMS); w=0 is refused. The
+// store creates its own client and disconnects it on Close. Errors never
+// contain the password.
 const (
 	Scheme    = "mongodb"
 	SchemeSRV = "mongodb+srv"
@@ -50,103 +49,39 @@ func init() {
 	persistence.DefaultURLMux().Register(SchemeSRV, opener)
 }
 
-// quarkParam is the prefix of the query parameters meant for the store.
-const quarkParam = "quark_"
-
 func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	params := secretParams(u)
-	secrets := persistence.URLSecrets(u, params...)
-	redacted := persistence.RedactURL(u, params...)
-	fail := func(code persistence.Code, err error) error {
-		return &persistence.Error{Code: code, Op: "open", Err: persistence.HideSecrets(err, secrets)}
+	pu := provider.NewURL("mongodb", u, secretParams(u)...)
+	opts := Options{Database: strings.TrimPrefix(u.Path, "/")}
+	ttlIndex := true
+	q := provider.NewQuery(u)
+	q.String("quark_database", &opts.Database)
+	q.String("quark_collection", &opts.Collection)
+	q.Bool("quark_create_schema", &opts.CreateSchema)
+	q.Bool("quark_ttl_index", &ttlIndex)
+	q.Bytes("quark_max_record_bytes", &opts.MaxRecordBytes)
+	q.Duration("quark_tombstone_retention", &opts.TombstoneRetention)
+	opts.NoTTLIndex = !ttlIndex
+	if err := q.Err(); err != nil {
+		return nil, pu.Invalid(err)
 	}
-	invalid := func(err error) error {
-		return fail(persistence.InvalidArgument, fmt.Errorf("%w: URL %s: %w", errInvalid, redacted, err))
-	}
-	opts := Options{CreateIndexes: true, Database: strings.TrimPrefix(u.Path, "/")}
-	q := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(q)) {
-		if !strings.HasPrefix(name, quarkParam) {
-			continue
-		}
-		v := q[name][len(q[name])-1] // given twice, the last one wins
-		delete(q, name)
-		if err := opts.setParam(name, v); err != nil {
-			return nil, invalid(err)
-		}
-	}
-	if _, err := opts.withDefaults(); err != nil {
-		return nil, invalid(err)
-	}
-	rest := *u
-	rest.RawQuery = q.Encode()
-	co := options.Client().ApplyURI(rest.String())
+	co := options.Client().ApplyURI(q.RestURL(u))
 	if err := co.Validate(); err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
 			// mongodb+srv: the SRV or TXT lookup failed, not the URL.
-			return nil, fail(persistence.Unavailable, fmt.Errorf("URL %s: %w", redacted, err))
+			return nil, pu.Fail(persistence.Unavailable, fmt.Errorf("mongodb URL %s: %w", pu.Redacted(), err))
 		}
-		return nil, invalid(err)
+		return nil, pu.Invalid(err)
 	}
 	if co.WriteConcern != nil && !co.WriteConcern.Acknowledged() {
-		return nil, invalid(errors.New("w=0 (unacknowledged writes) cannot report conflicts"))
+		return nil, pu.Invalid(errors.New("w=0 (unacknowledged writes) cannot report conflicts"))
 	}
 	client, err := mongo.Connect(co)
 	if err != nil {
-		return nil, fail(errorCode(err), err)
+		return nil, pu.Failed(ctx, err, errorCode)
 	}
-	s, err := newStore(ctx, client, &opts, true)
-	if err != nil {
-		_ = client.Disconnect(context.Background())
-		var pe *persistence.Error
-		if errors.As(err, &pe) && pe.Err != nil {
-			pe.Err = persistence.HideSecrets(pe.Err, secrets)
-			return nil, pe
-		}
-		return nil, fail(errorCode(err), err)
-	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
-}
-
-// setParam applies one quark_ URL parameter.
-func (o *Options) setParam(name, v string) error {
-	parseBool := func() (bool, error) {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, fmt.Errorf("%s: %q is not true or false", name, v)
-		}
-		return b, nil
-	}
-	var err error
-	switch name {
-	case "quark_database":
-		o.Database = v
-	case "quark_collection":
-		o.Collection = v
-	case "quark_init":
-		o.CreateIndexes, err = parseBool()
-	case "quark_ttl_index":
-		var ttl bool
-		ttl, err = parseBool()
-		o.NoTTLIndex = !ttl
-	case "quark_max_record_bytes":
-		n, perr := strconv.Atoi(v)
-		if perr != nil {
-			return fmt.Errorf("%s: %q is not an integer", name, v)
-		}
-		o.MaxRecordBytes = n
-	case "quark_tombstone_retention":
-		d, perr := time.ParseDuration(v)
-		if perr != nil || d < 0 {
-			return fmt.Errorf("%s: %q is not a duration", name, v)
-		}
-		o.TombstoneRetention = d
-	default:
-		return fmt.Errorf("unknown parameter %q (known: quark_database, quark_collection, quark_init, "+
-			"quark_ttl_index, quark_max_record_bytes, quark_tombstone_retention)", name)
-	}
-	return err
+	return provider.Owned(ctx, pu, errorCode, func() (*persistence.Store, error) { return Open(ctx, client, &opts) },
+		func() { _ = client.Disconnect(context.Background()) }, func(s *persistence.Store) { s.Driver().(*store).owned = true })
 }
 
 // secretParams returns the names of u's query parameters that carry a

@@ -41,6 +41,7 @@ func TestOpenByURL(t *testing.T) {
 		s, err := persistence.OpenStore(ctx, testURL(t, "/", map[string]string{
 			"quark_database": testDatabase, "quark_collection": coll, "quark_ttl_index": ttl,
 			"quark_max_record_bytes": "1000", "maxPoolSize": "3", "quark_tombstone_retention": "36h",
+			"quark_create_schema": "true",
 		}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
@@ -59,10 +60,10 @@ func TestOpenByURL(t *testing.T) {
 		if got, err := s.Load(ctx, testKey); err != nil || string(got.Data) != `{"a":1}` {
 			t.Errorf("Load = %q, %v", got.Data, err)
 		}
-		// The opener ran EnsureIndexes.
+		// The opener ran CreateSchema.
 		names, err := client.Database(testDatabase).Collection(coll).Indexes().ListSpecifications(ctx)
 		if err != nil || len(names) < 2 {
-			t.Errorf("indexes after OpenStore: %v, %v; want those of EnsureIndexes", names, err)
+			t.Errorf("indexes after OpenStore: %v, %v; want those of CreateSchema", names, err)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -71,9 +72,9 @@ func TestOpenByURL(t *testing.T) {
 			t.Errorf("Ping on the store's client after Close = %v, want ErrClientDisconnected: the store owns it", err)
 		}
 	})
-	t.Run("database from the path, no init", func(t *testing.T) {
+	t.Run("database from the path, no schema creation", func(t *testing.T) {
 		coll := freshCollection(t, client)
-		s, err := persistence.OpenStore(ctx, testURL(t, "/"+testDatabase, map[string]string{"quark_collection": coll, "quark_init": "false"}))
+		s, err := persistence.OpenStore(ctx, testURL(t, "/"+testDatabase, map[string]string{"quark_collection": coll}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
 		}
@@ -87,11 +88,11 @@ func TestOpenByURL(t *testing.T) {
 		}
 		specs, err := client.Database(testDatabase).Collection(coll).Indexes().ListSpecifications(ctx)
 		if err != nil || len(specs) != 1 {
-			t.Errorf("indexes with quark_init=false: %v, %v; want only _id_", specs, err)
+			t.Errorf("indexes without quark_create_schema: %v, %v; want only _id_", specs, err)
 		}
 	})
 	t.Run("defaults", func(t *testing.T) {
-		s, err := persistence.OpenStore(ctx, testURL(t, "", map[string]string{"quark_init": "false"}))
+		s, err := persistence.OpenStore(ctx, testURL(t, "", nil))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
 		}
@@ -116,7 +117,8 @@ func TestURLErrors(t *testing.T) {
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_database=x.y", "database name"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_max_record_bytes=lots", "quark_max_record_bytes"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_max_record_bytes=99999999", "MaxRecordBytes"},
-		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_init=maybe", "quark_init"},
+		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_create_schema=maybe", "quark_create_schema"},
+		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_init=true", "quark_init"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_ttl_index=sometimes", "quark_ttl_index"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_tombstone_retention=week", "quark_tombstone_retention"},
 		{"mongodb://app:s3cr%2Ft@localhost:1/?quark_tombstone_retention=-1h", "quark_tombstone_retention"},
@@ -145,26 +147,27 @@ func TestURLErrors(t *testing.T) {
 	}
 	// The SRV scheme is registered (the lookup of a name that does not
 	// exist fails), and its errors do not show the password either.
-	_, err := persistence.OpenStore(ctx, "mongodb+srv://app:s3cr%2Ft@quark-test.invalid/?quark_init=false")
+	_, err := persistence.OpenStore(ctx, "mongodb+srv://app:s3cr%2Ft@quark-test.invalid/")
 	if err == nil || errors.Is(err, persistence.ErrUnknownProvider) || strings.Contains(err.Error(), "s3cr") {
 		t.Errorf("OpenStore(mongodb+srv://...invalid) = %v, want a lookup error without the password", err)
 	}
 }
 
-// TestOpenByURLWithoutServer: the opener does no I/O without quark_init,
-// and with it an unreachable server is Unavailable, not a hang.
+// TestOpenByURLWithoutServer: the opener does no I/O without
+// quark_create_schema, and with it an unreachable server is Unavailable,
+// not a hang.
 func TestOpenByURLWithoutServer(t *testing.T) {
 	ctx := context.Background()
-	s, err := persistence.OpenStore(ctx, "mongodb://127.0.0.1:1/?quark_init=false&serverSelectionTimeoutMS=200")
+	s, err := persistence.OpenStore(ctx, "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")
 	if err != nil {
-		t.Fatalf("OpenStore without init: %v", err)
+		t.Fatalf("OpenStore without schema creation: %v", err)
 	}
 	if _, err := s.Load(ctx, testKey); !errors.Is(err, persistence.ErrUnavailable) {
 		t.Errorf("Load from a server that is not there = %v, want ErrUnavailable", err)
 	}
 	s.Close()
-	_, err = persistence.OpenStore(ctx, "mongodb://u:s3cr%2Ft@127.0.0.1:1/?serverSelectionTimeoutMS=200")
+	_, err = persistence.OpenStore(ctx, "mongodb://u:s3cr%2Ft@127.0.0.1:1/?serverSelectionTimeoutMS=200&quark_create_schema=true")
 	if !errors.Is(err, persistence.ErrUnavailable) || strings.Contains(err.Error(), "s3cr") {
-		t.Errorf("OpenStore with init and no server = %v, want ErrUnavailable without the password", err)
+		t.Errorf("OpenStore with schema creation and no server = %v, want ErrUnavailable without the password", err)
 	}
 }

@@ -38,8 +38,8 @@ func init() {
 func benchStore(b *testing.B, gc GroupCommit) (*pgxpool.Pool, *persistence.Store, *store) {
 	b.Helper()
 	pool := poolFor(b, testenv.PostgresURL, benchConns)
-	s, err := New(context.Background(), pool, &Options{
-		Table: freshTable(b, pool), CreateTable: true, GroupCommit: gc, SweepInterval: -1,
+	s, err := Open(context.Background(), pool, &Options{
+		Table: freshTable(b, pool), CreateSchema: true, GroupCommit: gc, SweepInterval: -1,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -2,12 +2,11 @@ package postgres
 
 import (
 	"cmp"
-	"errors"
 	"slices"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // committer coalesces concurrent saves and deletes. Callers queue requests;
@@ -28,27 +27,14 @@ import (
 type committer struct {
 	batchQueue[*request]
 	s *store
-
-	// Counters, for tests and benchmarks.
-	batches  atomic.Int64 // batches sent
-	requests atomic.Int64 // requests sent in batches
-	reruns   atomic.Int64 // batches whose requests were run again one by one
 }
 
-// commitHooks let tests hold and observe the pipelines. They are set
-// before the pipelines start.
-type commitHooks struct {
-	beforeTake func()                 // called by a pipeline before it takes requests
-	afterTake  func(batch []*request) // called once it has taken them, before sending
-}
+// commitHooks let tests hold and observe the store's pipelines.
+type commitHooks = queueHooks[*request]
 
 func newCommitter(s *store, maxBatch, pipelines int, hooks *commitHooks) *committer {
 	c := &committer{s: s}
-	c.maxBatch, c.commit, c.closedErr = maxBatch, c.commitBatch, errClosed
-	if hooks != nil {
-		c.beforeTake, c.afterTake = hooks.beforeTake, hooks.afterTake
-	}
-	c.start(pipelines)
+	c.start(maxBatch, pipelines, c.commitBatch, hooks)
 	return c
 }
 
@@ -57,12 +43,7 @@ func (c *committer) commitBatch(batch []*request) {
 	// Key order: two batches in flight lock rows in the same order as far
 	// as the statements allow. Requests for one key keep their arrival
 	// order.
-	slices.SortStableFunc(batch, func(a, b *request) int { return compareKeys(a.key, b.key) })
-	ctx, cancel := batchContext(batch)
-	defer cancel()
-	c.batches.Add(1)
-	c.requests.Add(int64(len(batch)))
-
+	slices.SortStableFunc(batch, func(a, b *request) int { return provider.CompareKeys(a.key, b.key) })
 	s := c.s
 	now := s.now()
 	groups := groupRequests(batch)
@@ -74,37 +55,7 @@ func (c *committer) commitBatch(batch []*request) {
 			b.Queue(s.sql.setSQL(g[0].op), setArgs(g, now)...)
 		}
 	}
-	br := s.pool.SendBatch(ctx, b)
-	err := readResults(br, groups)
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		for _, r := range batch {
-			if r.err == errRace {
-				r.err = s.exec(ctx, r) // run it again on its own
-			}
-			r.answer(r.err)
-		}
-	case errors.As(err, &pgErr):
-		// The server refused a statement: the implicit transaction was
-		// rolled back, nothing of the batch was applied. Run each request
-		// on its own, so that only the bad one fails.
-		c.reruns.Add(1)
-		for _, r := range batch {
-			r.answer(s.exec(ctx, r))
-		}
-	default:
-		// No connection, or it failed: either nothing was sent, or whether
-		// the batch committed is unknown. Either way every request shares
-		// the error.
-		for _, r := range batch {
-			r.answer(err)
-		}
-	}
+	c.send(s.pool, b, batch, func(br pgx.BatchResults) error { return readResults(br, groups) }, s.exec)
 }
 
 // groupRequests splits a batch sorted by key into groups that one

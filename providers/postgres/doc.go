@@ -4,20 +4,22 @@
 //	pool, err := pgxpool.New(ctx, "postgres://app:secret@db:5432/app")
 //	if err != nil { ... }
 //	defer pool.Close()                    // the caller owns the pool
-//	store, err := postgres.New(ctx, pool, &postgres.Options{CreateTable: true})
+//	store, err := postgres.Open(ctx, pool, &postgres.Options{CreateSchema: true})
 //	if err != nil { ... }
 //	defer store.Close()                   // leaves the pool open
 //
-// [New] returns a *persistence.Store, registered with the host under a
-// provider name like any other. It implements the whole persistence
+// [Open] returns a *persistence.Store, registered with the host under a
+// provider name like any other, and [OpenJournal] an event journal; both
+// take the same [Options] (nil means the defaults). It implements the whole persistence
 // contract: conditional saves and deletes with atomic creation and versions
 // that are never reused for a key, an atomic multi-slot batch per actor with
 // deletes (driver.Batcher), expiry, checksums, a size limit (driver.Limiter)
 // and stored records returned byte for byte.
 //
-// A store can also be opened by URL through persistence.OpenStore once this
-// package is imported ("postgres://" or "postgresql://", see [Scheme]); such
-// a store opens its own pool and closes it on Close.
+// A store or a journal can also be opened by URL through
+// persistence.OpenStore and persistence.OpenJournal once this package is
+// imported ("postgres://" or "postgresql://", see [Scheme]); it then opens
+// its own pool and closes it on Close.
 //
 // # Table
 //
@@ -44,7 +46,8 @@
 //	CREATE INDEX quark_state_updated_at_idx ON quark_state (updated_at);
 //	CREATE INDEX quark_state_expires_at_idx ON quark_state (expires_at) WHERE expires_at IS NOT NULL;
 //
-// [InitSchema] (or Options.CreateTable) creates them if they do not exist.
+// [CreateSchema] (or Options.CreateSchema, or quark_create_schema=true in a
+// URL) creates them, and the journal's tables, if they do not exist.
 // It is safe to run from several processes at once: the DDL runs in one
 // transaction under a transaction-scoped advisory lock, because concurrent
 // CREATE ... IF NOT EXISTS statements can fail against each other in
@@ -58,7 +61,7 @@
 // checksum are BIGINTs because the record envelope's are uint32s.
 //
 // A table of an earlier version of the provider (without checksum and
-// deleted) is refused by InitSchema as one of another shape; there is no
+// deleted) is refused by CreateSchema as one of another shape; there is no
 // migration.
 //
 // # JSON and JSONB
@@ -181,10 +184,11 @@
 //
 // # Journal
 //
-// [NewJournal] (or [OpenJournal] by URL) keeps event streams (a
-// *persistence.Journal) in two tables: one row per event, keyed by (kind,
-// actor_id, seq), with the data byte for byte in event_bytes (and, with
-// JournalOptions.JSONB, a queryable JSONB copy of JSON events), and one row
+// [OpenJournal] (or persistence.OpenJournal by URL) keeps event streams (a
+// *persistence.Journal) in two tables, Options.JournalTable and its
+// streams table: one row per event, keyed by (kind, actor_id, seq), with
+// the data byte for byte in event_bytes (and, with Options.EventJSONB, a
+// queryable JSONB copy of JSON events), and one row
 // per stream with its last position. An append is one statement: it moves
 // the stream's row only if it holds the expected position (UPDATE ... WHERE
 // last_seq = expected, or INSERT ... ON CONFLICT DO NOTHING for a new
@@ -229,8 +233,10 @@
 // # Errors
 //
 // PostgreSQL's and pgx's errors are classified in one place: connection
-// failures (SQLSTATE class 08, dial and I/O errors, connect timeouts, a
-// closed pool), class 53
+// failures (SQLSTATE class 08, dial and I/O errors such as refused, reset,
+// aborted or timed-out connections, connect timeouts, a closed pool), the
+// driver's own deadlines (a context.DeadlineExceeded while the caller's
+// context is live, classified as every provider does), class 53
 // (insufficient resources), 57P01-57P03 and 57P05 (shutdown, starting up,
 // idle timeout), 57014 (statement timeout), 55P03 (lock timeout), 40001 and
 // 40P01 (serialization failure, deadlock) are Unavailable; class 22 (data
@@ -243,6 +249,6 @@
 // Records are limited to Options.MaxRecordBytes (4 MiB by default, at most
 // 256 MiB, about what one JSONB value may take), refused with
 // persistence.ErrTooLarge before any I/O. JSON records over 32 MiB are kept
-// out of JSONB (see above). The database encoding must be UTF8; InitSchema
-// checks it.
+// out of JSONB (see above). The database encoding must be UTF8;
+// CreateSchema checks it.
 package postgres

@@ -1,23 +1,21 @@
 package postgres
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // The provider's own errors. The persistence layer wraps them, with their
 // code, in a *persistence.Error.
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("postgres: store closed")
+	// errClosed is returned by a committer once closed: a write that raced
+	// the Close of its store or journal.
+	errClosed = errors.New("postgres: closed")
 	// errTooLarge is returned for a record over the store's limit; the
 	// persistence layer normally refuses it first.
 	errTooLarge = errors.New("postgres: record too large")
@@ -27,10 +25,12 @@ var (
 )
 
 // errorCode maps the provider's, pgx's and PostgreSQL's errors to driver
-// codes. It is the one place where native errors are classified.
+// codes. It is the one place where native errors are classified: the
+// provider's own errors, the server's answers (SQLSTATE, see sqlstateCode)
+// and a failed connect first, then what every provider shares
+// (provider.ErrorCode: network failures and a driver's own deadline are
+// Unavailable), then pgx's own signs of a dead or closed connection.
 func errorCode(err error) driver.ErrorCode {
-	var conflict *driver.ConflictError
-	var corrupt *driver.CorruptError
 	var pgErr *pgconn.PgError
 	var connectErr *pgconn.ConnectError
 	switch {
@@ -42,46 +42,24 @@ func errorCode(err error) driver.ErrorCode {
 		return driver.TooLarge
 	case errors.Is(err, errInvalid), errors.Is(err, errNilPool):
 		return driver.InvalidArgument
-	case errors.As(err, &conflict):
-		return driver.Conflict
-	case errors.As(err, &corrupt):
-		return driver.Corrupt
 	case errors.As(err, &pgErr):
 		// The server's own answer, also when it comes inside a
 		// ConnectError (a refused login, a database that does not exist).
 		return sqlstateCode(pgErr.Code)
 	case errors.As(err, &connectErr):
 		// Could not connect, and no answer from the server: also when the
-		// cause is the pool's connect timeout, which matches
-		// context.DeadlineExceeded. (The persistence layer passes the
-		// caller's own context errors through before asking.)
+		// cause is the pool's connect timeout.
 		return driver.Unavailable
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.DeadlineExceeded
-	case unreachable(err):
+	}
+	if code := provider.ErrorCode(err); code != driver.Internal {
+		return code
+	}
+	if errors.Is(err, puddle.ErrClosedPool) || // the injected pool was closed by its owner
+		pgconn.SafeToRetry(err) || // nothing was sent: a dead or busy connection
+		pgconn.Timeout(err) {
 		return driver.Unavailable
 	}
 	return driver.Internal
-}
-
-// unreachable reports whether err says the server could not be reached or
-// the connection to it failed.
-func unreachable(err error) bool {
-	var netErr net.Error
-	for _, target := range []error{
-		io.EOF, io.ErrUnexpectedEOF, // the peer closed the connection
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
-		puddle.ErrClosedPool, // the injected pool was closed by its owner
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return errors.As(err, &netErr) || // dial, read or write failures, I/O timeouts
-		pgconn.SafeToRetry(err) || // nothing was sent: a dead or busy connection
-		pgconn.Timeout(err)
 }
 
 // sqlstateCode classifies a PostgreSQL error code (SQLSTATE).

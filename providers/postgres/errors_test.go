@@ -33,7 +33,10 @@ func TestErrorCode(t *testing.T) {
 		{driver.NewConflict(3), driver.Conflict},
 		{driver.NewCorrupt(errors.New("x")), driver.Corrupt},
 		{context.Canceled, driver.Canceled},
-		{wrapped(context.DeadlineExceeded), driver.DeadlineExceeded},
+		// A deadline the caller's context did not set (the persistence
+		// layer passes the caller's own through before asking): the
+		// driver's own timeout.
+		{wrapped(context.DeadlineExceeded), driver.Unavailable},
 
 		// SQLSTATEs.
 		{pg("08006"), driver.Unavailable}, // connection_failure
@@ -66,6 +69,8 @@ func TestErrorCode(t *testing.T) {
 		{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, driver.Unavailable},
 		{wrapped(syscall.ECONNRESET), driver.Unavailable},
 		{syscall.EPIPE, driver.Unavailable},
+		{wrapped(syscall.ECONNABORTED), driver.Unavailable},
+		{wrapped(syscall.ETIMEDOUT), driver.Unavailable},
 		{puddle.ErrClosedPool, driver.Unavailable},
 		{wrapped(puddle.ErrClosedPool), driver.Unavailable},
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // This example needs a PostgreSQL server, so it is compiled but not run.
-func ExampleNew() {
+func ExampleOpen() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable")
 	if err != nil {
@@ -22,8 +22,9 @@ func ExampleNew() {
 	}
 	defer pool.Close() // the caller owns the pool
 
-	// CreateTable creates the table and its indexes if they do not exist.
-	store, err := postgres.New(ctx, pool, &postgres.Options{Table: "quark_state", CreateTable: true})
+	// CreateSchema creates the table and its indexes (and the journal's
+	// tables) if they do not exist.
+	store, err := postgres.Open(ctx, pool, &postgres.Options{Table: "quark_state", CreateSchema: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -51,7 +52,7 @@ WHERE kind = 'BankAccount' AND (state_data->>'balance')::bigint > 1000`).Scan(&n
 func Example_openByURL() {
 	ctx := context.Background()
 	store, err := persistence.OpenStore(ctx,
-		"postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable&quark_table=app_state&pool_max_conns=8")
+		"postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable&quark_table=app_state&quark_create_schema=true&pool_max_conns=8")
 	if err != nil {
 		log.Fatal(err) // the error never shows the password
 	}

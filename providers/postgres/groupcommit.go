@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Request states. A request is pending until a pipeline takes it or its
@@ -53,24 +56,39 @@ const maxBatchBytes = 8 << 20
 // batchQueue is the queue and the pipelines of a committer: callers queue
 // requests with do; each pipeline (goroutine) takes what is queued (up to
 // maxBatch requests and maxBatchBytes of data) and hands it to commit, which
-// must answer every request. The store's committer and the journal's share
-// it; they differ only in what commit sends.
+// sends it with send. The store's committer and the journal's share it;
+// they differ only in the statements commit sends.
 type batchQueue[R queueable] struct {
-	maxBatch   int
-	commit     func(batch []R)
-	closedErr  error     // what do returns after close
-	beforeTake func()    // tests: called by a pipeline before it takes requests
-	afterTake  func([]R) // tests: called once it has taken them, before commit
+	maxBatch int
+	commit   func(batch []R)
+	hooks    queueHooks[R]
 
 	mu     sync.Mutex
 	cond   *sync.Cond // signalled when queue grows or closed is set
 	queue  []R
 	closed bool
 	wg     sync.WaitGroup // the pipelines
+
+	// Counters, for tests and benchmarks.
+	batches  atomic.Int64 // batches sent
+	requests atomic.Int64 // requests sent in batches
+	reruns   atomic.Int64 // batches whose requests were run again one by one
+	requeued atomic.Int64 // requests run again alone after errRace
 }
 
-// start starts the pipelines. The fields are set before.
-func (q *batchQueue[R]) start(pipelines int) {
+// queueHooks let tests hold and observe the pipelines of a committer
+// (Options.hooks, Options.journalHooks).
+type queueHooks[R any] struct {
+	beforeTake func()          // called by a pipeline before it takes requests
+	afterTake  func(batch []R) // called once it has taken them, before commit
+}
+
+// start starts the pipelines, which hand what they take to commit.
+func (q *batchQueue[R]) start(maxBatch, pipelines int, commit func([]R), hooks *queueHooks[R]) {
+	q.maxBatch, q.commit = maxBatch, commit
+	if hooks != nil {
+		q.hooks = *hooks
+	}
 	q.cond = sync.NewCond(&q.mu)
 	q.wg.Add(pipelines)
 	for range pipelines {
@@ -91,8 +109,10 @@ func (q *batchQueue[R]) do(ctx context.Context, r R) error {
 	p.dl, p.hasDeadline = ctx.Deadline()
 	q.mu.Lock()
 	if q.closed {
+		// The store or journal was closed while this request was on its
+		// way here: the committer is the one place a call can race Close.
 		q.mu.Unlock()
-		return q.closedErr
+		return errClosed
 	}
 	q.queue = append(q.queue, r)
 	q.cond.Signal()
@@ -132,8 +152,8 @@ func (q *batchQueue[R]) pipeline() {
 	defer q.wg.Done()
 	var batch []R
 	for {
-		if q.beforeTake != nil {
-			q.beforeTake()
+		if q.hooks.beforeTake != nil {
+			q.hooks.beforeTake()
 		}
 		batch = q.take(batch[:0])
 		if batch == nil {
@@ -142,8 +162,8 @@ func (q *batchQueue[R]) pipeline() {
 		if len(batch) == 0 {
 			continue // everything taken had been withdrawn
 		}
-		if q.afterTake != nil {
-			q.afterTake(batch)
+		if q.hooks.afterTake != nil {
+			q.hooks.afterTake(batch)
 		}
 		q.commit(batch)
 		clear(batch) // drop the answered requests
@@ -185,6 +205,48 @@ func (q *batchQueue[R]) take(batch []R) []R {
 		batch = []R{}
 	}
 	return batch
+}
+
+// send sends b, the statements of batch, in one round trip on a pooled
+// connection, reads their answers with read (which sets each request's
+// tentative result) and answers every request. A request whose result is
+// errRace is run again alone with exec. If the server refused a statement,
+// the implicit transaction was rolled back and nothing of the batch was
+// applied: every request is run again alone, so that only the bad one
+// fails. If the connection failed instead, either nothing was sent or
+// whether the batch committed is unknown: every request shares the error.
+func (q *batchQueue[R]) send(pool *pgxpool.Pool, b *pgx.Batch, batch []R, read func(pgx.BatchResults) error,
+	exec func(context.Context, R) error) {
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	q.batches.Add(1)
+	q.requests.Add(int64(len(batch)))
+	br := pool.SendBatch(ctx, b)
+	err := read(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		for _, r := range batch {
+			p := r.pend()
+			if p.err == errRace {
+				q.requeued.Add(1)
+				p.err = exec(ctx, r) // run it again on its own
+			}
+			p.answer(p.err)
+		}
+	case errors.As(err, &pgErr):
+		q.reruns.Add(1)
+		for _, r := range batch {
+			r.pend().answer(exec(ctx, r))
+		}
+	default:
+		for _, r := range batch {
+			r.pend().answer(err)
+		}
+	}
 }
 
 // batchContext returns the context a batch runs under: it ends at the

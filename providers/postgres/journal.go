@@ -1,14 +1,11 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,58 +16,9 @@ import (
 	"github.com/quarkgo/quark/persistence/driver"
 )
 
-// DefaultMaxEventBytes is the event size limit when
-// JournalOptions.MaxEventBytes is 0. It equals the persistence layer's
-// default.
-const DefaultMaxEventBytes = persistence.DefaultMaxEventBytes
-
-// JournalOptions configures NewJournal. A nil *JournalOptions, or a zero
-// field, gives the defaults.
-type JournalOptions struct {
-	// Schema is the schema of the journal's tables; "" means DefaultSchema
-	// ("public"). It must match ^[a-z_][a-z0-9_]{0,62}$.
-	Schema string
-	// Table is the name of the events table; "" means DefaultJournalTable
-	// ("quark_events"). The streams table is named after it, with the
-	// suffix "_streams" (shortened with a hash if the name would exceed 63
-	// bytes). It must match ^[a-z_][a-z0-9_]{0,62}$. Several journals may
-	// share the tables; they then share the streams.
-	Table string
-	// CreateTable makes NewJournal call InitJournalSchema. Without it
-	// NewJournal does no I/O, and the tables must exist before the first
-	// operation.
-	CreateTable bool
-	// GroupCommit configures the coalescing of concurrent appends, to any
-	// streams, into one round trip and one transaction. It is on unless
-	// GroupCommit.Disabled is set.
-	GroupCommit GroupCommit
-	// MaxEventBytes is the largest len(Event.Data) the journal accepts;
-	// larger events fail with persistence.ErrTooLarge before any I/O. 0
-	// means DefaultMaxEventBytes; at most MaxRecordBytesLimit. The limit is
-	// reported through driver.Limiter.
-	MaxEventBytes int
-	// Now is the clock that stamps events appended without a time; nil
-	// means time.Now.
-	Now func() time.Time
-	// JSONB also stores each event of codec "json" that JSONB can hold as
-	// JSONB, in the column event_data, so that SQL can query events (see
-	// the package documentation). It costs the server a JSONB parse per
-	// event: on our test machine it more than doubled the server time of an
-	// append. Reads never use event_data: event_bytes always holds the
-	// exact bytes.
-	JSONB bool
-
-	hooks *journalHooks // tests: see journalHooks
-}
-
-// The journal's own errors.
-var (
-	// errJournalClosed is returned by the journal's methods after Close.
-	errJournalClosed = errors.New("postgres: journal closed")
-	// errMissingEvent is the cause of a corrupt-event error for a position
-	// the stream's row counts but the events table lacks.
-	errMissingEvent = errors.New("the event is missing from the events table")
-)
+// errMissingEvent is the cause of a corrupt-event error for a position the
+// stream's row counts but the events table lacks.
+var errMissingEvent = errors.New("the event is missing from the events table")
 
 // readPage is how many events one query of a read fetches. A read of a
 // longer range runs one query per page, each on a connection taken from
@@ -84,16 +32,13 @@ const streamsPage = 1000
 // one row per stream holding its last position.
 type journal struct {
 	pool     *pgxpool.Pool
-	ownPool  bool
+	ownPool  bool // opened from a URL: Close closes the pool
 	names    journalNames
 	sql      journalStatements
 	now      func() time.Time
 	maxBytes int
 	jsonb    bool              // write event_data
 	gc       *journalCommitter // nil when group commit is disabled
-
-	closed    atomic.Bool
-	closeOnce sync.Once
 }
 
 var (
@@ -102,67 +47,40 @@ var (
 	_ driver.Limiter      = (*journal)(nil)
 )
 
-// NewJournal returns an event journal over the journal tables in the
+// OpenJournal returns an event journal over the journal's tables in the
 // database of pool. The caller owns pool: the journal's Close leaves it
 // open. Names in opts are validated first (errors match
-// persistence.ErrInvalidArgument); then, with JournalOptions.CreateTable,
-// InitJournalSchema runs. Otherwise NewJournal does no I/O.
-func NewJournal(ctx context.Context, pool *pgxpool.Pool, opts *JournalOptions) (*persistence.Journal, error) {
-	j, err := newJournal(ctx, pool, opts, false)
-	if err != nil {
-		return nil, err
-	}
-	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: j.maxBytes, Now: j.now}), nil
+// persistence.ErrInvalidArgument); then, with Options.CreateSchema,
+// CreateSchema runs. Otherwise OpenJournal does no I/O.
+func OpenJournal(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*persistence.Journal, error) {
+	return open(ctx, pool, opts, makeJournal(false))
 }
 
-func newJournal(ctx context.Context, pool *pgxpool.Pool, opts *JournalOptions, ownPool bool) (*journal, error) {
-	var o JournalOptions
-	if opts != nil {
-		o = *opts
+// makeJournal returns the function that makes the Journal over a pool with
+// a config; ownPool says whether the journal closes the pool.
+func makeJournal(ownPool bool) func(*pgxpool.Pool, *config) *persistence.Journal {
+	return func(pool *pgxpool.Pool, c *config) *persistence.Journal {
+		j := newJournal(pool, c)
+		j.ownPool = ownPool
+		return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: j.maxBytes, Now: j.now})
 	}
-	bad := func(format string, args ...any) error {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)}
-	}
-	n, err := journalTableNames(&o)
-	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
-	}
-	switch {
-	case pool == nil:
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: errNilPool}
-	case o.MaxEventBytes < 0 || o.MaxEventBytes > MaxRecordBytesLimit:
-		return nil, bad("MaxEventBytes %d is outside 0..%d", o.MaxEventBytes, MaxRecordBytesLimit)
-	case o.GroupCommit.MaxBatch < 0:
-		return nil, bad("negative GroupCommit.MaxBatch %d", o.GroupCommit.MaxBatch)
-	case o.GroupCommit.Pipelines < 0:
-		return nil, bad("negative GroupCommit.Pipelines %d", o.GroupCommit.Pipelines)
-	}
-	if o.MaxEventBytes == 0 {
-		o.MaxEventBytes = DefaultMaxEventBytes
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.CreateTable {
-		if err := InitJournalSchema(ctx, pool, &o); err != nil {
-			return nil, err
-		}
-	}
+}
+
+// newJournal returns the driver over pool with c and starts its
+// committer.
+func newJournal(pool *pgxpool.Pool, c *config) *journal {
 	j := &journal{
 		pool:     pool,
-		ownPool:  ownPool,
-		names:    n,
-		sql:      newJournalStatements(n),
-		now:      o.Now,
-		maxBytes: o.MaxEventBytes,
-		jsonb:    o.JSONB,
+		names:    c.names.journal,
+		sql:      newJournalStatements(c.names.journal),
+		now:      c.Now,
+		maxBytes: c.MaxEventBytes,
+		jsonb:    c.EventJSONB,
 	}
-	if !o.GroupCommit.Disabled {
-		j.gc = newJournalCommitter(j, cmp.Or(o.GroupCommit.MaxBatch, DefaultMaxBatch),
-			cmp.Or(o.GroupCommit.Pipelines, DefaultPipelines), o.hooks)
+	if !c.GroupCommit.Disabled {
+		j.gc = newJournalCommitter(j, c.GroupCommit.MaxBatch, c.GroupCommit.Pipelines, c.journalHooks)
 	}
-	return j, nil
+	return j
 }
 
 // MaxRecordBytes implements driver.Limiter: the largest event data.
@@ -173,9 +91,6 @@ func (j *journal) MaxRecordBytes() int { return j.maxBytes }
 // ends while it is queued is never sent; once sent, Append returns its real
 // outcome.
 func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.Event, expected int64) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	if len(events) == 0 || expected < 0 || expected > math.MaxInt64-int64(len(events)) {
 		return 0, fmt.Errorf("%w: %d events after position %d", errInvalid, len(events), expected)
 	}
@@ -248,9 +163,6 @@ func (j *journal) exec(ctx context.Context, r *appendRequest) error {
 // driver.NewCorruptEvent. Rows deleted at the end of a stream are not
 // detected: that would cost every read a lookup of the stream's row.
 func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn func(*driver.Event) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	end := to
 	if end <= 0 {
 		end = math.MaxInt64
@@ -332,9 +244,6 @@ func shortText(s string) string {
 
 // Last implements driver.Journal: one SELECT of the stream's row.
 func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	var last int64
 	err := j.pool.QueryRow(ctx, j.sql.last, s.Kind, s.ID).Scan(&last)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -346,9 +255,6 @@ func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
 // Streams implements driver.StreamLister: the stream rows of kind, in
 // pages of streamsPage ids in byte order.
 func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	after := ""
 	for {
 		rows, err := j.pool.Query(ctx, j.sql.streams, kind, after, streamsPage)
@@ -372,25 +278,17 @@ func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) e
 }
 
 // ErrorCode implements driver.Journal.
-func (j *journal) ErrorCode(err error) driver.ErrorCode {
-	if errors.Is(err, errJournalClosed) {
-		return driver.Closed
-	}
-	return errorCode(err)
-}
+func (j *journal) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 // Close implements driver.Journal: it lets the committer finish the appends
 // it has accepted and closes the pool if the journal opened it (from a
-// URL). An injected pool stays open. Later calls return nil.
+// URL). An injected pool stays open.
 func (j *journal) Close() error {
-	j.closeOnce.Do(func() {
-		j.closed.Store(true)
-		if j.gc != nil {
-			j.gc.close()
-		}
-		if j.ownPool {
-			j.pool.Close()
-		}
-	})
+	if j.gc != nil {
+		j.gc.close()
+	}
+	if j.ownPool {
+		j.pool.Close()
+	}
 	return nil
 }

@@ -21,8 +21,8 @@ import (
 func benchJournal(b *testing.B, gc GroupCommit) (*pgxpool.Pool, *persistence.Journal, *journal) {
 	b.Helper()
 	pool := poolFor(b, testenv.PostgresURL, benchConns)
-	j, err := NewJournal(context.Background(), pool, &JournalOptions{
-		Table: freshJournalTable(b, pool), CreateTable: true, GroupCommit: gc,
+	j, err := OpenJournal(context.Background(), pool, &Options{
+		Table: freshJournalTable(b, pool), CreateSchema: true, GroupCommit: gc,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -88,7 +88,7 @@ func reportAppendBatching(b *testing.B, drv *journal) {
 		return
 	}
 	if n := drv.gc.batches.Load(); n > 0 {
-		b.ReportMetric(float64(drv.gc.appends.Load())/float64(n), "appends/batch")
+		b.ReportMetric(float64(drv.gc.requests.Load())/float64(n), "appends/batch")
 	}
 }
 
@@ -140,7 +140,7 @@ func BenchmarkJournalInterleaved256(b *testing.B) {
 	pool := poolFor(b, testenv.PostgresURL, benchConns)
 	table := freshJournalTable(b, pool)
 	open := func(gc GroupCommit) *persistence.Journal {
-		j, err := NewJournal(context.Background(), pool, &JournalOptions{Table: table, CreateTable: true, GroupCommit: gc})
+		j, err := OpenJournal(context.Background(), pool, &Options{JournalTable: table, CreateSchema: true, GroupCommit: gc})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -273,5 +273,5 @@ func rawReplay(ctx context.Context, pool *pgxpool.Pool, query string, s driver.S
 
 // BenchmarkJournal runs the shared journal benchmarks of every provider.
 func BenchmarkJournal(b *testing.B) {
-	storetest.RunJournalBenchmarks(b, journalHarnessMaker(JournalOptions{}))
+	storetest.RunJournalBenchmarks(b, journalHarnessMaker(Options{}))
 }

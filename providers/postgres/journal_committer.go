@@ -2,13 +2,10 @@ package postgres
 
 import (
 	"cmp"
-	"errors"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quarkgo/quark/persistence/driver"
 )
@@ -30,32 +27,14 @@ import (
 type journalCommitter struct {
 	batchQueue[*appendRequest]
 	j *journal
-
-	// Counters, for tests and benchmarks.
-	batches  atomic.Int64 // batches sent
-	appends  atomic.Int64 // appends sent in batches
-	reruns   atomic.Int64 // batches whose appends ran again one by one
-	requeued atomic.Int64 // appends run again alone after errRace
-
 }
 
-// journalHooks let tests hold and observe the pipelines. They are set
-// before the pipelines start.
-type journalHooks struct {
-	beforeTake func()      // called by a pipeline before it takes appends
-	afterTake  func(n int) // called with the number taken, before sending
-}
+// journalHooks let tests hold and observe the journal's pipelines.
+type journalHooks = queueHooks[*appendRequest]
 
 func newJournalCommitter(j *journal, maxBatch, pipelines int, hooks *journalHooks) *journalCommitter {
 	c := &journalCommitter{j: j}
-	c.maxBatch, c.commit, c.closedErr = maxBatch, c.commitBatch, errJournalClosed
-	if hooks != nil {
-		c.beforeTake = hooks.beforeTake
-		if hooks.afterTake != nil {
-			c.afterTake = func(batch []*appendRequest) { hooks.afterTake(len(batch)) }
-		}
-	}
-	c.start(pipelines)
+	c.start(maxBatch, pipelines, c.commitBatch, hooks)
 	return c
 }
 
@@ -89,49 +68,18 @@ func (c *journalCommitter) commitBatch(batch []*appendRequest) {
 	// Stream order: batches in flight lock stream rows in the same order as
 	// far as the statements allow.
 	slices.SortStableFunc(batch, func(a, b *appendRequest) int { return compareStreams(a.stream, b.stream) })
-	ctx, cancel := batchContext(batch)
-	defer cancel()
-	c.batches.Add(1)
-	c.appends.Add(int64(len(batch)))
-
 	j := c.j
 	rounds := appendRounds(batch)
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(rounds))}
 	for _, g := range rounds {
 		b.Queue(j.sql.appendSet, appendArgs(g)...)
 	}
-	br := j.pool.SendBatch(ctx, b)
-	var err error
-	for _, g := range rounds {
-		if err = readSetAnswers(br, g, (*appendRequest).outcome); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		for _, r := range batch {
-			if r.err == errRace {
-				c.requeued.Add(1)
-				r.err = j.exec(ctx, r) // run it again on its own
+	c.send(j.pool, b, batch, func(br pgx.BatchResults) error {
+		for _, g := range rounds {
+			if err := readSetAnswers(br, g, (*appendRequest).outcome); err != nil {
+				return err
 			}
-			r.answer(r.err)
 		}
-	case errors.As(err, &pgErr):
-		// The server refused a statement: nothing of the batch was
-		// applied. Run each append on its own, so that only the bad one
-		// fails.
-		c.reruns.Add(1)
-		for _, r := range batch {
-			r.answer(j.exec(ctx, r))
-		}
-	default:
-		for _, r := range batch {
-			r.answer(err)
-		}
-	}
+		return nil
+	}, j.exec)
 }

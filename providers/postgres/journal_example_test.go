@@ -12,7 +12,7 @@ import (
 )
 
 // This example needs a PostgreSQL server, so it is compiled but not run.
-func ExampleNewJournal() {
+func ExampleOpenJournal() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable")
 	if err != nil {
@@ -20,9 +20,10 @@ func ExampleNewJournal() {
 	}
 	defer pool.Close() // the caller owns the pool
 
-	// CreateTable creates quark_events and quark_events_streams if needed;
-	// JSONB keeps a queryable copy of JSON events.
-	journal, err := postgres.NewJournal(ctx, pool, &postgres.JournalOptions{CreateTable: true, JSONB: true})
+	// CreateSchema creates quark_events and quark_events_streams (and the
+	// state table) if needed; EventJSONB keeps a queryable copy of JSON
+	// events.
+	journal, err := postgres.OpenJournal(ctx, pool, &postgres.Options{CreateSchema: true, EventJSONB: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,10 +45,11 @@ WHERE kind = 'BankAccount' AND actor_id = 'acc-42' AND event_type = 'Deposited'`
 	fmt.Println("journal at", last, "- deposited", total)
 }
 
-// A journal can be opened by URL; it then owns its pool.
-func ExampleOpenJournal() {
-	journal, err := postgres.OpenJournal(context.Background(),
-		"postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable&quark_table=app_events&quark_group_commit=on")
+// A journal can be opened by URL, through the same registry as stores; it
+// then owns its pool.
+func Example_openJournalByURL() {
+	journal, err := persistence.OpenJournal(context.Background(),
+		"postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable&quark_journal_table=app_events&quark_create_schema=true")
 	if err != nil {
 		log.Fatal(err) // the error never shows the password
 	}

@@ -43,19 +43,19 @@ func freshJournalTable(t testing.TB, pool *pgxpool.Pool) string {
 
 // openJournal opens a journal over fresh tables with opts (nil: defaults),
 // closed when the test ends.
-func openJournal(t testing.TB, pool *pgxpool.Pool, opts *JournalOptions) (*persistence.Journal, *journal) {
+func openJournal(t testing.TB, pool *pgxpool.Pool, opts *Options) (*persistence.Journal, *journal) {
 	t.Helper()
-	var o JournalOptions
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	if o.Table == "" {
-		o.Table = freshJournalTable(t, pool)
+	if o.JournalTable == "" {
+		o.JournalTable = freshJournalTable(t, pool)
 	}
-	o.CreateTable = true
-	j, err := NewJournal(context.Background(), pool, &o)
+	o.CreateSchema = true
+	j, err := OpenJournal(context.Background(), pool, &o)
 	if err != nil {
-		t.Fatalf("NewJournal: %v", err)
+		t.Fatalf("OpenJournal: %v", err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
 	return j, j.Driver().(*journal)
@@ -63,10 +63,10 @@ func openJournal(t testing.TB, pool *pgxpool.Pool, opts *JournalOptions) (*persi
 
 type journalHarness struct {
 	pool *pgxpool.Pool
-	opts JournalOptions
+	opts Options
 }
 
-func journalHarnessMaker(opts JournalOptions) storetest.JournalHarnessMaker {
+func journalHarnessMaker(opts Options) storetest.JournalHarnessMaker {
 	return func(_ context.Context, t testing.TB) (storetest.JournalHarness, error) {
 		return &journalHarness{pool: testPool(t), opts: opts}, nil
 	}
@@ -74,8 +74,8 @@ func journalHarnessMaker(opts JournalOptions) storetest.JournalHarnessMaker {
 
 func (h *journalHarness) MakeJournal(ctx context.Context, t testing.TB) (driver.Journal, error) {
 	o := h.opts
-	o.Table, o.CreateTable, o.MaxEventBytes = freshJournalTable(t, h.pool), true, harnessMaxBytes
-	j, err := NewJournal(ctx, h.pool, &o)
+	o.JournalTable, o.CreateSchema, o.MaxEventBytes = freshJournalTable(t, h.pool), true, harnessMaxBytes
+	j, err := OpenJournal(ctx, h.pool, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -129,13 +129,13 @@ func (h *journalHarness) Close() {}
 
 func TestJournalConformance(t *testing.T) {
 	t.Run("groupcommit=on", func(t *testing.T) {
-		storetest.RunJournalTests(t, journalHarnessMaker(JournalOptions{}))
+		storetest.RunJournalTests(t, journalHarnessMaker(Options{}))
 	})
 	t.Run("groupcommit=off", func(t *testing.T) {
-		storetest.RunJournalTests(t, journalHarnessMaker(JournalOptions{GroupCommit: GroupCommit{Disabled: true}}))
+		storetest.RunJournalTests(t, journalHarnessMaker(Options{GroupCommit: GroupCommit{Disabled: true}}))
 	})
 	t.Run("jsonb", func(t *testing.T) {
-		storetest.RunJournalTests(t, journalHarnessMaker(JournalOptions{JSONB: true}))
+		storetest.RunJournalTests(t, journalHarnessMaker(Options{EventJSONB: true}))
 	})
 }
 
@@ -170,9 +170,9 @@ func TestJournalGroupCommitAcrossStreams(t *testing.T) {
 	var taken atomic.Int64
 	hooks := &journalHooks{
 		beforeTake: func() { <-hold },
-		afterTake:  func(n int) { taken.Store(int64(n)) },
+		afterTake:  func(batch []*appendRequest) { taken.Store(int64(len(batch))) },
 	}
-	j, drv := openJournal(t, pool, &JournalOptions{GroupCommit: GroupCommit{Pipelines: 1}, hooks: hooks})
+	j, drv := openJournal(t, pool, &Options{GroupCommit: GroupCommit{Pipelines: 1}, journalHooks: hooks})
 	stale := persistence.Stream{Kind: "Account", ID: "stale"}
 	go func() { hold <- struct{}{} }() // let the pipeline take the first append alone
 	if _, err := j.Append(ctx, stale, []driver.Event{jsonEvent(`{"a":1}`), jsonEvent(`{"a":2}`)}, 0); err != nil {
@@ -226,7 +226,7 @@ func TestJournalGroupCommitFallback(t *testing.T) {
 	ctx := context.Background()
 	hold := make(chan struct{})
 	hooks := &journalHooks{beforeTake: func() { <-hold }}
-	j, drv := openJournal(t, pool, &JournalOptions{GroupCommit: GroupCommit{Pipelines: 1}, hooks: hooks})
+	j, drv := openJournal(t, pool, &Options{GroupCommit: GroupCommit{Pipelines: 1}, journalHooks: hooks})
 	if _, err := pool.Exec(ctx, `INSERT INTO `+drv.names.events+` (kind, actor_id, seq, event_type, schema_version,
 	codec, event_bytes, appended_at, checksum) VALUES ('Account', 'blocked', 1, 'Stray', 0, 'raw', '\x00', now(), 0)`); err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestJournalGroupCommitHistory(t *testing.T) {
 	)
 	pool := testPool(t)
 	ctx := context.Background()
-	_, drv := openJournal(t, pool, &JournalOptions{GroupCommit: GroupCommit{MaxBatch: 64}})
+	_, drv := openJournal(t, pool, &Options{GroupCommit: GroupCommit{MaxBatch: 64}})
 	var hist storetest.JournalHistory
 	j := persistence.NewJournal(hist.Wrap(drv), nil)
 	var wins, conflicts atomic.Int64
@@ -325,7 +325,7 @@ func TestJournalGroupCommitHistory(t *testing.T) {
 	if err := hist.Check(ctx, drv); err != nil {
 		t.Fatal(err)
 	}
-	b, a := drv.gc.batches.Load(), drv.gc.appends.Load()
+	b, a := drv.gc.batches.Load(), drv.gc.requests.Load()
 	t.Logf("%d appends won, %d conflicts; %d appends in %d batches (%.1f per batch), %d raced and ran alone, %d reruns",
 		wins.Load(), conflicts.Load(), a, b, float64(a)/float64(b), drv.gc.requeued.Load(), drv.gc.reruns.Load())
 	if float64(a)/float64(b) < 2 {
@@ -339,7 +339,7 @@ func TestJournalGroupCommitHistory(t *testing.T) {
 func TestJournalJSONQueryable(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
-	j, drv := openJournal(t, pool, &JournalOptions{JSONB: true})
+	j, drv := openJournal(t, pool, &Options{EventJSONB: true})
 	s := persistence.Stream{Kind: "BankAccount", ID: "acc-1"}
 	events := []driver.Event{
 		jsonEvent(`{"amount":500}`),
@@ -385,7 +385,7 @@ FROM `+drv.names.events).Scan(&kinds); err != nil {
 	}
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+drv2.names.events+` WHERE event_data IS NOT NULL`).Scan(&n); err != nil || n != 0 {
-		t.Errorf("without JournalOptions.JSONB, %d rows (%v) have event_data, want 0", n, err)
+		t.Errorf("without Options.JSONB, %d rows (%v) have event_data, want 0", n, err)
 	}
 }
 
@@ -451,7 +451,7 @@ func TestJournalCorruptRowsOfForeignTable(t *testing.T) {
 	v3, a3 := good(3)
 	insert("gap", 3, v3, a3...)
 	rows["gap"] = ""
-	j, err := NewJournal(ctx, pool, &JournalOptions{Table: table})
+	j, err := OpenJournal(ctx, pool, &Options{JournalTable: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,9 +489,9 @@ func TestJournalInitRefusesEarlierLayout(t *testing.T) {
 	PRIMARY KEY (kind, actor_id, seq))`); err != nil {
 		t.Fatal(err)
 	}
-	err := InitJournalSchema(ctx, pool, &JournalOptions{Table: table})
+	err := CreateSchema(ctx, pool, &Options{JournalTable: table})
 	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "checksum") {
-		t.Errorf("InitJournalSchema over an events table of the earlier layout = %v, want ErrInvalidArgument naming checksum", err)
+		t.Errorf("CreateSchema over an events table of the earlier layout = %v, want ErrInvalidArgument naming checksum", err)
 	}
 }
 
@@ -503,12 +503,12 @@ func TestJournalSchemaInitConcurrent(t *testing.T) {
 	errs := make([]error, 8)
 	var wg sync.WaitGroup
 	for i := range errs {
-		wg.Go(func() { errs[i] = InitJournalSchema(context.Background(), pool, &JournalOptions{Table: table}) })
+		wg.Go(func() { errs[i] = CreateSchema(context.Background(), pool, &Options{JournalTable: table}) })
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("InitJournalSchema %d: %v", i, err)
+			t.Errorf("CreateSchema %d: %v", i, err)
 		}
 	}
 	// A table of another shape is refused.
@@ -516,37 +516,47 @@ func TestJournalSchemaInitConcurrent(t *testing.T) {
 	if _, err := pool.Exec(context.Background(), `CREATE TABLE `+other+` (kind TEXT, actor_id TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	err := InitJournalSchema(context.Background(), pool, &JournalOptions{Table: other})
+	err := CreateSchema(context.Background(), pool, &Options{JournalTable: other})
 	if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "event_type") {
-		t.Errorf("InitJournalSchema over a foreign table = %v, want ErrInvalidArgument naming the missing columns", err)
+		t.Errorf("CreateSchema over a foreign table = %v, want ErrInvalidArgument naming the missing columns", err)
 	}
 }
 
 func TestJournalOptionsRejected(t *testing.T) {
 	pool := deadPool(t) // none of these may reach a server
-	for _, opts := range []*JournalOptions{
+	for _, opts := range []*Options{
 		{Table: "x; DROP TABLE y"}, {Schema: "Upper"}, {Table: strings.Repeat("a", 64)},
 		{MaxEventBytes: -1}, {MaxEventBytes: MaxRecordBytesLimit + 1},
 		{GroupCommit: GroupCommit{MaxBatch: -1}}, {GroupCommit: GroupCommit{Pipelines: -1}},
 	} {
-		if _, err := NewJournal(context.Background(), pool, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("NewJournal(%+v) = %v, want ErrInvalidArgument", opts, err)
+		if _, err := OpenJournal(context.Background(), pool, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("OpenJournal(%+v) = %v, want ErrInvalidArgument", opts, err)
 		}
 	}
-	if _, err := NewJournal(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := OpenJournal(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("NewJournal with a nil pool = %v, want ErrInvalidArgument", err)
 	}
-	if err := InitJournalSchema(context.Background(), pool, &JournalOptions{Table: `"bad"`}); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("InitJournalSchema with a bad name = %v, want ErrInvalidArgument", err)
+	if err := CreateSchema(context.Background(), pool, &Options{JournalTable: `"bad"`}); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("CreateSchema with a bad name = %v, want ErrInvalidArgument", err)
 	}
 	if n := pool.Stat().NewConnsCount(); n != 0 {
 		t.Errorf("rejected options opened %d connections, want 0", n)
 	}
 	// A long table name gives a streams table name that still fits.
-	n, err := journalTableNames(&JournalOptions{Table: strings.Repeat("t", 63)})
-	if err != nil || len(n.streamsTable) > maxIdentLen || n.streamsTable == n.table {
+	names, err := namesOf(&Options{JournalTable: strings.Repeat("t", 63)})
+	if n := names.journal; err != nil || len(n.streamsTable) > maxIdentLen || n.streamsTable == n.table {
 		t.Errorf("streams table of a 63-byte events table = %q, %v", n.streamsTable, err)
 	}
+}
+
+// testJournal returns the driver of a journal over pool with opts.
+func testJournal(t testing.TB, pool *pgxpool.Pool, opts *Options) *journal {
+	t.Helper()
+	c, err := opts.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newJournal(pool, &c)
 }
 
 // TestJournalServerGoesAway cuts the connection to the server mid-run:
@@ -564,20 +574,14 @@ func TestJournalServerGoesAway(t *testing.T) {
 			u.Host = proxy.Addr
 			proxied := poolFor(t, u.String(), 4)
 			table := freshJournalTable(t, direct)
-			if err := InitJournalSchema(context.Background(), direct, &JournalOptions{Table: table}); err != nil {
+			if err := CreateSchema(context.Background(), direct, &Options{JournalTable: table}); err != nil {
 				t.Fatal(err)
 			}
-			drvJ, err := newJournal(context.Background(), proxied, &JournalOptions{Table: table, GroupCommit: gc}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			drvJ := testJournal(t, proxied, &Options{JournalTable: table, GroupCommit: gc})
 			var hist storetest.JournalHistory
 			j := persistence.NewJournal(hist.Wrap(drvJ), nil)
 			defer j.Close()
-			view, err := newJournal(context.Background(), direct, &JournalOptions{Table: table}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			view := testJournal(t, direct, &Options{JournalTable: table})
 			defer view.Close()
 
 			s := persistence.Stream{Kind: "Account", ID: "outage"}
@@ -642,9 +646,9 @@ func TestOpenJournalURL(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
 	table := freshJournalTable(t, pool)
-	j, err := OpenJournal(ctx, withParams(t, "postgresql", map[string]string{
-		"quark_table": table, "quark_max_event_bytes": "1000", "quark_group_commit": "off", "pool_max_conns": "3",
-		"quark_jsonb": "true",
+	j, err := persistence.OpenJournal(ctx, withParams(t, "postgresql", map[string]string{
+		"quark_journal_table": table, "quark_max_event_bytes": "1000", "quark_group_commit": "off", "pool_max_conns": "3",
+		"quark_event_jsonb": "true", "quark_create_schema": "true",
 	}))
 	if err != nil {
 		t.Fatalf("OpenJournal: %v", err)
@@ -668,11 +672,11 @@ func TestOpenJournalURL(t *testing.T) {
 	for _, bad := range []string{
 		withParams(t, "", map[string]string{"quark_nope": "1"}),
 		withParams(t, "", map[string]string{"quark_group_commit": "maybe"}),
-		withParams(t, "", map[string]string{"quark_table": "Bad-Name"}),
-		withParams(t, "redis", nil),
+		withParams(t, "", map[string]string{"quark_journal_table": "Bad-Name"}),
+		withParams(t, "", map[string]string{"quark_jsonb": "true"}), // the name before quark_event_jsonb
 		"postgres://user:s3cret@%zz/db",
 	} {
-		_, err := OpenJournal(ctx, bad)
+		_, err := persistence.OpenJournal(ctx, bad)
 		if !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("OpenJournal(%s) = %v, want ErrInvalidArgument", bad, err)
 		}
@@ -680,7 +684,7 @@ func TestOpenJournalURL(t *testing.T) {
 			t.Errorf("the error shows the password: %v", err)
 		}
 	}
-	_, err = OpenJournal(ctx, "postgres://actors:s3cret@"+closedPort(t)+"/actors?sslmode=disable&connect_timeout=1")
+	_, err = persistence.OpenJournal(ctx, "postgres://actors:s3cret@"+closedPort(t)+"/actors?sslmode=disable&connect_timeout=1&quark_create_schema=true")
 	if !errors.Is(err, persistence.ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("OpenJournal of a closed port = %v, want ErrUnavailable without the password", err)
 	}
@@ -722,16 +726,16 @@ func TestJournalReadPages(t *testing.T) {
 func TestJournalNoGoroutineLeak(t *testing.T) {
 	pool := testPool(t)
 	table := freshJournalTable(t, pool)
-	if err := InitJournalSchema(context.Background(), pool, &JournalOptions{Table: table}); err != nil {
+	if err := CreateSchema(context.Background(), pool, &Options{JournalTable: table}); err != nil {
 		t.Fatal(err)
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	injected, err := NewJournal(ctx, pool, &JournalOptions{Table: table, GroupCommit: GroupCommit{Pipelines: 3}})
+	injected, err := OpenJournal(ctx, pool, &Options{JournalTable: table, GroupCommit: GroupCommit{Pipelines: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	byURL, err := OpenJournal(ctx, withParams(t, "", map[string]string{"quark_table": table, "quark_init": "false"}))
+	byURL, err := persistence.OpenJournal(ctx, withParams(t, "", map[string]string{"quark_journal_table": table}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"bytes"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/quarkgo/quark/providers/internal/jsonscan"
 )
 
 // jsonForm is how JSON data of a record is stored; see classifyJSON.
@@ -62,124 +63,69 @@ func classifyJSON(data []byte) jsonForm {
 	if len(data) > maxJSONBBytes || !utf8.Valid(data) {
 		return jsonBytesOnly
 	}
-	p := jsonParser{data: data, canonical: true}
-	p.space()
+	p := jsonParser{s: jsonscan.Scanner{Data: data, MaxDepth: maxJSONDepth}, canonical: true}
+	p.s.Space()
 	if !p.value() {
 		return jsonBytesOnly
 	}
-	p.space()
-	if p.pos != len(data) {
+	p.s.Space()
+	if p.s.Pos != len(data) {
 		return jsonBytesOnly
 	}
-	if p.canonical {
+	if p.canonical && !p.s.Spaced {
 		return jsonCanonical
 	}
 	return jsonNormalised
 }
 
-// jsonParser is a validating recursive-descent JSON parser that tracks
-// whether the text is in JSONB's canonical form.
+// jsonParser walks JSON text with a jsonscan.Scanner and tracks whether it
+// is in JSONB's canonical form (white space is tracked by the scanner).
 type jsonParser struct {
-	data      []byte
-	pos       int
-	depth     int
+	s         jsonscan.Scanner
 	canonical bool
-	scratch   []byte // decoded keys with escapes
-}
-
-func (p *jsonParser) peek() byte {
-	if p.pos < len(p.data) {
-		return p.data[p.pos]
-	}
-	return 0
-}
-
-// space skips white space; any makes the text non-canonical.
-func (p *jsonParser) space() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-			p.canonical = false
-		default:
-			return
-		}
-	}
 }
 
 func (p *jsonParser) value() bool {
-	switch c := p.peek(); {
+	switch c := p.s.Peek(); {
 	case c == '{':
 		return p.object()
 	case c == '[':
-		return p.array()
+		return p.s.Array(p.value)
 	case c == '"':
-		_, ok := p.str(false)
-		return ok
+		info, ok := p.s.SkipString()
+		return ok && p.checkString(info)
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case c == 't':
-		return p.literal("true")
+		return p.s.Literal("true")
 	case c == 'f':
-		return p.literal("false")
+		return p.s.Literal("false")
 	case c == 'n':
-		return p.literal("null")
+		return p.s.Literal("null")
 	}
 	return false
 }
 
-func (p *jsonParser) literal(lit string) bool {
-	if !bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
-		return false
-	}
-	p.pos += len(lit)
-	return true
-}
-
+// object reads an object, checking that its keys are unique and in JSONB's
+// order: shorter keys first, keys of equal length byte by byte.
 func (p *jsonParser) object() bool {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return false
-	}
-	p.pos++ // '{'
-	p.space()
-	if p.peek() == '}' {
-		p.pos++
-		p.depth--
-		return true
-	}
-	var prev []byte
-	for first := true; ; first = false {
-		p.space()
-		key, ok := p.str(true)
-		if !ok {
+	// The decoded key being read and the one before it, in two buffers
+	// that change roles at each key.
+	var bufs [2][48]byte
+	key, prev := bufs[0][:0], bufs[1][:0]
+	first := true
+	return p.s.Object(func() bool {
+		prev, key = key, prev
+		var ok bool
+		if key, ok = p.str(key[:0]); !ok {
 			return false
 		}
 		if !first && !jsonbKeyLess(prev, key) {
 			p.canonical = false // out of JSONB's order, or a duplicate
 		}
-		prev = key
-		p.space()
-		if p.peek() != ':' {
-			return false
-		}
-		p.pos++
-		p.space()
-		if !p.value() {
-			return false
-		}
-		p.space()
-		switch p.peek() {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			p.depth--
-			return true
-		default:
-			return false
-		}
-	}
+		first = false
+		return true
+	}, p.value)
 }
 
 // jsonbKeyLess is JSONB's key order: by length, then byte by byte.
@@ -190,222 +136,30 @@ func jsonbKeyLess(a, b []byte) bool {
 	return bytes.Compare(a, b) < 0
 }
 
-func (p *jsonParser) array() bool {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return false
-	}
-	p.pos++ // '['
-	p.space()
-	if p.peek() == ']' {
-		p.pos++
-		p.depth--
-		return true
-	}
-	for {
-		p.space()
-		if !p.value() {
-			return false
-		}
-		p.space()
-		switch p.peek() {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			p.depth--
-			return true
-		default:
-			return false
-		}
-	}
+// str reads a string, appending its decoded bytes to dst.
+func (p *jsonParser) str(dst []byte) ([]byte, bool) {
+	dst, info, ok := p.s.String(dst)
+	return dst, ok && p.checkString(info)
 }
 
-// str parses a string. With decode, it returns the decoded string (valid
-// only until the next call), for key comparison.
-func (p *jsonParser) str(decode bool) ([]byte, bool) {
-	if p.peek() != '"' {
-		return nil, false
-	}
-	p.pos++
-	start := p.pos
-	escaped := false
-	if decode {
-		p.scratch = p.scratch[:0]
-	}
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			if !decode {
-				return nil, true
-			}
-			if !escaped {
-				return p.data[start : p.pos-1], true
-			}
-			// The caller keeps the previous key while decoding the next:
-			// hand out a copy.
-			return bytes.Clone(p.scratch), true
-		case c < 0x20:
-			return nil, false // a raw control character is not JSON
-		case c != '\\':
-			if decode && escaped {
-				p.scratch = append(p.scratch, c)
-			}
-			p.pos++
-			continue
-		}
-		// An escape.
-		if decode && !escaped {
-			p.scratch = append(p.scratch, p.data[start:p.pos]...)
-		}
-		escaped = true
-		if p.pos+1 >= len(p.data) {
-			return nil, false
-		}
-		e := p.data[p.pos+1]
-		p.pos += 2
-		var r rune
-		switch e {
-		case '"', '\\':
-			r = rune(e)
-		case '/':
-			r = '/'
-			p.canonical = false // printed raw
-		case 'b':
-			r = '\b'
-		case 'f':
-			r = '\f'
-		case 'n':
-			r = '\n'
-		case 'r':
-			r = '\r'
-		case 't':
-			r = '\t'
-		case 'u':
-			var ok bool
-			if r, ok = p.unicodeEscape(); !ok {
-				return nil, false
-			}
-		default:
-			return nil, false
-		}
-		if decode {
-			p.scratch = utf8.AppendRune(p.scratch, r)
-		}
-	}
-	return nil, false // unterminated
-}
-
-// unicodeEscape parses the XXXX of \uXXXX (the parser is past the "\u"),
-// combining a surrogate pair. It refuses what JSONB refuses: \u0000 and a
-// surrogate that is not part of a pair.
-func (p *jsonParser) unicodeEscape() (rune, bool) {
-	hex := func() (rune, bool, bool) { // value, ok, lower-case
-		if p.pos+4 > len(p.data) {
-			return 0, false, false
-		}
-		var r rune
-		lower := true
-		for _, h := range p.data[p.pos : p.pos+4] {
-			switch {
-			case h >= '0' && h <= '9':
-				r = r<<4 | rune(h-'0')
-			case h >= 'a' && h <= 'f':
-				r = r<<4 | rune(h-'a'+10)
-			case h >= 'A' && h <= 'F':
-				r = r<<4 | rune(h-'A'+10)
-				lower = false
-			default:
-				return 0, false, false
-			}
-		}
-		p.pos += 4
-		return r, true, lower
-	}
-	r, ok, lower := hex()
-	switch {
-	case !ok || r == 0:
-		return 0, false
-	case utf16.IsSurrogate(r):
-		if r >= 0xdc00 || p.pos+2 > len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
-			return 0, false // a low surrogate first, or a high one alone
-		}
-		p.pos += 2
-		lo, ok, _ := hex()
-		if !ok || lo < 0xdc00 || lo > 0xdfff {
-			return 0, false
-		}
-		p.canonical = false // printed as the raw character
-		return utf16.DecodeRune(r, lo), true
-	case r >= 0x20 || r == '\b' || r == '\f' || r == '\n' || r == '\r' || r == '\t' || !lower:
-		// Printed raw, or with its short escape, or in lower case.
+// checkString checks a string read: JSONB refuses \u0000, and prints every
+// character raw or with escape_json's escape, which is the minimal form.
+func (p *jsonParser) checkString(info jsonscan.StringInfo) bool {
+	if info&jsonscan.NonMinimal != 0 {
 		p.canonical = false
 	}
-	return r, true
+	return info&jsonscan.NUL == 0
 }
 
-// number parses a number. NUMERIC keeps the digits and the scale of a plain
+// number reads a number. NUMERIC keeps the digits and the scale of a plain
 // decimal, so only exponents and negative zero print differently.
 func (p *jsonParser) number() bool {
-	start := p.pos
-	neg := p.peek() == '-'
-	if neg {
-		p.pos++
-	}
-	zero := true // every digit so far is 0
-	digits := func() int {
-		n := 0
-		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
-			if p.data[p.pos] != '0' {
-				zero = false
-			}
-			p.pos++
-			n++
-		}
-		return n
-	}
-	switch c := p.peek(); {
-	case c == '0':
-		p.pos++
-	case c >= '1' && c <= '9':
-		digits()
-	default:
+	n, ok := p.s.Number()
+	if !ok || n.Exp > maxExponent || len(n.Text) > maxNumberLen {
 		return false
 	}
-	if p.peek() == '.' {
-		p.pos++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if c := p.peek(); c == 'e' || c == 'E' {
-		p.pos++
-		p.canonical = false
-		if c := p.peek(); c == '+' || c == '-' {
-			p.pos++
-		}
-		expStart := p.pos
-		saveZero := zero
-		n := digits()
-		zero = saveZero
-		if n == 0 {
-			return false
-		}
-		exp := 0
-		for _, d := range p.data[expStart:p.pos] {
-			exp = exp*10 + int(d-'0')
-			if exp > maxExponent {
-				return false
-			}
-		}
-	}
-	if p.pos-start > maxNumberLen {
-		return false
-	}
-	if neg && zero {
-		p.canonical = false // NUMERIC has no negative zero
+	if n.Exponent || n.NegZero {
+		p.canonical = false // NUMERIC has no exponent and no negative zero
 	}
 	return true
 }

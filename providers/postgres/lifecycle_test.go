@@ -25,12 +25,12 @@ import (
 func TestNoGoroutineLeak(t *testing.T) {
 	pool := testPool(t)
 	table := freshTable(t, pool)
-	if err := InitSchema(context.Background(), pool, &Options{Table: table}); err != nil {
+	if err := CreateSchema(context.Background(), pool, &Options{Table: table}); err != nil {
 		t.Fatal(err)
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	injected, err := New(ctx, pool, &Options{Table: table, SweepInterval: time.Millisecond, GroupCommit: GroupCommit{Pipelines: 3}})
+	injected, err := Open(ctx, pool, &Options{Table: table, SweepInterval: time.Millisecond, GroupCommit: GroupCommit{Pipelines: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func FuzzKeys(f *testing.F) {
 	f.Add("K", "'; DROP TABLE x;--", "s", "K", `"`, "s")
 	pool := testPool(f)
 	table := freshTable(f, pool)
-	s, err := New(context.Background(), pool, &Options{Table: table, CreateTable: true, SweepInterval: -1})
+	s, err := Open(context.Background(), pool, &Options{Table: table, CreateSchema: true, SweepInterval: -1})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -37,16 +37,16 @@ func testServerGoesAway(t *testing.T, gc GroupCommit) {
 	u.Host = proxy.Addr
 	proxied := poolFor(t, u.String(), 4)
 	table := freshTable(t, direct)
-	if err := InitSchema(context.Background(), direct, &Options{Table: table}); err != nil {
+	if err := CreateSchema(context.Background(), direct, &Options{Table: table}); err != nil {
 		t.Fatal(err)
 	}
-	store, err := New(context.Background(), proxied, &Options{Table: table, GroupCommit: gc, SweepInterval: -1})
+	store, err := Open(context.Background(), proxied, &Options{Table: table, GroupCommit: gc, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
 	// A direct view of the same table, to read what the server holds.
-	view, err := New(context.Background(), direct, &Options{Table: table, SweepInterval: -1})
+	view, err := Open(context.Background(), direct, &Options{Table: table, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

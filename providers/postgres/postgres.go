@@ -1,14 +1,10 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -17,92 +13,9 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/internal/sweeper"
 )
-
-// Defaults used when the corresponding Options field is zero.
-const (
-	// DefaultMaxRecordBytes is the record size limit when
-	// Options.MaxRecordBytes is 0. It equals the persistence layer's default.
-	DefaultMaxRecordBytes = persistence.DefaultMaxRecordBytes
-	// MaxRecordBytesLimit is the largest Options.MaxRecordBytes accepted:
-	// 256 MiB, about PostgreSQL's limit for one JSONB value.
-	MaxRecordBytesLimit = 256 << 20
-	// DefaultSweepInterval is how often expired rows are deleted when
-	// Options.SweepInterval is 0.
-	DefaultSweepInterval = time.Minute
-	// DefaultMaxBatch is GroupCommit.MaxBatch when it is 0.
-	DefaultMaxBatch = 128
-	// DefaultPipelines is GroupCommit.Pipelines when it is 0.
-	DefaultPipelines = 2
-)
-
-// Options configures New. A nil *Options, or a zero field, gives the
-// defaults.
-type Options struct {
-	// Schema is the schema of the state table; "" means DefaultSchema
-	// ("public"). It must match ^[a-z_][a-z0-9_]{0,62}$.
-	Schema string
-	// Table is the name of the state table; "" means DefaultTable
-	// ("quark_state"). It must match ^[a-z_][a-z0-9_]{0,62}$. Several
-	// stores may share a table; they then share the records.
-	Table string
-	// CreateTable makes New call InitSchema: create the schema, table and
-	// indexes if they do not exist and check the table. Without it New does
-	// no I/O, and the table must exist before the first operation.
-	CreateTable bool
-
-	// GroupCommit configures the coalescing of concurrent saves and
-	// deletes into one round trip and one transaction. It is on unless
-	// GroupCommit.Disabled is set.
-	GroupCommit GroupCommit
-
-	// SweepInterval is how often a background goroutine purges tombstones
-	// and expired rows older than TombstoneRetention. Expired rows and
-	// tombstones are invisible whether or not they were purged; purging
-	// reclaims space. 0 means DefaultSweepInterval; a negative value
-	// disables the sweeper (several stores on one table need only one
-	// sweeper).
-	SweepInterval time.Duration
-
-	// TombstoneRetention is how long the row of a deleted record (a
-	// tombstone) and an expired row are kept, from the delete or the
-	// expiry, before the sweeper purges them. Until then the key keeps its
-	// last version: a create continues from it, and a writer holding a
-	// version from before the delete or the expiry gets a conflict. After
-	// the purge the key starts again from version 1. 0 means
-	// driver.DefaultTombstoneRetention (7 days); negative is invalid.
-	TombstoneRetention time.Duration
-
-	// MaxRecordBytes is the largest len(Record.Data) the store accepts;
-	// larger records fail with persistence.ErrTooLarge before any I/O. 0
-	// means DefaultMaxRecordBytes; at most MaxRecordBytesLimit. The limit is
-	// reported through driver.Limiter.
-	MaxRecordBytes int
-
-	// Now is the clock for UpdatedAt stamps, expiry checks and the sweeper;
-	// nil means time.Now. Expiry is decided with this clock, not the
-	// server's.
-	Now func() time.Time
-
-	sweptHook func(n int64, err error) // tests: called after each background sweep
-	hooks     *commitHooks             // tests: see commitHooks
-}
-
-// GroupCommit configures group commit; see the package documentation.
-type GroupCommit struct {
-	// Disabled sends every save and delete as its own statement on a pooled
-	// connection (its own implicit transaction and round trip), as an
-	// application would without the provider.
-	Disabled bool
-	// MaxBatch caps the number of saves and deletes sent in one round trip.
-	// 0 means DefaultMaxBatch.
-	MaxBatch int
-	// Pipelines is how many batches may be in flight at once, each on its
-	// own pooled connection; the pool needs more connections than this, as
-	// loads and SaveBatch use it too. 0 means DefaultPipelines.
-	Pipelines int
-}
 
 // store implements driver.Store on one table.
 type store struct {
@@ -114,9 +27,6 @@ type store struct {
 	maxBytes  int
 	retention time.Duration // tombstone retention
 	gc        *committer    // nil when group commit is disabled
-
-	closed    atomic.Bool
-	closeOnce sync.Once
 	sweeper   *sweeper.Loop
 }
 
@@ -126,75 +36,39 @@ var (
 	_ driver.Limiter = (*store)(nil)
 )
 
-// New returns a Store over the state table in the database of pool. The
+// Open returns a Store over the state table in the database of pool. The
 // caller owns pool: the Store's Close leaves it open. Names in opts are
 // validated first (errors match persistence.ErrInvalidArgument); then, with
-// Options.CreateTable, InitSchema runs. Otherwise New does no I/O.
-func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*persistence.Store, error) {
-	s, err := newStore(ctx, pool, opts, false)
-	if err != nil {
-		return nil, err
-	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+// Options.CreateSchema, CreateSchema runs. Otherwise Open does no I/O.
+func Open(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*persistence.Store, error) {
+	return open(ctx, pool, opts, makeStore(false))
 }
 
-func newStore(ctx context.Context, pool *pgxpool.Pool, opts *Options, ownPool bool) (*store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
+// makeStore returns the function that makes the Store over a pool with a
+// config; ownPool says whether the store closes the pool.
+func makeStore(ownPool bool) func(*pgxpool.Pool, *config) *persistence.Store {
+	return func(pool *pgxpool.Pool, c *config) *persistence.Store {
+		s := newStore(pool, c)
+		s.ownPool = ownPool
+		return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now})
 	}
-	bad := func(format string, args ...any) error {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)}
-	}
-	n, err := names(&o)
-	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
-	}
-	switch {
-	case pool == nil:
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: errNilPool}
-	case o.MaxRecordBytes < 0 || o.MaxRecordBytes > MaxRecordBytesLimit:
-		return nil, bad("MaxRecordBytes %d is outside 0..%d", o.MaxRecordBytes, MaxRecordBytesLimit)
-	case o.GroupCommit.MaxBatch < 0:
-		return nil, bad("negative GroupCommit.MaxBatch %d", o.GroupCommit.MaxBatch)
-	case o.GroupCommit.Pipelines < 0:
-		return nil, bad("negative GroupCommit.Pipelines %d", o.GroupCommit.Pipelines)
-	case o.TombstoneRetention < 0:
-		return nil, bad("negative TombstoneRetention %v", o.TombstoneRetention)
-	}
-	if o.TombstoneRetention == 0 {
-		o.TombstoneRetention = driver.DefaultTombstoneRetention
-	}
-	if o.MaxRecordBytes == 0 {
-		o.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.SweepInterval == 0 {
-		o.SweepInterval = DefaultSweepInterval
-	}
-	if o.CreateTable {
-		if err := InitSchema(ctx, pool, &o); err != nil {
-			return nil, err
-		}
-	}
+}
+
+// newStore returns the driver over pool with c and starts its goroutines.
+func newStore(pool *pgxpool.Pool, c *config) *store {
 	s := &store{
 		pool:      pool,
-		ownPool:   ownPool,
-		names:     n,
-		sql:       newStatements(n.qualified),
-		now:       o.Now,
-		maxBytes:  o.MaxRecordBytes,
-		retention: o.TombstoneRetention,
+		names:     c.names.state,
+		sql:       newStatements(c.names.state.qualified),
+		now:       c.Now,
+		maxBytes:  c.MaxRecordBytes,
+		retention: c.TombstoneRetention,
 	}
-	if !o.GroupCommit.Disabled {
-		s.gc = newCommitter(s, cmp.Or(o.GroupCommit.MaxBatch, DefaultMaxBatch),
-			cmp.Or(o.GroupCommit.Pipelines, DefaultPipelines), o.hooks)
+	if !c.GroupCommit.Disabled {
+		s.gc = newCommitter(s, c.GroupCommit.MaxBatch, c.GroupCommit.Pipelines, c.hooks)
 	}
-	s.sweeper = sweeper.Start(o.SweepInterval, s.sweep, o.sweptHook)
-	return s, nil
+	s.sweeper = sweeper.Start(c.SweepInterval, s.sweep, c.sweptHook)
+	return s
 }
 
 // maxRaceRetries bounds how often a write is run again after errRace; then
@@ -234,9 +108,6 @@ func (s *store) checkRecord(rec *driver.Record) error {
 // Get implements driver.Store: one SELECT on a pooled connection, of a live
 // row (not a tombstone, not expired).
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	var (
 		jsonText, raw    []byte
 		rec              driver.Record
@@ -281,9 +152,6 @@ func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, e
 // ends before it is sent returns ctx.Err() and is never applied; once sent,
 // Put returns its real outcome.
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed
-	}
 	if err := s.checkRecord(&rec); err != nil {
 		return 0, err
 	}
@@ -297,9 +165,6 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 // Delete implements driver.Store, like Put: the live record becomes a
 // tombstone that keeps its version.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	return s.run(ctx, &request{op: opDelete, key: key, expected: expected})
 }
 
@@ -317,9 +182,6 @@ func (s *store) run(ctx context.Context, r *request) error {
 // that transactions writing several rows lock them in the same order and
 // cannot deadlock each other; the order of writes to one key is kept.
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
 	reqs := make([]*request, len(writes))
 	for i := range writes {
 		w := &writes[i]
@@ -332,11 +194,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		}
 		reqs[i] = s.newPut(w.Key, &w.Record, w.Expected)
 	}
-	order := make([]int, len(writes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
+	order := provider.WriteOrder(writes)
 
 	for attempt := 1; ; attempt++ {
 		idx, failure, err := s.putBatchOnce(ctx, reqs, order)
@@ -404,11 +262,6 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 	return -1, nil, tx.Commit(ctx)
 }
 
-// compareKeys orders keys by kind, id and slot.
-func compareKeys(a, b driver.Key) int {
-	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID), strings.Compare(a.Slot, b.Slot))
-}
-
 // MaxRecordBytes implements driver.Limiter.
 func (s *store) MaxRecordBytes() int { return s.maxBytes }
 
@@ -417,18 +270,14 @@ func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 // Close implements driver.Store: it stops the sweeper, lets the committer
 // finish the requests it has accepted, and closes the pool if the store
-// opened it (from a URL). An injected pool stays open. Later calls return
-// nil.
+// opened it (from a URL). An injected pool stays open.
 func (s *store) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		s.sweeper.Stop()
-		if s.gc != nil {
-			s.gc.close()
-		}
-		if s.ownPool {
-			s.pool.Close()
-		}
-	})
+	s.sweeper.Stop()
+	if s.gc != nil {
+		s.gc.close()
+	}
+	if s.ownPool {
+		s.pool.Close()
+	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,10 +16,13 @@ import (
 	"github.com/quarkgo/quark/persistence"
 )
 
-// Default names used when Options.Schema or Options.Table is empty.
+// Default names used when Options.Schema, Options.Table or
+// Options.JournalTable is empty. The streams table of a journal is its
+// events table's name followed by "_streams".
 const (
-	DefaultSchema = "public"
-	DefaultTable  = "quark_state"
+	DefaultSchema       = "public"
+	DefaultTable        = "quark_state"
+	DefaultJournalTable = "quark_events"
 )
 
 // nameRE is what a schema or table name must match: a lower-case SQL
@@ -30,7 +34,7 @@ var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // maxIdentLen is PostgreSQL's identifier length limit (NAMEDATALEN-1).
 const maxIdentLen = 63
 
-// initLockKey is the advisory lock InitSchema takes (for its transaction)
+// initLockKey is the advisory lock CreateSchema takes (for its transaction)
 // around its DDL: "Quark" in ASCII followed by 1. One key for every table
 // keeps CREATE SCHEMA of a shared new schema safe too.
 const initLockKey int64 = 0x517561726b000001
@@ -43,27 +47,36 @@ type tableNames struct {
 	expiresIdx    string
 }
 
-// names validates the schema and table of opts (applying the defaults) and
-// returns their quoted forms.
-func names(opts *Options) (tableNames, error) {
-	schema, table := DefaultSchema, DefaultTable
-	if opts != nil && opts.Schema != "" {
-		schema = opts.Schema
-	}
-	if opts != nil && opts.Table != "" {
-		table = opts.Table
-	}
-	for _, n := range [...]struct{ what, name string }{{"schema", schema}, {"table", table}} {
+// schemaNames are the validated, quoted names of everything CreateSchema
+// creates for one Options: the schema, the state table and the journal's
+// tables.
+type schemaNames struct {
+	schema  string
+	state   tableNames
+	journal journalNames
+}
+
+// namesOf validates the schema and table names of o (applying the defaults)
+// and returns their quoted forms.
+func namesOf(o *Options) (schemaNames, error) {
+	schema := cmp.Or(o.Schema, DefaultSchema)
+	table := cmp.Or(o.Table, DefaultTable)
+	journalTable := cmp.Or(o.JournalTable, DefaultJournalTable)
+	for _, n := range [...]struct{ what, name string }{{"schema", schema}, {"table", table}, {"journal table", journalTable}} {
 		if !nameRE.MatchString(n.name) {
-			return tableNames{}, fmt.Errorf("%w: %s name %q must match %s", errInvalid, n.what, n.name, nameRE)
+			return schemaNames{}, fmt.Errorf("%w: %s name %q must match %s", errInvalid, n.what, n.name, nameRE)
 		}
 	}
-	return tableNames{
-		schema:     schema,
-		table:      table,
-		qualified:  pgx.Identifier{schema, table}.Sanitize(),
-		updatedIdx: pgx.Identifier{indexName(table, "_updated_at_idx")}.Sanitize(),
-		expiresIdx: pgx.Identifier{indexName(table, "_expires_at_idx")}.Sanitize(),
+	return schemaNames{
+		schema: schema,
+		state: tableNames{
+			schema:     schema,
+			table:      table,
+			qualified:  pgx.Identifier{schema, table}.Sanitize(),
+			updatedIdx: pgx.Identifier{indexName(table, "_updated_at_idx")}.Sanitize(),
+			expiresIdx: pgx.Identifier{indexName(table, "_expires_at_idx")}.Sanitize(),
+		},
+		journal: journalTableNames(schema, journalTable),
 	}, nil
 }
 
@@ -125,11 +138,13 @@ func (n tableNames) ddl() []string {
 	}
 }
 
-// InitSchema creates the state table of opts (Options.Schema and
-// Options.Table; other fields are ignored) with its indexes, and the schema
-// if it does not exist, then checks that the table has the provider's
-// columns and that the database encoding is UTF8. It is idempotent and safe
-// to call concurrently, from several goroutines or processes: the DDL runs in
+// CreateSchema creates, if they do not exist, what the store and the
+// journal of opts need: the schema Options.Schema, the state table
+// Options.Table with its indexes, and the journal's tables (the events
+// table Options.JournalTable and its streams table). It then checks that
+// the tables have the provider's columns and that the database encoding
+// is UTF8. Of opts it uses only the names. It is idempotent and safe to
+// call concurrently, from several goroutines or processes: the DDL runs in
 // one transaction under a transaction-scoped advisory lock, because CREATE
 // TABLE IF NOT EXISTS and CREATE INDEX IF NOT EXISTS are not safe against
 // each other in PostgreSQL (two concurrent creators can both fail on the
@@ -138,26 +153,19 @@ func (n tableNames) ddl() []string {
 // The role needs CREATE on the schema (and on the database when the schema
 // does not exist yet). Errors match persistence.ErrInvalidArgument for
 // invalid names, a non-UTF8 database or a table of another shape, and are
-// classified like any provider error otherwise.
-func InitSchema(ctx context.Context, pool *pgxpool.Pool, opts *Options) error {
-	n, err := names(opts)
+// classified like any provider error otherwise; the context's own error is
+// returned as it is.
+func CreateSchema(ctx context.Context, pool *pgxpool.Pool, opts *Options) error {
+	c, err := check(pool, opts, "create schema")
 	if err != nil {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "init schema", Err: err}
+		return err
 	}
-	if pool == nil {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "init schema", Err: errNilPool}
-	}
-	if err := n.init(ctx, pool); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		return &persistence.Error{Code: errorCode(err), Op: "init schema", Err: err}
-	}
-	return nil
+	return c.names.create(ctx, pool)
 }
 
-func (n tableNames) init(ctx context.Context, pool *pgxpool.Pool) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+// create runs CreateSchema for n.
+func (n schemaNames) create(ctx context.Context, pool *pgxpool.Pool) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var encoding string
 		if err := tx.QueryRow(ctx, `SELECT pg_advisory_xact_lock($1), current_setting('server_encoding')`,
 			initLockKey).Scan(nil, &encoding); err != nil {
@@ -178,37 +186,136 @@ func (n tableNames) init(ctx context.Context, pool *pgxpool.Pool) error {
 				return err
 			}
 		}
-		ddl := n.ddl()
-		if _, err := tx.Exec(ctx, ddl[0]); err != nil {
-			return err
+		// Each table is checked before its indexes are made: an index on a
+		// column a foreign table lacks would fail with a less helpful error.
+		state := n.state.ddl()
+		steps := []struct {
+			ddl     []string
+			table   string // checked after ddl, unless ""
+			quoted  string
+			columns []string
+		}{
+			{state[:1], n.state.table, n.state.qualified, columns},
+			{state[1:], "", "", nil},
+			{n.journal.ddl(), n.journal.streamsTable, n.journal.streams, streamColumns},
+			{nil, n.journal.table, n.journal.events, eventColumns},
 		}
-		rows, err := tx.Query(ctx, `SELECT column_name FROM information_schema.columns
-WHERE table_schema = $1 AND table_name = $2`, n.schema, n.table)
-		if err != nil {
-			return err
-		}
-		have, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		var missing []string
-		for _, c := range columns {
-			if !slices.Contains(have, c) {
-				missing = append(missing, c)
+		for _, st := range steps {
+			for _, stmt := range st.ddl {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return err
+				}
 			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("%w: table %s exists without the column(s) %s; it was not created by this provider",
-				errInvalid, n.qualified, strings.Join(missing, ", "))
-		}
-		for _, stmt := range ddl[1:] {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return err
+			if st.table != "" {
+				if err := checkColumns(ctx, tx, n.schema, st.table, st.quoted, st.columns); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return &persistence.Error{Code: errorCode(err), Op: "create schema", Err: err}
 }
 
-// errNilPool is returned by New and InitSchema for a nil pool.
+// checkColumns checks that the table schema.table (quoted, for messages)
+// has the columns want.
+func checkColumns(ctx context.Context, tx pgx.Tx, schema, table, quoted string, want []string) error {
+	rows, err := tx.Query(ctx, `SELECT column_name FROM information_schema.columns
+WHERE table_schema = $1 AND table_name = $2`, schema, table)
+	if err != nil {
+		return err
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, c := range want {
+		if !slices.Contains(have, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: table %s exists without the column(s) %s; it was not created by this provider",
+			errInvalid, quoted, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// errNilPool is returned by Open, OpenJournal and CreateSchema for a nil
+// pool.
 var errNilPool = errors.New("postgres: nil *pgxpool.Pool")
+
+// journalNames is the validated, quoted names of one journal's tables.
+type journalNames struct {
+	schema, table   string // as configured (validated)
+	streamsTable    string // unquoted
+	events, streams string // "schema"."table", quoted
+}
+
+// journalTableNames returns the names of the events table and the streams
+// table of a journal; schema and table are validated.
+func journalTableNames(schema, table string) journalNames {
+	streams := indexName(table, "_streams")
+	return journalNames{
+		schema:       schema,
+		table:        table,
+		streamsTable: streams,
+		events:       pgx.Identifier{schema, table}.Sanitize(),
+		streams:      pgx.Identifier{schema, streams}.Sanitize(),
+	}
+}
+
+// journalColumns are the columns of each table the journal reads and
+// writes.
+var (
+	eventColumns = []string{
+		"kind", "actor_id", "seq", "event_type", "schema_version", "codec", "event_data", "event_bytes", "appended_at",
+		"checksum",
+	}
+	streamColumns = []string{"kind", "actor_id", "last_seq"}
+)
+
+// ddl returns the statements that create the streams table and then the
+// events table if they do not exist.
+//
+// The key columns use the "C" collation (see tableNames.ddl). Every append
+// updates its stream's row; the streams table leaves half of each page free
+// so that the update can stay on the page without touching the index (a
+// HOT update). event_bytes
+// holds every event's data byte for byte; event_data holds a JSONB copy of
+// JSON events, for SQL, and is never read by the driver: rendering JSONB as
+// text costs the server more than the rest of a replay. checksum is the
+// event's CRC-32C (driver.EventChecksum), a BIGINT as it is a uint32, which
+// the persistence layer checks on every read. The constraints
+// make every row readable as an event; the driver checks what they do not
+// (the length of event_type and codec) when it reads.
+func (n journalNames) ddl() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + n.streams + ` (
+	kind     TEXT COLLATE "C" NOT NULL,
+	actor_id TEXT COLLATE "C" NOT NULL,
+	last_seq BIGINT NOT NULL CHECK (last_seq > 0),
+	PRIMARY KEY (kind, actor_id)
+) WITH (fillfactor = 50)`,
+		`CREATE TABLE IF NOT EXISTS ` + n.events + ` (
+	kind           TEXT COLLATE "C" NOT NULL,
+	actor_id       TEXT COLLATE "C" NOT NULL,
+	seq            BIGINT NOT NULL CHECK (seq > 0),
+	event_type     TEXT NOT NULL CHECK (event_type <> ''),
+	schema_version BIGINT NOT NULL CHECK (schema_version BETWEEN 0 AND 4294967295),
+	codec          TEXT NOT NULL,
+	event_data     JSONB,
+	event_bytes    BYTEA NOT NULL,
+	appended_at    TIMESTAMPTZ NOT NULL CHECK (isfinite(appended_at)),
+	checksum       BIGINT NOT NULL CHECK (checksum BETWEEN 0 AND 4294967295),
+	PRIMARY KEY (kind, actor_id, seq)
+)`,
+	}
+}

@@ -201,7 +201,7 @@ func TestCorruptRowsOfForeignTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := New(ctx, pool, &Options{Table: table, SweepInterval: -1})
+	s, err := Open(ctx, pool, &Options{Table: table, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestExpiredInvisibleThenSwept(t *testing.T) {
 	// there: checked through a second store over the same table, without a
 	// sweeper and with a clock of its own that moves first.
 	clock2 := newTestClock()
-	noSweep, err := New(ctx, pool, &Options{Table: drv.names.table, Now: clock2.Now, SweepInterval: -1})
+	noSweep, err := Open(ctx, pool, &Options{Table: drv.names.table, Now: clock2.Now, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

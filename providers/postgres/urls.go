@@ -2,167 +2,96 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"maps"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarkgo/quark/persistence"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
-// The URL schemes this package registers on persistence.DefaultURLMux. The
-// URL is a libpq/pgx connection URL; query parameters starting with
-// "quark_" configure the store and are removed before the rest goes to pgx
-// (which takes its own, such as sslmode or pool_max_conns):
+// The URL schemes this package registers on persistence.DefaultURLMux, for
+// persistence.OpenStore and persistence.OpenJournal. The URL is a
+// libpq/pgx connection URL; query parameters starting with "quark_"
+// configure the store or journal and are removed before the rest goes to
+// pgx (which takes its own, such as sslmode or pool_max_conns):
 //
-//	postgres://user:pass@host:5432/db?sslmode=disable&quark_table=app_state
+//	postgres://user:pass@host:5432/db?sslmode=disable&quark_table=app_state&quark_create_schema=true
 //
-//	quark_schema=NAME            Options.Schema
-//	quark_table=NAME             Options.Table
-//	quark_init=false             do not run InitSchema (default: run it)
-//	quark_group_commit=off       Options.GroupCommit.Disabled (on|off)
-//	quark_max_batch=N            Options.GroupCommit.MaxBatch
-//	quark_pipelines=N            Options.GroupCommit.Pipelines
-//	quark_sweep_interval=D       Options.SweepInterval (a Go duration; "off" disables)
-//	quark_tombstone_retention=D  Options.TombstoneRetention (a Go duration, e.g. 24h)
-//	quark_max_record_bytes=N     Options.MaxRecordBytes
+//	quark_schema=NAME             Options.Schema
+//	quark_table=NAME              Options.Table (store)
+//	quark_journal_table=NAME      Options.JournalTable (journal)
+//	quark_create_schema=true      Options.CreateSchema (default false)
+//	quark_group_commit=off        Options.GroupCommit.Disabled (on|off)
+//	quark_max_batch=N             Options.GroupCommit.MaxBatch
+//	quark_pipelines=N             Options.GroupCommit.Pipelines
+//	quark_sweep_interval=D        Options.SweepInterval (a Go duration; "off" disables)
+//	quark_tombstone_retention=D   Options.TombstoneRetention (a Go duration, e.g. 24h)
+//	quark_max_record_bytes=N      Options.MaxRecordBytes (a size: 1048576, 4MiB)
+//	quark_max_event_bytes=N       Options.MaxEventBytes (journal)
+//	quark_event_jsonb=true        Options.EventJSONB (journal)
 //
-// The store opens its own pgxpool.Pool and closes it on Close.
+// An unknown quark_ parameter is an error. The store or journal opens its
+// own pgxpool.Pool and closes it on Close. Errors never contain the URL's
+// password.
 const (
 	Scheme    = "postgres"
 	SchemeAlt = "postgresql"
 )
 
 func init() {
-	opener := persistence.URLOpenerFunc(openURL)
-	persistence.DefaultURLMux().Register(Scheme, opener)
-	persistence.DefaultURLMux().Register(SchemeAlt, opener)
+	persistence.DefaultURLMux().Register(Scheme, urlOpener{})
+	persistence.DefaultURLMux().Register(SchemeAlt, urlOpener{})
 }
 
-// quarkParam is the prefix of the query parameters meant for the store.
-const quarkParam = "quark_"
+// urlOpener opens stores and journals by URL, on a pool of their own.
+type urlOpener struct{}
 
-func openURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
-	opts := Options{CreateTable: true}
-	pool, secrets, err := openPool(ctx, u, opts.setParam)
-	if err != nil {
-		return nil, err
-	}
-	s, err := newStore(ctx, pool, &opts, true)
-	if err != nil {
-		pool.Close()
-		return nil, openFailed(err, secrets)
-	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+func (urlOpener) OpenStoreURL(ctx context.Context, u *url.URL) (*persistence.Store, error) {
+	return openURL(ctx, u, makeStore(true))
 }
 
-// openPool applies the quark_ parameters of u with set (given twice, the
-// last one wins) and opens a pool on the rest of u. It returns the URL's
-// secrets, for openFailed.
-func openPool(ctx context.Context, u *url.URL, set func(name, v string) error) (*pgxpool.Pool, []string, error) {
-	secrets := persistence.URLSecrets(u, secretParams...)
-	pgURL := *u
-	q := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(q)) {
-		if !strings.HasPrefix(name, quarkParam) {
-			continue
-		}
-		v := q[name][len(q[name])-1]
-		delete(q, name)
-		if err := set(name, v); err != nil {
-			return nil, nil, openFailed(fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err), secrets)
-		}
+func (urlOpener) OpenJournalURL(ctx context.Context, u *url.URL) (*persistence.Journal, error) {
+	return openURL(ctx, u, makeJournal(true))
+}
+
+// secretParams are the query parameters of a URL that carry a secret (pgx
+// takes the password from one).
+var secretParams = []string{"password"}
+
+// openURL reads u into Options and a pool configuration, opens the pool,
+// and opens the store or journal with build (see open), which makes it own
+// the pool. Invalid options are found before any I/O
+// (pgxpool.NewWithConfig does none).
+func openURL[H any](ctx context.Context, u *url.URL, build func(*pgxpool.Pool, *config) H) (H, error) {
+	var zero H
+	pu := provider.NewURL("postgres", u, secretParams...)
+	var o Options
+	groupCommit := true
+	q := provider.NewQuery(u)
+	q.String("quark_schema", &o.Schema)
+	q.String("quark_table", &o.Table)
+	q.String("quark_journal_table", &o.JournalTable)
+	q.Bool("quark_create_schema", &o.CreateSchema)
+	q.Bool("quark_group_commit", &groupCommit)
+	q.Int("quark_max_batch", &o.GroupCommit.MaxBatch)
+	q.Int("quark_pipelines", &o.GroupCommit.Pipelines)
+	q.Interval("quark_sweep_interval", &o.SweepInterval)
+	q.Duration("quark_tombstone_retention", &o.TombstoneRetention)
+	q.Bytes("quark_max_record_bytes", &o.MaxRecordBytes)
+	q.Bytes("quark_max_event_bytes", &o.MaxEventBytes)
+	q.Bool("quark_event_jsonb", &o.EventJSONB)
+	o.GroupCommit.Disabled = !groupCommit
+	if err := q.Err(); err != nil {
+		return zero, pu.Invalid(err)
 	}
-	pgURL.RawQuery = q.Encode()
-	cfg, err := pgxpool.ParseConfig(pgURL.String())
+	cfg, err := pgxpool.ParseConfig(q.RestURL(u))
 	if err != nil {
-		return nil, nil, openFailed(fmt.Errorf("%w: URL %s: %w", errInvalid, redact(u), err), secrets)
+		return zero, pu.Invalid(err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, nil, openFailed(err, secrets)
+		return zero, pu.Failed(ctx, err, errorCode)
 	}
-	return pool, secrets, nil
+	return provider.Owned(ctx, pu, errorCode, func() (H, error) { return open(ctx, pool, &o, build) }, pool.Close, nil)
 }
-
-// openFailed is the error of opening a store or journal by URL: err, with
-// the URL's secrets hidden, as a *persistence.Error with err's code.
-func openFailed(err error, secrets []string) error {
-	var pe *persistence.Error
-	if errors.As(err, &pe) && pe.Err != nil {
-		pe.Err = persistence.HideSecrets(pe.Err, secrets)
-		return pe
-	}
-	return &persistence.Error{Code: errorCode(err), Op: "open", Err: persistence.HideSecrets(err, secrets)}
-}
-
-// setParam applies one quark_ URL parameter.
-func (o *Options) setParam(name, v string) error {
-	atoi := func() (int, error) {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %q is not an integer", name, v)
-		}
-		return n, nil
-	}
-	var err error
-	switch name {
-	case "quark_schema":
-		o.Schema = v
-	case "quark_table":
-		o.Table = v
-	case "quark_init":
-		o.CreateTable, err = strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%s: %q is not true or false", name, v)
-		}
-	case "quark_group_commit":
-		switch v {
-		case "on", "true":
-			o.GroupCommit.Disabled = false
-		case "off", "false":
-			o.GroupCommit.Disabled = true
-		default:
-			return fmt.Errorf("%s: %q is not on or off", name, v)
-		}
-	case "quark_max_batch":
-		o.GroupCommit.MaxBatch, err = atoi()
-	case "quark_pipelines":
-		o.GroupCommit.Pipelines, err = atoi()
-	case "quark_max_record_bytes":
-		o.MaxRecordBytes, err = atoi()
-	case "quark_sweep_interval":
-		if v == "off" {
-			o.SweepInterval = -1
-			return nil
-		}
-		d, perr := time.ParseDuration(v)
-		if perr != nil {
-			return fmt.Errorf("%s: %q is not a duration", name, v)
-		}
-		o.SweepInterval = d
-	case "quark_tombstone_retention":
-		d, perr := time.ParseDuration(v)
-		if perr != nil || d <= 0 {
-			return fmt.Errorf("%s: %q is not a positive duration", name, v)
-		}
-		o.TombstoneRetention = d
-	default:
-		return fmt.Errorf("unknown parameter %q (known: quark_schema, quark_table, quark_init, quark_group_commit, "+
-			"quark_max_batch, quark_pipelines, quark_sweep_interval, quark_tombstone_retention, quark_max_record_bytes)", name)
-	}
-	return err
-}
-
-// secretParams are the query parameters of a store or journal URL that
-// carry a secret (pgx takes the password from one).
-var secretParams = []string{"password"}
-
-// redact returns u for messages, without its passwords.
-func redact(u *url.URL) string { return persistence.RedactURL(u, secretParams...) }

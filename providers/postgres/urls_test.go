@@ -11,6 +11,7 @@ import (
 	"github.com/quarkgo/quark/internal/testenv"
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // withParams returns the test server's URL with the scheme replaced (if
@@ -41,7 +42,7 @@ func TestOpenByURL(t *testing.T) {
 			s, err := persistence.OpenStore(ctx, withParams(t, scheme, map[string]string{
 				"quark_table": table, "quark_sweep_interval": "off", "quark_max_record_bytes": "1000",
 				"quark_max_batch": "16", "quark_pipelines": "1", "pool_max_conns": "3",
-				"quark_tombstone_retention": "36h",
+				"quark_tombstone_retention": "36h", "quark_create_schema": "true",
 			}))
 			if err != nil {
 				t.Fatalf("OpenStore: %v", err)
@@ -73,13 +74,13 @@ func TestOpenByURL(t *testing.T) {
 			}
 		})
 	}
-	t.Run("group commit off, no init", func(t *testing.T) {
+	t.Run("group commit off, no schema creation", func(t *testing.T) {
 		table := freshTable(t, pool)
-		if err := InitSchema(ctx, pool, &Options{Table: table}); err != nil {
+		if err := CreateSchema(ctx, pool, &Options{Table: table}); err != nil {
 			t.Fatal(err)
 		}
 		s, err := persistence.OpenStore(ctx, withParams(t, "", map[string]string{
-			"quark_table": table, "quark_group_commit": "off", "quark_init": "false", "quark_sweep_interval": "1h",
+			"quark_table": table, "quark_group_commit": "off", "quark_sweep_interval": "1h",
 		}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
@@ -112,11 +113,12 @@ func TestOpenByURLErrors(t *testing.T) {
 		{"bad number", "postgres://u:" + secret + "@" + dead + "/db?quark_max_batch=many", persistence.InvalidArgument, false},
 		{"bad duration", "postgres://u:" + secret + "@" + dead + "/db?quark_sweep_interval=soon", persistence.InvalidArgument, false},
 		{"bad retention", "postgres://u:" + secret + "@" + dead + "/db?quark_tombstone_retention=week", persistence.InvalidArgument, false},
-		{"zero retention", "postgres://u:" + secret + "@" + dead + "/db?quark_tombstone_retention=0s", persistence.InvalidArgument, false},
+		{"negative retention", "postgres://u:" + secret + "@" + dead + "/db?quark_tombstone_retention=-1h", persistence.InvalidArgument, false},
+		{"name before quark_create_schema", "postgres://u:" + secret + "@" + dead + "/db?quark_init=true", persistence.InvalidArgument, false},
 		{"bad pgx parameter", "postgres://u:" + secret + "@" + dead + "/db?pool_max_conns=lots", persistence.InvalidArgument, false},
-		{"unreachable", "postgres://u:" + secret + "@" + dead + "/db?connect_timeout=2", persistence.Unavailable, false},
-		{"password parameter, unreachable", "postgres://u@" + dead + "/db?connect_timeout=2&password=" + secret, persistence.Unavailable, false},
-		{"wrong password", "postgres://actors:" + secret + "@" + hostOf(t) + "/actors?sslmode=disable", persistence.Internal, true},
+		{"unreachable", "postgres://u:" + secret + "@" + dead + "/db?connect_timeout=2&quark_create_schema=true", persistence.Unavailable, false},
+		{"password parameter, unreachable", "postgres://u@" + dead + "/db?connect_timeout=2&quark_create_schema=true&password=" + secret, persistence.Unavailable, false},
+		{"wrong password", "postgres://actors:" + secret + "@" + hostOf(t) + "/actors?sslmode=disable&quark_create_schema=true", persistence.Internal, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -155,7 +157,8 @@ func TestHiddenSecrets(t *testing.T) {
 	if !errors.Is(err, inner) {
 		t.Error("the scrubbed error does not unwrap")
 	}
-	if got := redact(&url.URL{Scheme: "postgres", User: url.UserPassword("u", "pw"), Host: "h", RawQuery: "password=pw2&x=1"}); strings.Contains(got, "pw") {
+	u := &url.URL{Scheme: "postgres", User: url.UserPassword("u", "pw"), Host: "h", RawQuery: "password=pw2&x=1"}
+	if got := provider.NewURL("postgres", u, secretParams...).Redacted(); strings.Contains(got, "pw") {
 		t.Errorf("redact = %q, shows a password", got)
 	}
 }

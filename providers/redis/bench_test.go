@@ -45,7 +45,7 @@ func BenchmarkConditionalSave(b *testing.B) {
 			b.Run(fmt.Sprintf("actors=%d/impl=%s", actors, impl), func(b *testing.B) {
 				client := connect(b)
 				prefix := freshPrefix(b, client)
-				s, err := New(client, &Options{KeyPrefix: prefix})
+				s, err := Open(context.Background(), client, &Options{KeyPrefix: prefix})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -142,7 +142,7 @@ func BenchmarkLoad(b *testing.B) {
 			ctx := context.Background()
 			client := connect(b)
 			prefix := freshPrefix(b, client)
-			s, err := New(client, &Options{KeyPrefix: prefix})
+			s, err := Open(context.Background(), client, &Options{KeyPrefix: prefix})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.Run(fmt.Sprintf("save/actors=%d", actors), func(b *testing.B) {
 			client := connect(b)
 			prefix := freshPrefix(b, client)
-			s, err := New(client, &Options{KeyPrefix: prefix})
+			s, err := Open(context.Background(), client, &Options{KeyPrefix: prefix})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -208,7 +208,7 @@ func BenchmarkInterleaved(b *testing.B) {
 		ctx := context.Background()
 		client := connect(b)
 		prefix := freshPrefix(b, client)
-		s, err := New(client, &Options{KeyPrefix: prefix})
+		s, err := Open(context.Background(), client, &Options{KeyPrefix: prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,16 +3,19 @@
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"}) // github.com/redis/go-redis/v9
 //	defer client.Close()                                               // the caller owns the client
-//	store, err := qredis.New(client, &qredis.Options{KeyPrefix: "bank"})
+//	store, err := qredis.Open(ctx, client, &qredis.Options{KeyPrefix: "bank"})
 //	if err != nil { ... }
 //	defer store.Close()                                                // leaves client open
 //
-// [New] takes any go-redis UniversalClient (a *redis.Client, a
-// *redis.ClusterClient, ...); TLS, authentication, timeouts and pooling are
-// the client's configuration. Importing the package also registers the URL
-// schemes "redis" and "rediss" on persistence.DefaultURLMux ([Scheme]), for
-// persistence.OpenStore(ctx, "redis://localhost:6379/0?key_prefix=bank");
-// a store opened by URL owns its client.
+// [Open] and [OpenJournal] take any go-redis UniversalClient (a
+// *redis.Client, a *redis.ClusterClient, ...) and the same [Options] (nil
+// means the defaults); TLS, authentication, timeouts and pooling are the
+// client's configuration. Neither does I/O. Importing the package also
+// registers the URL schemes "redis" and "rediss" on
+// persistence.DefaultURLMux ([Scheme]), for
+// persistence.OpenStore(ctx, "redis://localhost:6379/0?quark_key_prefix=bank")
+// and persistence.OpenJournal; a store or journal opened by URL owns its
+// client. Redis has no schema to create.
 //
 // # Key layout
 //
@@ -95,7 +98,7 @@
 //
 // # Journal
 //
-// [NewJournal] keeps event streams (a *persistence.Journal) in Redis: each
+// [OpenJournal] keeps event streams (a *persistence.Journal) in Redis: each
 // stream is a list, <prefix>:j:{<kind>/<id>}, of event envelopes
 // (driver.MarshalEvent, format 2, with the event's checksum, checked by
 // the persistence layer on every read), the event at position seq at
@@ -120,12 +123,14 @@
 //
 // # Errors
 //
-// Network failures (refused, reset, timeouts), a closed client and the
-// server's temporary refusals (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN,
+// Network failures (refused, reset, aborted, timeouts), a closed client and
+// the server's temporary refusals (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN,
 // MASTERDOWN, READONLY, OOM, ...) are persistence.ErrUnavailable; other
 // server errors are persistence.ErrInternal. A timeout of the client itself
 // (DialTimeout, ReadTimeout) is ErrUnavailable, never a context error; the
-// context's own cancellation or deadline is returned as it is. Set
+// context's own cancellation or deadline is returned as it is. Every
+// provider classifies network failures and its client's own timeouts this
+// way. Set
 // redis.Options.ContextTimeoutEnabled so that a context's deadline bounds the
 // network I/O too (stores opened by URL do).
 //

@@ -1,20 +1,18 @@
 package redis
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("redis: store closed")
+	// errTooLarge is returned for an event over the journal's limit; the
+	// persistence layer normally refuses it first.
+	errTooLarge = errors.New("redis: event too large")
 	// errBadReply is wrapped by the errors for a reply the store did not
 	// expect from its own scripts or commands.
 	errBadReply = errors.New("redis: unexpected reply")
@@ -29,51 +27,36 @@ var (
 // errorCode classifies the errors of this provider, of go-redis and of the
 // Redis server. It is the one place where native errors are mapped:
 //
-//   - the network (refused, reset, broken pipe, EOF, timeouts, any
-//     net.Error), a closed or exhausted client (redis.ErrClosed,
-//     ErrPoolTimeout, ErrPoolExhausted), and the server's temporary refusals
-//     (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY,
-//     NOREPLICAS, MOVED/ASK left over after redirects, too many clients,
-//     OOM) are Unavailable: retrying later may succeed;
-//   - the store's own closed state is Closed, writes it refuses are
-//     InvalidArgument;
-//   - a context.DeadlineExceeded is the client's own timeout (DialTimeout,
-//     ReadTimeout, WriteTimeout, PoolTimeout; Go's net package makes a dial
-//     timeout match it): the persistence layer consults ErrorCode only
-//     while the caller's context is live, and returns the caller's own
-//     context errors itself. It is Unavailable; context.Canceled keeps its
-//     code;
-//   - anything else (another server error, an unexpected reply) is Internal.
+//   - a closed or exhausted client (redis.ErrClosed, ErrPoolTimeout,
+//     ErrPoolExhausted) and the server's temporary refusals (LOADING, BUSY,
+//     TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY, NOREPLICAS, MOVED/ASK
+//     left over after redirects, too many clients, OOM) are Unavailable:
+//     retrying later may succeed;
+//   - writes the store refuses are InvalidArgument, an event over the
+//     journal's limit TooLarge;
+//   - the rest is classified as every provider does (provider.ErrorCode):
+//     the network (refused, reset, broken pipe, EOF, timeouts, any
+//     net.Error) and the client's own timeouts (DialTimeout, ReadTimeout,
+//     WriteTimeout, PoolTimeout), which match context.DeadlineExceeded, are
+//     Unavailable; context.Canceled is Canceled; invalid options
+//     InvalidArgument; anything else (another server error, an unexpected
+//     reply) Internal.
 //
 // NOSCRIPT never shows here: go-redis' Script.Run answers it by sending the
 // script with EVAL.
 func errorCode(err error) driver.ErrorCode {
-	var netErr net.Error
 	var serverErr goredis.Error
 	switch {
-	case err == nil:
-		return driver.Internal
-	case errors.Is(err, errClosed):
-		return driver.Closed
-	case errors.Is(err, errInvalidWrite), errors.Is(err, errInvalidOption):
+	case errors.Is(err, errInvalidWrite):
 		return driver.InvalidArgument
-	case errors.Is(err, context.DeadlineExceeded):
-		return driver.Unavailable // the client's own timeout, not the caller's deadline
+	case errors.Is(err, errTooLarge):
+		return driver.TooLarge
 	case errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout), errors.Is(err, goredis.ErrPoolExhausted):
 		return driver.Unavailable
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
+	case errors.As(err, &serverErr) && serverUnavailable(err):
 		return driver.Unavailable
-	case errors.Is(err, context.Canceled):
-		return driver.Canceled
-	case errors.As(err, &serverErr):
-		if serverUnavailable(err) {
-			return driver.Unavailable
-		}
 	}
-	return driver.Internal
+	return provider.ErrorCode(err)
 }
 
 // serverUnavailable reports whether a Redis error reply is one of the

@@ -18,10 +18,10 @@ import (
 	qredis "github.com/quarkgo/quark/providers/redis"
 )
 
-// ExampleNew needs a Redis server, so it has no "Output:" section and is
-// only compiled by go test; TestExampleNew runs it against the test server
+// ExampleOpen needs a Redis server, so it has no "Output:" section and is
+// only compiled by go test; TestExampleOpen runs it against the test server
 // and checks what it prints.
-func ExampleNew() {
+func ExampleOpen() {
 	// The application creates and owns the client: address, password, TLS,
 	// timeouts and pool are go-redis options.
 	opts, err := redis.ParseURL(cmp.Or(os.Getenv("QUARK_TEST_REDIS_URL"), "redis://localhost:6379/0"))
@@ -33,14 +33,14 @@ func ExampleNew() {
 	client := redis.NewClient(opts)
 	defer client.Close()
 
-	store, err := qredis.New(client, &qredis.Options{KeyPrefix: "quark-example"})
+	ctx := context.Background()
+	store, err := qredis.Open(ctx, client, &qredis.Options{KeyPrefix: "quark-example"})
 	if err != nil {
-		fmt.Println("new:", err)
+		fmt.Println("open:", err)
 		return
 	}
 	defer store.Close() // leaves the client open
 
-	ctx := context.Background()
 	key := persistence.Key{Kind: "BankAccount", ID: "acc-42", Slot: "state"}
 	v, err := store.Save(ctx, key, driver.Record{Data: []byte(`{"balance":100}`), Codec: "json", Schema: 1}, 0)
 	if err != nil {
@@ -77,14 +77,14 @@ func ExampleNew() {
 		"removed within 7 days:", ttl > 0 && ttl <= qredis.DefaultTombstoneRetention)
 }
 
-const exampleNewOutput = `saved version 1
+const exampleOpenOutput = `saved version 1
 conflict, stored version 1
 loaded {"balance":100} at version 1
 HGET v: 1
 tombstone: HGET v: 1 removed within 7 days: true
 `
 
-func TestExampleNew(t *testing.T) {
+func TestExampleOpen(t *testing.T) {
 	opts, err := redis.ParseURL(testenv.RedisURL)
 	if err != nil {
 		t.Fatal(err)
@@ -101,14 +101,14 @@ func TestExampleNew(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := captureStdout(t, ExampleNew)
-	if out != exampleNewOutput {
-		t.Errorf("ExampleNew printed\n%s\nwant\n%s", out, exampleNewOutput)
+	out := captureStdout(t, ExampleOpen)
+	if out != exampleOpenOutput {
+		t.Errorf("ExampleOpen printed\n%s\nwant\n%s", out, exampleOpenOutput)
 	}
 	// What the delete left behind is a tombstone, not the record.
 	got, err := client.HGetAll(ctx, "quark-example:{BankAccount/acc-42}:state").Result()
 	if err != nil || got["v"] != "1" || len(got) != 2 {
-		t.Errorf("ExampleNew left %q, %v; want the tombstone of version 1", got, err)
+		t.Errorf("ExampleOpen left %q, %v; want the tombstone of version 1", got, err)
 	}
 	if err := client.Del(ctx, "quark-example:{BankAccount/acc-42}:state").Err(); err != nil {
 		t.Fatal(err)

@@ -5,43 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 )
-
-// maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data.
-const maxEventEnvelopeOverhead = driver.MaxEventEnvelopeOverhead
-
-// MaxEventBytesLimit is the largest JournalOptions.MaxEventBytes
-// NewJournal accepts: Redis' 512 MiB value limit less the event envelope.
-const MaxEventBytesLimit = maxRedisValue - maxEventEnvelopeOverhead
-
-// JournalOptions configures NewJournal. A nil *JournalOptions, or a zero
-// field, gives the defaults.
-type JournalOptions struct {
-	// KeyPrefix starts every Redis key the journal uses, with the rules of
-	// Options.KeyPrefix; empty means DefaultKeyPrefix. A journal and a
-	// store may share a prefix: their keys never collide.
-	KeyPrefix string
-	// MaxEventBytes is the largest len(Event.Data) the journal accepts;
-	// larger events fail with persistence.ErrTooLarge before any I/O. 0
-	// means persistence.DefaultMaxEventBytes (1 MiB). At most
-	// MaxEventBytesLimit.
-	MaxEventBytes int
-	// Now is the clock that stamps events appended without a time; nil
-	// means time.Now.
-	Now func() time.Time
-}
-
-// errJournalClosed is returned by the journal's methods after Close.
-var errJournalClosed = errors.New("redis: journal closed")
 
 // readPage is how many events one LRANGE of a read fetches.
 const readPage = 2048
@@ -53,10 +23,9 @@ const streamsPage = 1000
 // a list of event envelopes, the event at position seq at index seq-1.
 type journal struct {
 	client   goredis.UniversalClient
-	owned    bool
+	owned    bool // the journal created client and closes it
 	prefix   string
 	maxBytes int
-	closed   atomic.Bool
 }
 
 var (
@@ -65,108 +34,29 @@ var (
 	_ driver.Limiter      = (*journal)(nil)
 )
 
-// NewJournal returns an event journal that keeps streams in Redis through
+// OpenJournal returns an event journal that keeps streams in Redis through
 // client, a *redis.Client, a *redis.ClusterClient or any other
-// redis.UniversalClient. The caller owns the client: closing the journal
-// leaves it open. NewJournal does no I/O. Invalid options and a nil client
-// return an error matching persistence.ErrInvalidArgument.
-func NewJournal(client goredis.UniversalClient, opts *JournalOptions) (*persistence.Journal, error) {
-	if client == nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: nil client", errInvalidOption)}
-	}
-	o, err := opts.withDefaults()
+// redis.UniversalClient. Of opts it uses KeyPrefix, MaxEventBytes and Now.
+// The caller owns the client: closing the journal leaves it open.
+// OpenJournal does no I/O. Invalid options and a nil client return an
+// error matching persistence.ErrInvalidArgument.
+func OpenJournal(_ context.Context, client goredis.UniversalClient, opts *Options) (*persistence.Journal, error) {
+	o, err := open(client, opts)
 	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+		return nil, err
 	}
-	return wrapJournal(&journal{client: client, prefix: o.KeyPrefix, maxBytes: o.MaxEventBytes}, &o), nil
+	return wrapJournal(newJournal(client, &o, false), &o), nil
 }
 
-func wrapJournal(j *journal, o *JournalOptions) *persistence.Journal {
+// newJournal returns the driver over client with o, which has its
+// defaults; owned says whether it closes the client.
+func newJournal(client goredis.UniversalClient, o *Options, owned bool) *journal {
+	return &journal{client: client, owned: owned, prefix: o.KeyPrefix, maxBytes: o.MaxEventBytes}
+}
+
+// wrapJournal returns the portable Journal over j.
+func wrapJournal(j *journal, o *Options) *persistence.Journal {
 	return persistence.NewJournal(j, &persistence.JournalOptions{MaxEventBytes: o.MaxEventBytes, Now: o.Now})
-}
-
-func (o *JournalOptions) withDefaults() (JournalOptions, error) {
-	var out JournalOptions
-	if o != nil {
-		out = *o
-	}
-	if out.KeyPrefix == "" {
-		out.KeyPrefix = DefaultKeyPrefix
-	}
-	if err := validatePrefix(out.KeyPrefix); err != nil {
-		return out, err
-	}
-	if out.MaxEventBytes < 0 || out.MaxEventBytes > MaxEventBytesLimit {
-		return out, fmt.Errorf("%w: MaxEventBytes %d is outside 0..%d", errInvalidOption, out.MaxEventBytes, MaxEventBytesLimit)
-	}
-	if out.MaxEventBytes == 0 {
-		out.MaxEventBytes = persistence.DefaultMaxEventBytes
-	}
-	if out.Now == nil {
-		out.Now = time.Now
-	}
-	return out, nil
-}
-
-// OpenJournal opens a journal by URL: a redis:// or rediss:// URL as for a
-// store (see Scheme), whose parameters key_prefix and max_event_bytes set
-// JournalOptions.KeyPrefix and JournalOptions.MaxEventBytes; every other
-// parameter is go-redis'. The journal owns the client the URL describes and
-// closes it on Close. Errors never contain the password.
-func OpenJournal(urlstr string) (*persistence.Journal, error) {
-	u, err := persistence.ParseURL(urlstr)
-	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: redis URL: %w", errInvalidOption, err)}
-	}
-	invalid := func(err error) error {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("redis URL %s: %w", persistence.Redact(u), redactError(err, u))}
-	}
-	if u.Scheme != Scheme && u.Scheme != SchemeTLS {
-		return nil, invalid(fmt.Errorf("%w: the scheme must be %s or %s", errInvalidOption, Scheme, SchemeTLS))
-	}
-	q := u.Query()
-	var opts JournalOptions
-	if vs, ok := q["key_prefix"]; ok {
-		opts.KeyPrefix = vs[len(vs)-1]
-		if opts.KeyPrefix == "" {
-			return nil, invalid(fmt.Errorf("%w: empty key_prefix", errInvalidOption))
-		}
-		q.Del("key_prefix")
-	}
-	if vs, ok := q["max_event_bytes"]; ok {
-		n, err := strconv.Atoi(vs[len(vs)-1])
-		if err != nil {
-			return nil, invalid(fmt.Errorf("%w: max_event_bytes: %v", errInvalidOption, err))
-		}
-		opts.MaxEventBytes = n
-		q.Del("max_event_bytes")
-	}
-	o, err := opts.withDefaults()
-	if err != nil {
-		return nil, invalid(err)
-	}
-	rest := *u
-	rest.RawQuery = q.Encode()
-	clientOpts, err := goredis.ParseURL(rest.String())
-	if err != nil {
-		return nil, invalid(err)
-	}
-	clientOpts.ContextTimeoutEnabled = true
-	j := &journal{client: goredis.NewClient(clientOpts), owned: true, prefix: o.KeyPrefix, maxBytes: o.MaxEventBytes}
-	return wrapJournal(j, &o), nil
-}
-
-// redactParseError drops url.Parse's quote of the whole URL, which holds
-// the password.
-func redactParseError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // MaxRecordBytes implements driver.Limiter: the largest event data.
@@ -215,9 +105,6 @@ return {1, redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))}
 // a stream whose first append then fails is in the set but empty, and
 // Streams skips it.
 func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.Event, expected int64) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	if len(events) == 0 || expected < 0 || expected > math.MaxInt64-int64(len(events)) {
 		return 0, fmt.Errorf("%w: %d events after position %d", errInvalidWrite, len(events), expected)
 	}
@@ -258,15 +145,8 @@ func (j *journal) Append(ctx context.Context, s driver.Stream, events []driver.E
 	return 0, fmt.Errorf("%w: %v", errBadReply, res)
 }
 
-// errTooLarge is returned for an event over the journal's limit; the
-// persistence layer normally refuses it first.
-var errTooLarge = errors.New("redis: event too large")
-
 // Read implements driver.Journal: LRANGE in pages of readPage events.
 func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn func(*driver.Event) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	key := streamKey(j.prefix, s)
 	end := to
 	if end <= 0 {
@@ -306,9 +186,6 @@ func (j *journal) Read(ctx context.Context, s driver.Stream, from, to int64, fn 
 
 // Last implements driver.Journal with LLEN.
 func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
-	if j.closed.Load() {
-		return 0, errJournalClosed
-	}
 	n, err := j.client.LLen(ctx, streamKey(j.prefix, s)).Result()
 	if err != nil && goredis.HasErrorPrefix(err, "WRONGTYPE") {
 		return 0, driver.NewCorruptEvent(0, errors.New("the stream's key does not hold a list"))
@@ -321,9 +198,6 @@ func (j *journal) Last(ctx context.Context, s driver.Stream) (int64, error) {
 // twice), each page's streams checked (EXISTS, pipelined) to skip ids whose
 // first append failed after the ZADD.
 func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) error) error {
-	if j.closed.Load() {
-		return errJournalClosed
-	}
 	setKey := streamsKey(j.prefix, kind)
 	start := "-"
 	for {
@@ -364,21 +238,9 @@ func (j *journal) Streams(ctx context.Context, kind string, fn func(id string) e
 }
 
 // ErrorCode implements driver.Journal.
-func (j *journal) ErrorCode(err error) driver.ErrorCode {
-	switch {
-	case errors.Is(err, errJournalClosed):
-		return driver.Closed
-	case errors.Is(err, errTooLarge):
-		return driver.TooLarge
-	}
-	return errorCode(err)
-}
+func (j *journal) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 // Close implements driver.Journal. It closes the client only if the
-// journal opened it (OpenJournal); an injected client stays open.
-func (j *journal) Close() error {
-	if j.closed.Swap(true) || !j.owned {
-		return nil
-	}
-	return j.client.Close()
-}
+// journal opened it (persistence.OpenJournal by URL); an injected client
+// stays open.
+func (j *journal) Close() error { return closeClient(j.client, j.owned) }

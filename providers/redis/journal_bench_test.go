@@ -69,7 +69,7 @@ func BenchmarkJournalInterleaved(b *testing.B) {
 		b.Run(fmt.Sprintf("append/streams=%d", streams), func(b *testing.B) {
 			client := connect(b)
 			prefix := freshPrefix(b, client)
-			j, err := NewJournal(client, &JournalOptions{KeyPrefix: prefix})
+			j, err := OpenJournal(context.Background(), client, &Options{KeyPrefix: prefix})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func BenchmarkJournalInterleaved(b *testing.B) {
 	b.Run("replay", func(b *testing.B) {
 		client := connect(b)
 		prefix := freshPrefix(b, client)
-		j, err := NewJournal(client, &JournalOptions{KeyPrefix: prefix})
+		j, err := OpenJournal(context.Background(), client, &Options{KeyPrefix: prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,17 +12,17 @@ import (
 )
 
 // This example needs a Redis server, so it is compiled but not run.
-func ExampleNewJournal() {
+func ExampleOpenJournal() {
 	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
 	defer client.Close() // the caller owns the client
 
-	journal, err := qredis.NewJournal(client, &qredis.JournalOptions{KeyPrefix: "app"})
+	ctx := context.Background()
+	journal, err := qredis.OpenJournal(ctx, client, &qredis.Options{KeyPrefix: "app"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer journal.Close() // leaves the client open
 
-	ctx := context.Background()
 	account := persistence.Stream{Kind: "BankAccount", ID: "acc-42"}
 	last, err := journal.Append(ctx, account, []persistence.Event{
 		{Type: "Deposited", Codec: "json", Data: []byte(`{"amount":100}`)},

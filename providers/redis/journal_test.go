@@ -26,7 +26,7 @@ func newJournalHarness(_ context.Context, t testing.TB) (storetest.JournalHarnes
 }
 
 func (h *journalHarness) MakeJournal(_ context.Context, t testing.TB) (driver.Journal, error) {
-	j, err := NewJournal(h.client, &JournalOptions{KeyPrefix: freshPrefix(t, h.client), MaxEventBytes: harnessMaxBytes})
+	j, err := OpenJournal(context.Background(), h.client, &Options{KeyPrefix: freshPrefix(t, h.client), MaxEventBytes: harnessMaxBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func TestJournalConformance(t *testing.T) { storetest.RunJournalTests(t, newJour
 func testJournal(t *testing.T, client goredis.UniversalClient) (*persistence.Journal, string) {
 	t.Helper()
 	prefix := freshPrefix(t, client)
-	j, err := NewJournal(client, &JournalOptions{KeyPrefix: prefix})
+	j, err := OpenJournal(context.Background(), client, &Options{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestJournalSharesPrefixWithStore(t *testing.T) {
 	client := connect(t)
 	ctx := context.Background()
 	j, prefix := testJournal(t, client)
-	store, err := New(client, &Options{KeyPrefix: prefix})
+	store, err := Open(context.Background(), client, &Options{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestJournalServerGone(t *testing.T) {
 	client := goredis.NewClient(opts)
 	t.Cleanup(func() { client.Close() })
 	prefix := freshPrefix(t, direct)
-	drv, err := NewJournal(client, &JournalOptions{KeyPrefix: prefix})
+	drv, err := OpenJournal(context.Background(), client, &Options{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,16 +303,16 @@ func TestJournalServerGone(t *testing.T) {
 func TestJournalOptionsRejected(t *testing.T) {
 	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	defer client.Close()
-	for _, o := range []*JournalOptions{
+	for _, o := range []*Options{
 		{KeyPrefix: "{tag}"}, {KeyPrefix: "has space"}, {KeyPrefix: strings.Repeat("p", MaxKeyPrefixLen+1)},
 		{MaxEventBytes: -1}, {MaxEventBytes: MaxEventBytesLimit + 1},
 	} {
-		if _, err := NewJournal(client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("NewJournal(%+v) = %v, want ErrInvalidArgument", o, err)
+		if _, err := OpenJournal(context.Background(), client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("OpenJournal(context.Background(), %+v) = %v, want ErrInvalidArgument", o, err)
 		}
 	}
-	if _, err := NewJournal(nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("NewJournal(nil) = %v, want ErrInvalidArgument", err)
+	if _, err := OpenJournal(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("OpenJournal(context.Background(), nil) = %v, want ErrInvalidArgument", err)
 	}
 }
 
@@ -325,11 +325,11 @@ func TestOpenJournalURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("key_prefix", prefix)
-	q.Set("max_event_bytes", "1000")
+	q.Set("quark_key_prefix", prefix)
+	q.Set("quark_max_event_bytes", "1000")
 	q.Set("pool_size", "3")
 	u.RawQuery = q.Encode()
-	j, err := OpenJournal(u.String())
+	j, err := persistence.OpenJournal(ctx, u.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +348,13 @@ func TestOpenJournalURL(t *testing.T) {
 		t.Errorf("the journal's own client after Close: Ping = %v, want redis.ErrClosed", err)
 	}
 	for _, bad := range []string{
-		"redis://:s3cret@127.0.0.1:6379/0?key_prefix=",
-		"redis://:s3cret@127.0.0.1:6379/0?max_event_bytes=lots",
+		"redis://:s3cret@127.0.0.1:6379/0?quark_key_prefix={x}",
+		"redis://:s3cret@127.0.0.1:6379/0?quark_max_event_bytes=lots",
+		"redis://:s3cret@127.0.0.1:6379/0?quark_no_such_param=1",
 		"redis://:s3cret@127.0.0.1:6379/0?no_such_param=1",
-		"postgres://:s3cret@127.0.0.1:6379/0",
 		"redis://:s3cret@%zz:6379/0",
 	} {
-		_, err := OpenJournal(bad)
+		_, err := persistence.OpenJournal(ctx, bad)
 		if !errors.Is(err, persistence.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("OpenJournal(%q) = %v, want ErrInvalidArgument without the password", bad, err)
 		}

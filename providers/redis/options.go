@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // DefaultKeyPrefix is the key prefix used when Options.KeyPrefix is empty.
@@ -25,19 +29,27 @@ const maxEnvelopeOverhead = driver.MaxEnvelopeOverhead
 // driver.DefaultTombstoneRetention.
 const DefaultTombstoneRetention = driver.DefaultTombstoneRetention
 
-// MaxRecordBytesLimit is the largest Options.MaxRecordBytes New accepts:
-// Redis' 512 MiB value limit less the record envelope.
+// MaxRecordBytesLimit is the largest Options.MaxRecordBytes: Redis' 512
+// MiB value limit less the record envelope.
 const MaxRecordBytesLimit = maxRedisValue - maxEnvelopeOverhead
 
-// Options configures New. A nil *Options, or a zero field, gives the
-// defaults.
+// maxEventEnvelopeOverhead bounds what driver.MarshalEvent adds to Data.
+const maxEventEnvelopeOverhead = driver.MaxEventEnvelopeOverhead
+
+// MaxEventBytesLimit is the largest Options.MaxEventBytes: Redis' 512 MiB
+// value limit less the event envelope.
+const MaxEventBytesLimit = maxRedisValue - maxEventEnvelopeOverhead
+
+// Options configures Open and OpenJournal. A nil *Options, or a zero field,
+// gives the defaults.
 type Options struct {
-	// KeyPrefix starts every Redis key the store uses (see the package
-	// documentation for the layout). It lets several applications, or several
-	// stores of one application, share a Redis database. 1 to 64 characters
-	// from A-Z, a-z, 0-9 and "_.:-"; anything else (hash-tag braces, glob
-	// characters, spaces, control characters) is rejected by New with an
-	// error matching persistence.ErrInvalidArgument. Empty means
+	// KeyPrefix starts every Redis key the store or journal uses (see the
+	// package documentation for the layout). It lets several applications,
+	// or several stores of one application, share a Redis database; a store
+	// and a journal may share a prefix, as their keys never collide. 1 to
+	// 64 characters from A-Z, a-z, 0-9 and "_.:-"; anything else (hash-tag
+	// braces, glob characters, spaces, control characters) is rejected with
+	// an error matching persistence.ErrInvalidArgument. Empty means
 	// DefaultKeyPrefix.
 	KeyPrefix string
 
@@ -46,16 +58,22 @@ type Options struct {
 	// persistence.DefaultMaxRecordBytes (4 MiB). At most MaxRecordBytesLimit.
 	MaxRecordBytes int
 
-	// Now is the clock used for UpdatedAt stamps and to decide whether a
-	// record has expired. nil means time.Now. Redis removes expired records by
-	// its own clock; this clock can only make a record expire earlier, never
-	// keep it longer.
+	// MaxEventBytes is the largest len(Event.Data) the journal accepts
+	// (journal only); larger events fail with persistence.ErrTooLarge before
+	// any I/O. 0 means persistence.DefaultMaxEventBytes (1 MiB). At most
+	// MaxEventBytesLimit.
+	MaxEventBytes int
+
+	// Now is the clock used for UpdatedAt stamps, to decide whether a record
+	// has expired, and for the time of events appended without one. nil
+	// means time.Now. Redis removes expired records by its own clock; this
+	// clock can only make a record expire earlier, never keep it longer.
 	Now func() time.Time
 
-	// TombstoneRetention is how long Redis keeps the tombstone of a deleted
-	// record (a PEXPIRE of the retention, by Redis' clock), and an expired
-	// record after its ExpiresAt (its PEXPIREAT is ExpiresAt plus the
-	// retention). Until then the key keeps its last version: a create
+	// TombstoneRetention (store only) is how long Redis keeps the tombstone
+	// of a deleted record (a PEXPIRE of the retention, by Redis' clock), and
+	// an expired record after its ExpiresAt (its PEXPIREAT is ExpiresAt plus
+	// the retention). Until then the key keeps its last version: a create
 	// continues from it, and a writer still holding a version from before
 	// the delete or the expiry gets a conflict. Once Redis has removed the
 	// key, it starts again from version 1. The cost is the memory of the
@@ -63,9 +81,6 @@ type Options struct {
 	// DefaultTombstoneRetention (7 days); negative is invalid.
 	TombstoneRetention time.Duration
 }
-
-// errInvalidOption is wrapped by the errors of New for invalid Options.
-var errInvalidOption = errors.New("redis: invalid option")
 
 // withDefaults validates o and returns a copy with the defaults filled in.
 func (o *Options) withDefaults() (Options, error) {
@@ -79,19 +94,25 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := validatePrefix(out.KeyPrefix); err != nil {
 		return out, err
 	}
-	if out.MaxRecordBytes < 0 || out.MaxRecordBytes > MaxRecordBytesLimit {
-		return out, fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalidOption, out.MaxRecordBytes, MaxRecordBytesLimit)
+	var check provider.Check
+	out.MaxRecordBytes = check.Limit("MaxRecordBytes", out.MaxRecordBytes, persistence.DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	out.MaxEventBytes = check.Limit("MaxEventBytes", out.MaxEventBytes, persistence.DefaultMaxEventBytes, MaxEventBytesLimit)
+	out.TombstoneRetention = check.Retention(out.TombstoneRetention)
+	out.Now = provider.Clock(out.Now)
+	return out, check.Err()
+}
+
+// open is what Open and OpenJournal share: it checks the client and the
+// options.
+func open(client goredis.UniversalClient, opts *Options) (Options, error) {
+	if client == nil {
+		return Options{}, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: errors.New("redis: nil client")}
 	}
-	if out.Now == nil {
-		out.Now = time.Now
+	o, err := opts.withDefaults()
+	if err != nil {
+		return o, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: fmt.Errorf("redis: %w", err)}
 	}
-	if out.TombstoneRetention < 0 {
-		return out, fmt.Errorf("%w: negative TombstoneRetention %v", errInvalidOption, out.TombstoneRetention)
-	}
-	if out.TombstoneRetention == 0 {
-		out.TombstoneRetention = DefaultTombstoneRetention
-	}
-	return out, nil
+	return o, nil
 }
 
 // validatePrefix checks a key prefix: 1 to MaxKeyPrefixLen bytes from
@@ -99,14 +120,14 @@ func (o *Options) withDefaults() (Options, error) {
 // tag of every key is the one the store puts there.
 func validatePrefix(p string) error {
 	if p == "" || len(p) > MaxKeyPrefixLen {
-		return fmt.Errorf("%w: KeyPrefix %q must be 1 to %d characters", errInvalidOption, p, MaxKeyPrefixLen)
+		return provider.Invalid("KeyPrefix %q must be 1 to %d characters", p, MaxKeyPrefixLen)
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == ':', c == '-':
 		default:
-			return fmt.Errorf("%w: KeyPrefix %q contains %q; allowed: A-Z a-z 0-9 _ . : -", errInvalidOption, p, c)
+			return provider.Invalid("KeyPrefix %q contains %q; allowed: A-Z a-z 0-9 _ . : -", p, c)
 		}
 	}
 	return nil

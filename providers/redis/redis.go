@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -26,8 +25,6 @@ type store struct {
 	// in whole milliseconds (rounded up), as PEXPIRE takes it.
 	retention       time.Duration
 	retentionMillis int64
-
-	closed atomic.Bool
 }
 
 var (
@@ -36,29 +33,26 @@ var (
 	_ driver.NativeTTL = (*store)(nil)
 )
 
-// New returns a Store that keeps records in Redis through client, a
+// Open returns a Store that keeps records in Redis through client, a
 // *redis.Client, a *redis.ClusterClient or any other
 // redis.UniversalClient. The caller owns the client: closing the Store
-// leaves it open. New does no I/O; an unreachable server shows at the first
-// operation, as persistence.ErrUnavailable.
+// leaves it open. Open does no I/O; an unreachable server shows at the
+// first operation, as persistence.ErrUnavailable.
 //
 // Invalid options (a KeyPrefix outside [A-Za-z0-9_.:-]{1,64}, a
 // MaxRecordBytes out of range) and a nil client return an error matching
 // persistence.ErrInvalidArgument.
-func New(client goredis.UniversalClient, opts *Options) (*persistence.Store, error) {
-	if client == nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open",
-			Err: fmt.Errorf("%w: nil client", errInvalidOption)}
-	}
-	o, err := opts.withDefaults()
+func Open(_ context.Context, client goredis.UniversalClient, opts *Options) (*persistence.Store, error) {
+	o, err := open(client, opts)
 	if err != nil {
-		return nil, &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
+		return nil, err
 	}
-	return wrap(newStore(client, false, &o), &o), nil
+	return wrap(newStore(client, &o, false), &o), nil
 }
 
-// newStore returns the driver over client with o, which has its defaults.
-func newStore(client goredis.UniversalClient, owned bool, o *Options) *store {
+// newStore returns the driver over client with o, which has its defaults;
+// owned says whether it closes the client.
+func newStore(client goredis.UniversalClient, o *Options, owned bool) *store {
 	return &store{
 		client:          client,
 		owned:           owned,
@@ -81,9 +75,6 @@ func (s *store) HasNativeTTL() bool { return true }
 
 // Get implements driver.Store with one HMGET of the fields v, r and x.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	// Do rather than HMGet: constant fields need no allocation.
 	res, err := s.client.Do(ctx, "hmget", redisKey(s.prefix, key), "v", "r", "x").Result()
 	if err != nil {
@@ -180,9 +171,6 @@ func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) erro
 // run runs putScript for writes and sets versions[i] to the version write
 // i stored (0 for a delete).
 func (s *store) run(ctx context.Context, writes []driver.Write, versions []int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	keys, args, err := s.putArgs(writes)
 	if err != nil {
 		return err
@@ -295,12 +283,15 @@ func storedVersion(reply any, w *driver.Write, v *int64) bool {
 }
 
 // Close implements driver.Store. It closes the client only if the store
-// opened it (OpenStore by URL); an injected client stays open.
-func (s *store) Close() error {
-	if s.closed.Swap(true) || !s.owned {
+// opened it (persistence.OpenStore by URL); an injected client stays open.
+func (s *store) Close() error { return closeClient(s.client, s.owned) }
+
+// closeClient closes client if the store or journal owns it.
+func closeClient(client goredis.UniversalClient, owned bool) error {
+	if !owned {
 		return nil
 	}
-	return s.client.Close()
+	return client.Close()
 }
 
 // ErrorCode implements driver.Store.

@@ -109,7 +109,7 @@ func newHarness(_ context.Context, t testing.TB) (storetest.Harness, error) {
 }
 
 func (h *harness) MakeStore(_ context.Context, t testing.TB) (driver.Store, error) {
-	s, err := New(h.client, &Options{KeyPrefix: freshPrefix(t, h.client), MaxRecordBytes: harnessMaxBytes})
+	s, err := Open(context.Background(), h.client, &Options{KeyPrefix: freshPrefix(t, h.client), MaxRecordBytes: harnessMaxBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func testStore(t *testing.T, client goredis.UniversalClient, opts *Options) (*pe
 		o = *opts
 	}
 	o.KeyPrefix = freshPrefix(t, client)
-	s, err := New(client, &o)
+	s, err := Open(context.Background(), client, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,38 +176,38 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		"ключ", "a%b", "a\"b", strings.Repeat("p", MaxKeyPrefixLen+1),
 	}
 	for _, p := range hostile {
-		s, err := New(client, &Options{KeyPrefix: p})
+		s, err := Open(context.Background(), client, &Options{KeyPrefix: p})
 		if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
-			t.Errorf("New(KeyPrefix %q) = %v, %v; want an error matching ErrInvalidArgument", p, s, err)
+			t.Errorf("Open(context.Background(), KeyPrefix %q) = %v, %v; want an error matching ErrInvalidArgument", p, s, err)
 		}
 	}
 	for _, o := range []*Options{{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1}} {
-		if _, err := New(client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
-			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", *o, err)
+		if _, err := Open(context.Background(), client, o); !errors.Is(err, persistence.ErrInvalidArgument) {
+			t.Errorf("Open(context.Background(), %+v) = %v, want ErrInvalidArgument", *o, err)
 		}
 	}
-	if _, err := New(nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
-		t.Errorf("New(nil client) = %v, want ErrInvalidArgument", err)
+	if _, err := Open(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+		t.Errorf("Open(context.Background(), nil client) = %v, want ErrInvalidArgument", err)
 	}
 	for _, p := range []string{"quark", "a", "app:v1", "my-app_1.2", "A.B-C_D:9", strings.Repeat("p", MaxKeyPrefixLen)} {
-		s, err := New(client, &Options{KeyPrefix: p, MaxRecordBytes: MaxRecordBytesLimit})
+		s, err := Open(context.Background(), client, &Options{KeyPrefix: p, MaxRecordBytes: MaxRecordBytesLimit})
 		if err != nil {
-			t.Errorf("New(KeyPrefix %q): %v", p, err)
+			t.Errorf("Open(context.Background(), KeyPrefix %q): %v", p, err)
 			continue
 		}
 		if got := s.Driver().(*store).prefix; got != p {
-			t.Errorf("New(KeyPrefix %q) uses prefix %q", p, got)
+			t.Errorf("Open(context.Background(), KeyPrefix %q) uses prefix %q", p, got)
 		}
 	}
-	s, err := New(client, nil)
+	s, err := Open(context.Background(), client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Driver().(*store).prefix; got != DefaultKeyPrefix {
-		t.Errorf("New(nil options) uses prefix %q, want %q", got, DefaultKeyPrefix)
+		t.Errorf("Open(context.Background(), nil options) uses prefix %q, want %q", got, DefaultKeyPrefix)
 	}
 	if got := s.MaxRecordBytes(); got != persistence.DefaultMaxRecordBytes {
-		t.Errorf("New(nil options) accepts %d bytes, want %d", got, persistence.DefaultMaxRecordBytes)
+		t.Errorf("Open(context.Background(), nil options) accepts %d bytes, want %d", got, persistence.DefaultMaxRecordBytes)
 	}
 }
 
@@ -711,7 +711,7 @@ func TestTooLargeBeforeIO(t *testing.T) {
 		},
 	})
 	defer client.Close()
-	s, err := New(client, &Options{MaxRecordBytes: 1000})
+	s, err := Open(context.Background(), client, &Options{MaxRecordBytes: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -751,13 +751,13 @@ func TestDriverRefusesOtherWrites(t *testing.T) {
 	if d.ErrorCode(err) != driver.InvalidArgument {
 		t.Errorf("Put(expected MaxInt64) = %v (code %v), want InvalidArgument", err, d.ErrorCode(err))
 	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := d.Get(ctx, testKey); d.ErrorCode(err) != driver.Closed {
-		t.Errorf("Get after Close = %v, want code Closed", err)
-	}
 }
+
+// serverError is an error reply of the Redis server, as go-redis gives it.
+type serverError string
+
+func (e serverError) Error() string { return string(e) }
+func (serverError) RedisError()     {}
 
 func TestErrorCode(t *testing.T) {
 	tests := []struct {
@@ -770,7 +770,10 @@ func TestErrorCode(t *testing.T) {
 		{"EOF", io.EOF, driver.Unavailable},
 		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, driver.Unavailable},
 		{"client timeout", fmt.Errorf("dial tcp: i/o timeout: %w", context.DeadlineExceeded), driver.Unavailable},
-		{"store closed", errClosed, driver.Closed},
+		{"event too large", errTooLarge, driver.TooLarge},
+		{"invalid write", errInvalidWrite, driver.InvalidArgument},
+		{"server busy", serverError("BUSY Redis is busy running a script"), driver.Unavailable},
+		{"server error", serverError("ERR wrong number of arguments"), driver.Internal},
 		{"bad reply", errBadReply, driver.Internal},
 		{"canceled", context.Canceled, driver.Canceled},
 		{"other", errors.New("boom"), driver.Internal},

@@ -24,7 +24,7 @@ func TestScriptsAgreeWithDecoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(client, false, &o)
+	s := newStore(client, &o, false)
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	base := []driver.Record{

@@ -6,11 +6,11 @@
 //	db, err := sql.Open("sqlserver", "sqlserver://app:secret@db:1433?database=app")
 //	if err != nil { ... }
 //	defer db.Close()                      // the caller owns the *sql.DB
-//	store, err := sqlserver.New(ctx, db, &sqlserver.Options{CreateTable: true})
+//	store, err := sqlserver.Open(ctx, db, &sqlserver.Options{CreateSchema: true})
 //	if err != nil { ... }
 //	defer store.Close()                   // leaves the *sql.DB open
 //
-// [New] returns a *persistence.Store, registered with the host under a
+// [Open] returns a *persistence.Store, registered with the host under a
 // provider name like any other. It implements the whole persistence
 // contract: conditional saves and deletes with atomic creation and versions
 // never reused (deletes leave tombstones), an atomic multi-slot batch per
@@ -19,7 +19,8 @@
 //
 // A store can also be opened by URL through persistence.OpenStore once this
 // package is imported ("sqlserver://", see [Scheme]); such a store opens
-// its own *sql.DB and closes it on Close.
+// its own *sql.DB and closes it on Close. The provider has no event
+// journal.
 //
 // # Table
 //
@@ -55,7 +56,8 @@
 // To query by key, compare with the UTF-8 bytes, e.g. for ASCII values
 // kind = CAST('BankAccount' AS varbinary(256)).
 //
-// [InitSchema] (or Options.CreateTable) creates the schema, the table and
+// [CreateSchema] (or Options.CreateSchema, or quark_create_schema=true in a
+// URL) creates the schema, the table and
 // its index if they do not exist. Each step runs in a transaction holding
 // an exclusive application lock (sp_getapplock), so concurrent callers,
 // from any process, run one after another: "IF OBJECT_ID(...) IS NULL
@@ -162,7 +164,7 @@
 // What is retried depends on whether the failed attempt can have been
 // applied:
 //
-//   - Loads, InitSchema and the sweeper (idempotent) are retried on any
+//   - Loads, CreateSchema and the sweeper (idempotent) are retried on any
 //     transient failure.
 //   - A save, delete or batch is retried only when the failure proves it
 //     was not applied: no connection could be made (nothing was sent), the
@@ -208,8 +210,9 @@
 //
 // SQL Server's, go-mssqldb's and database/sql's errors are classified in
 // one place: the transient errors above, resource errors (701, 1105, 8645,
-// 8651, 9002), connection failures, fatal server errors and broken streams
-// are Unavailable; truncation (8152, 2628) is InvalidArgument; a key or
+// 8651, 9002), connection failures (refused, reset, aborted, timed out,
+// and the driver's own deadlines, classified as every provider does),
+// fatal server errors and broken streams are Unavailable; truncation (8152, 2628) is InvalidArgument; a key or
 // value too large for the server (1946, 7119) is TooLarge; anything else,
 // a refused login (18456) or a missing table (208) included, is Internal.
 // Passwords in a store URL never appear in an error.

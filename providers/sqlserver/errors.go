@@ -4,33 +4,29 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
 	mssql "github.com/microsoft/go-mssqldb"
 
 	qdriver "github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 )
 
 // The provider's own errors. The persistence layer wraps them, with their
 // code, in a *persistence.Error.
 var (
-	// errClosed is returned by the driver's methods after Close.
-	errClosed = errors.New("sqlserver: store closed")
 	// errTooLarge is returned for a record over the store's limit; the
 	// persistence layer normally refuses it first.
 	errTooLarge = errors.New("sqlserver: record too large")
 	// errInvalid is wrapped by errors about invalid options, names and
 	// records.
 	errInvalid = errors.New("sqlserver: invalid argument")
-	// errNilDB is returned by New and InitSchema for a nil *sql.DB.
+	// errNilDB is returned by Open and CreateSchema for a nil *sql.DB.
 	errNilDB = errors.New("sqlserver: nil *sql.DB")
 	// errBadAnswer is returned when a statement answers what it cannot
 	// (Internal).
 	errBadAnswer = errors.New("sqlserver: unexpected answer from the server")
-	// errNotMSSQL is returned by New for a *sql.DB of another driver.
+	// errNotMSSQL is returned by Open for a *sql.DB of another driver.
 	errNotMSSQL = errors.New("sqlserver: the *sql.DB does not use github.com/microsoft/go-mssqldb")
 )
 
@@ -97,25 +93,21 @@ func isDuplicateKey(err error) bool {
 
 // errorCode maps the provider's, database/sql's, go-mssqldb's and SQL
 // Server's errors to driver codes. It is the one place where native errors
-// are classified.
+// are classified: the provider's own errors, a severed connection or a
+// broken stream, and SQL Server's error numbers first; then database/sql's
+// signs of a dead or closed pool; then what every provider shares
+// (provider.ErrorCode: network failures and a driver's own deadline, such
+// as a dial timeout, are Unavailable; context.Canceled is Canceled).
 func errorCode(err error) qdriver.ErrorCode {
-	var conflict *qdriver.ConflictError
-	var corrupt *qdriver.CorruptError
 	var serverErr mssql.ServerError
 	var streamErr mssql.StreamError
 	switch {
 	case err == nil:
 		return qdriver.Internal
-	case errors.Is(err, errClosed):
-		return qdriver.Closed
 	case errors.Is(err, errTooLarge):
 		return qdriver.TooLarge
 	case errors.Is(err, errInvalid), errors.Is(err, errNilDB), errors.Is(err, errNotMSSQL):
 		return qdriver.InvalidArgument
-	case errors.As(err, &conflict):
-		return qdriver.Conflict
-	case errors.As(err, &corrupt):
-		return qdriver.Corrupt
 	case errors.As(err, &serverErr), errors.As(err, &streamErr):
 		// A fatal server error that severed the connection, or a broken
 		// stream: the connection is gone.
@@ -124,16 +116,10 @@ func errorCode(err error) qdriver.ErrorCode {
 	if n, ok := sqlNumber(err); ok {
 		return numberCode(n)
 	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return qdriver.Canceled
-	case unreachable(err):
-		// Also a context.DeadlineExceeded here: the persistence layer
-		// passes the caller's own context errors through before asking, so
-		// this is the client's own timeout (dial timeout).
+	if errors.Is(err, driver.ErrBadConn) || dbClosed(err) {
 		return qdriver.Unavailable
 	}
-	return qdriver.Internal
+	return provider.ErrorCode(err)
 }
 
 // numberCode classifies a SQL Server error number.
@@ -152,20 +138,11 @@ func numberCode(n int32) qdriver.ErrorCode {
 }
 
 // unreachable reports whether err says the server could not be reached or
-// the connection to it failed.
+// the connection to it failed: what every provider counts
+// (provider.Unreachable), a connection database/sql could not use
+// (driver.ErrBadConn), and an injected *sql.DB its owner closed.
 func unreachable(err error) bool {
-	var netErr net.Error
-	for _, target := range []error{
-		io.EOF, io.ErrUnexpectedEOF, // the peer closed the connection
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
-		driver.ErrBadConn, // a connection database/sql could not use
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return errors.As(err, &netErr) || // dial, read or write failures, I/O timeouts
-		dbClosed(err)
+	return provider.Unreachable(err) || errors.Is(err, driver.ErrBadConn) || dbClosed(err)
 }
 
 // dbClosed reports whether err is database/sql's "sql: database is
@@ -193,7 +170,7 @@ const (
 // attempt failed before anything it sent could have been applied (see
 // attempt).
 func classify(err error, unsent bool) outcome {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errClosed) || dbClosed(err) {
+	if errors.Is(err, context.Canceled) || dbClosed(err) {
 		return permanent
 	}
 	var serverErr mssql.ServerError

@@ -50,7 +50,6 @@ func TestErrorClassification(t *testing.T) {
 		{"database closed", errors.New("sql: database is closed"), driver.Unavailable, permanent, permanent},
 		{"client timeout", context.DeadlineExceeded, driver.Unavailable, notApplied, unknownOutcome},
 		{"canceled", context.Canceled, driver.Canceled, permanent, permanent},
-		{"closed store", errClosed, driver.Closed, permanent, permanent},
 		{"too large", errTooLarge, driver.TooLarge, permanent, permanent},
 		{"invalid", fmt.Errorf("%w: x", errInvalid), driver.InvalidArgument, permanent, permanent},
 		{"not go-mssqldb", errNotMSSQL, driver.InvalidArgument, permanent, permanent},

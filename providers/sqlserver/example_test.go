@@ -16,7 +16,7 @@ import (
 
 // This example needs a SQL Server (or the project's stand-in,
 // tools/tdsstub), so it is compiled but not run.
-func ExampleNew() {
+func ExampleOpen() {
 	ctx := context.Background()
 	db, err := sql.Open("sqlserver", "sqlserver://app:secret@127.0.0.1:1433?database=quark&encrypt=disable")
 	if err != nil {
@@ -24,12 +24,12 @@ func ExampleNew() {
 	}
 	defer db.Close() // the caller owns the *sql.DB
 
-	// CreateTable creates the table if it does not exist. Retry tunes the
+	// CreateSchema creates the table if it does not exist. Retry tunes the
 	// policy for transient errors (deadlocks, Azure SQL failovers).
-	store, err := sqlserver.New(ctx, db, &sqlserver.Options{
-		Table:       "quark_state",
-		CreateTable: true,
-		Retry:       sqlserver.Retry{MaxAttempts: 6},
+	store, err := sqlserver.Open(ctx, db, &sqlserver.Options{
+		Table:        "quark_state",
+		CreateSchema: true,
+		Retry:        sqlserver.Retry{MaxAttempts: 6},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -59,7 +59,7 @@ WHERE kind = CAST('BankAccount' AS varbinary(256)) AND CAST(JSON_VALUE(state, '$
 func Example_openByURL() {
 	ctx := context.Background()
 	store, err := persistence.OpenStore(ctx,
-		"sqlserver://app:secret@db.example.com:1433?database=quark&quark_table=app_state&quark_max_attempts=6")
+		"sqlserver://app:secret@db.example.com:1433?database=quark&quark_table=app_state&quark_create_schema=true&quark_max_attempts=6")
 	if err != nil {
 		log.Fatal(err) // the error never shows the password
 	}

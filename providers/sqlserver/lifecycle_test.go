@@ -21,7 +21,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	tg := stubTarget()
 	db := openDB(t, tg, 4)
 	table := freshTable(t, db)
-	if err := InitSchema(context.Background(), db, &Options{Table: table}); err != nil {
+	if err := CreateSchema(context.Background(), db, &Options{Table: table}); err != nil {
 		t.Fatal(err)
 	}
 	// db stays open (it drops the table when the test ends); its
@@ -29,7 +29,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
 	injectedDB := dbFor(t, tg.url, 4)
-	injected, err := New(ctx, injectedDB, &Options{Table: table, SweepInterval: time.Millisecond})
+	injected, err := Open(ctx, injectedDB, &Options{Table: table, SweepInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

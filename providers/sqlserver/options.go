@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/quarkgo/quark/persistence"
-	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
 
@@ -38,8 +38,8 @@ const (
 	DefaultMaxDelay = 2 * time.Second
 )
 
-// Options configures New. A nil *Options, or a zero field, gives the
-// defaults.
+// Options configures Open and CreateSchema. A nil *Options, or a zero
+// field, gives the defaults.
 type Options struct {
 	// Schema is the schema of the state table; "" means DefaultSchema
 	// ("dbo"). It must be an ASCII letter or underscore followed by
@@ -49,10 +49,10 @@ type Options struct {
 	// ("quark_state"). Same rule as Schema, at most 100 characters.
 	// Several stores may share a table; they then share the records.
 	Table string
-	// CreateTable makes New call InitSchema: create the schema and table
-	// if they do not exist and check the table. Without it New does no
-	// I/O, and the table must exist before the first operation.
-	CreateTable bool
+	// CreateSchema makes Open call CreateSchema first: create the schema
+	// and table if they do not exist and check the table. Without it Open
+	// does no I/O, and the table must exist before the first operation.
+	CreateSchema bool
 
 	// Retry is the policy for transient failures (deadlocks, Azure SQL's
 	// transient errors, lost connections); see the package documentation.
@@ -108,24 +108,15 @@ type Retry struct {
 // validate checks o and fills in the defaults.
 func (o *Options) validate() error {
 	switch {
-	case o.MaxRecordBytes < 0 || o.MaxRecordBytes > MaxRecordBytesLimit:
-		return fmt.Errorf("%w: MaxRecordBytes %d is outside 0..%d", errInvalid, o.MaxRecordBytes, MaxRecordBytesLimit)
 	case o.Retry.MaxAttempts < 0:
 		return fmt.Errorf("%w: negative Retry.MaxAttempts %d", errInvalid, o.Retry.MaxAttempts)
 	case o.Retry.BaseDelay < 0 || o.Retry.MaxDelay < 0:
 		return fmt.Errorf("%w: negative Retry delay", errInvalid)
-	case o.TombstoneRetention < 0:
-		return fmt.Errorf("%w: negative TombstoneRetention %v", errInvalid, o.TombstoneRetention)
 	}
-	if o.TombstoneRetention == 0 {
-		o.TombstoneRetention = driver.DefaultTombstoneRetention
-	}
-	if o.MaxRecordBytes == 0 {
-		o.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	var check provider.Check
+	o.MaxRecordBytes = check.Limit("MaxRecordBytes", o.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordBytesLimit)
+	o.TombstoneRetention = check.Retention(o.TombstoneRetention)
+	o.Now = provider.Clock(o.Now)
 	if o.SweepInterval == 0 {
 		o.SweepInterval = DefaultSweepInterval
 	}
@@ -138,7 +129,7 @@ func (o *Options) validate() error {
 	if o.Retry.MaxDelay == 0 {
 		o.Retry.MaxDelay = DefaultMaxDelay
 	}
-	return nil
+	return check.Err()
 }
 
 // statements validates the names of o and returns the table's statements.

@@ -28,17 +28,17 @@ func proxied(t *testing.T, tg target) (proxy *testenv.Proxy, through, direct *pe
 	u.Host = proxy.Addr
 	throughDB := dbFor(t, u.String(), 8)
 	table := freshTable(t, directDB)
-	if err := InitSchema(context.Background(), directDB, &Options{Table: table}); err != nil {
+	if err := CreateSchema(context.Background(), directDB, &Options{Table: table}); err != nil {
 		t.Fatal(err)
 	}
-	through, err = New(context.Background(), throughDB, &Options{Table: table, SweepInterval: -1,
+	through, err = Open(context.Background(), throughDB, &Options{Table: table, SweepInterval: -1,
 		Retry: Retry{BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { through.Close() })
 	// A direct view of the same table, to read what the server holds.
-	direct, err = New(context.Background(), directDB, &Options{Table: table, SweepInterval: -1})
+	direct, err = Open(context.Background(), directDB, &Options{Table: table, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

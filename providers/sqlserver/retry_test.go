@@ -337,7 +337,7 @@ func TestRetryHonoursContext(t *testing.T) {
 // reported as Unavailable.
 func TestRetryConnectionRefused(t *testing.T) {
 	db := deadDB(t)
-	s, err := New(context.Background(), db, &Options{Retry: Retry{MaxAttempts: 3, BaseDelay: time.Millisecond}, SweepInterval: -1})
+	s, err := Open(context.Background(), db, &Options{Retry: Retry{MaxAttempts: 3, BaseDelay: time.Millisecond}, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

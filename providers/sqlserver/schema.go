@@ -11,8 +11,8 @@ import (
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
 
-// InitSchema creates the schema (if it does not exist) and the state table
-// of opts (Options.Schema and Options.Table; of the other fields only
+// CreateSchema creates the schema (if it does not exist) and the state
+// table of opts (Options.Schema and Options.Table; of the other fields only
 // Retry is used) with its index, then checks that the table has the
 // provider's columns. It is idempotent and safe to call concurrently, from
 // several goroutines or processes: each step runs in a transaction holding
@@ -24,26 +24,13 @@ import (
 // The login needs CREATE TABLE in the database and ALTER on the schema
 // (and CREATE SCHEMA when the schema does not exist yet). Errors match
 // persistence.ErrInvalidArgument for invalid names or a table of another
-// shape, and are classified like any provider error otherwise.
-func InitSchema(ctx context.Context, db *sql.DB, opts *Options) error {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	invalid := func(err error) error {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "init schema", Err: err}
-	}
-	st, err := o.statements()
+// shape, and are classified like any provider error otherwise; the
+// context's own error is returned as it is.
+func CreateSchema(ctx context.Context, db *sql.DB, opts *Options) error {
+	s, _, err := prepare(db, opts, "create schema")
 	if err != nil {
-		return invalid(err)
+		return err
 	}
-	if err := o.validate(); err != nil {
-		return invalid(err)
-	}
-	if db == nil {
-		return invalid(errNilDB)
-	}
-	s := &store{retrier: retrier{policy: o.Retry}, db: db, st: st}
 	return s.initSchema(ctx)
 }
 
@@ -87,7 +74,7 @@ func (s *store) initSchema(ctx context.Context) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		return &persistence.Error{Code: errorCode(err), Op: "init schema", Err: err}
+		return &persistence.Error{Code: errorCode(err), Op: "create schema", Err: err}
 	}
 	return nil
 }

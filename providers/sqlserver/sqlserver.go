@@ -1,16 +1,12 @@
 package sqlserver
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +14,7 @@ import (
 
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/internal/sweeper"
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
@@ -38,9 +35,6 @@ type store struct {
 	// retention is how long tombstones and expired records are kept
 	// before the sweeper purges them.
 	retention time.Duration
-
-	closed    atomic.Bool
-	closeOnce sync.Once
 	sweeper   *sweeper.Loop
 }
 
@@ -50,57 +44,58 @@ var (
 	_ driver.Limiter = (*store)(nil)
 )
 
-// New returns a Store over the state table in the database of db, which
+// Open returns a Store over the state table in the database of db, which
 // must have been opened with go-mssqldb (driver name "sqlserver", or
 // sql.OpenDB of an mssql.Connector). The caller owns db: the Store's Close
 // leaves it open. Options are validated first (errors match
-// persistence.ErrInvalidArgument); then, with Options.CreateTable,
-// InitSchema runs. Otherwise New does no I/O.
-func New(ctx context.Context, db *sql.DB, opts *Options) (*persistence.Store, error) {
-	s, err := newStore(ctx, db, opts, false)
+// persistence.ErrInvalidArgument); then, with Options.CreateSchema,
+// CreateSchema runs. Otherwise Open does no I/O.
+func Open(ctx context.Context, db *sql.DB, opts *Options) (*persistence.Store, error) {
+	s, o, err := prepare(db, opts, "open")
 	if err != nil {
 		return nil, err
 	}
-	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
-}
-
-func newStore(ctx context.Context, db *sql.DB, opts *Options, ownDB bool) (*store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	invalid := func(err error) error {
-		return &persistence.Error{Code: persistence.InvalidArgument, Op: "open", Err: err}
-	}
-	st, err := o.statements()
-	if err != nil {
-		return nil, invalid(err)
-	}
-	if err := o.validate(); err != nil {
-		return nil, invalid(err)
-	}
-	if db == nil {
-		return nil, invalid(errNilDB)
-	}
-	if _, ok := db.Driver().(*mssql.Driver); !ok {
-		return nil, invalid(fmt.Errorf("%w (it uses %T)", errNotMSSQL, db.Driver()))
-	}
-	s := &store{
-		retrier:   retrier{policy: o.Retry},
-		db:        db,
-		ownDB:     ownDB,
-		st:        st,
-		now:       o.Now,
-		maxBytes:  o.MaxRecordBytes,
-		retention: o.TombstoneRetention,
-	}
-	if o.CreateTable {
+	if o.CreateSchema {
 		if err := s.initSchema(ctx); err != nil {
 			return nil, err
 		}
 	}
 	s.sweeper = sweeper.Start(o.SweepInterval, s.sweep, o.sweptHook)
-	return s, nil
+	return persistence.NewStore(s, &persistence.Options{MaxRecordBytes: s.maxBytes, Now: s.now}), nil
+}
+
+// prepare is what Open and CreateSchema share: it checks db and opts for
+// the operation op and returns the store they describe, whose sweeper is
+// not started, and the options with their defaults.
+func prepare(db *sql.DB, opts *Options, op string) (*store, Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	invalid := func(err error) (*store, Options, error) {
+		return nil, o, &persistence.Error{Code: persistence.InvalidArgument, Op: op, Err: err}
+	}
+	st, err := o.statements()
+	if err != nil {
+		return invalid(err)
+	}
+	if err := o.validate(); err != nil {
+		return invalid(err)
+	}
+	if db == nil {
+		return invalid(errNilDB)
+	}
+	if _, ok := db.Driver().(*mssql.Driver); !ok {
+		return invalid(fmt.Errorf("%w (it uses %T)", errNotMSSQL, db.Driver()))
+	}
+	return &store{
+		retrier:   retrier{policy: o.Retry},
+		db:        db,
+		st:        st,
+		now:       o.Now,
+		maxBytes:  o.MaxRecordBytes,
+		retention: o.TombstoneRetention,
+	}, o, nil
 }
 
 // maxRaceRetries bounds how often a write is run again when its answer
@@ -234,9 +229,6 @@ func (s *store) checkRecord(rec *driver.Record) error {
 
 // Get implements driver.Store: one SELECT, retried on transient failures.
 func (s *store) Get(ctx context.Context, key driver.Key) (driver.Record, bool, error) {
-	if s.closed.Load() {
-		return driver.Record{}, false, errClosed
-	}
 	var rec driver.Record
 	var found bool
 	err := s.do(ctx, false, func(ctx context.Context) (bool, error) {
@@ -320,9 +312,6 @@ func (s *store) liveVersion(ctx context.Context, key driver.Key) (int64, error) 
 // transaction (see package tsql), retried under the retry policy only when
 // it was certainly not applied.
 func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expected int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed
-	}
 	if err := s.checkRecord(&rec); err != nil {
 		return 0, err
 	}
@@ -355,9 +344,6 @@ func (s *store) Put(ctx context.Context, key driver.Key, rec driver.Record, expe
 
 // Delete implements driver.Store, like Put.
 func (s *store) Delete(ctx context.Context, key driver.Key, expected int64) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	r := s.newDelete(key, expected)
 	for attempt := 1; ; attempt++ {
 		a, err := s.exec(ctx, r)
@@ -393,9 +379,6 @@ func (e *duplicateError) Unwrap() error { return e.err }
 // and are retried under the retry policy; a connection lost during the
 // commit is not (its outcome is unknown).
 func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
 	reqs := make([]*request, len(writes))
 	for i := range writes {
 		w := &writes[i]
@@ -408,11 +391,7 @@ func (s *store) PutBatch(ctx context.Context, writes []driver.Write) ([]int64, e
 		}
 		reqs[i] = s.newPut(w.Key, &w.Record, w.Expected)
 	}
-	order := make([]int, len(writes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(writes[a].Key, writes[b].Key) })
+	order := provider.WriteOrder(writes)
 
 	for attempt := 1; ; attempt++ {
 		versions, idx, actual, err := s.putBatchOnce(ctx, reqs, order)
@@ -484,12 +463,6 @@ func (s *store) putBatchOnce(ctx context.Context, reqs []*request, order []int) 
 	return versions, failed, actual, err
 }
 
-// compareKeys orders keys by kind, id and slot, byte by byte, as the
-// table's VARBINARY primary key does.
-func compareKeys(a, b driver.Key) int {
-	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID), strings.Compare(a.Slot, b.Slot))
-}
-
 // MaxRecordBytes implements driver.Limiter.
 func (s *store) MaxRecordBytes() int { return s.maxBytes }
 
@@ -498,15 +471,10 @@ func (s *store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 // Close implements driver.Store: it stops the sweeper and closes the
 // *sql.DB if the store opened it (from a URL). An injected one stays open.
-// Later calls return nil.
 func (s *store) Close() error {
-	var err error
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		s.sweeper.Stop()
-		if s.ownDB {
-			err = s.db.Close()
-		}
-	})
-	return err
+	s.sweeper.Stop()
+	if s.ownDB {
+		return s.db.Close()
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/persistence/driver"
 	"github.com/quarkgo/quark/persistence/storetest"
+	"github.com/quarkgo/quark/providers/internal/provider"
 	"github.com/quarkgo/quark/providers/sqlserver/tsql"
 )
 
@@ -81,7 +82,7 @@ func openDB(t testing.TB, tg target, conns int) *sql.DB {
 		t.Fatalf("sqlserver: QUARK_TEST_SQLSERVER_DSN points at the project's stand-in (tools/tdsstub), not a real SQL Server")
 	default:
 		u, _ := url.Parse(tg.url)
-		t.Logf("sqlserver: running against a real SQL Server (QUARK_TEST_SQLSERVER_DSN, %s)", redact(u))
+		t.Logf("sqlserver: running against a real SQL Server (QUARK_TEST_SQLSERVER_DSN, %s)", provider.NewURL("sqlserver", u, secretParams...).Redacted())
 	}
 	return db
 }
@@ -155,8 +156,8 @@ func openStore(t testing.TB, db *sql.DB, opts *Options) (*persistence.Store, *st
 	if o.Table == "" {
 		o.Table = freshTable(t, db)
 	}
-	o.CreateTable = true
-	s, err := New(context.Background(), db, &o)
+	o.CreateSchema = true
+	s, err := Open(context.Background(), db, &o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -175,9 +176,9 @@ func harnessMaker(tg target) storetest.HarnessMaker {
 }
 
 func (h *harness) MakeStore(ctx context.Context, t testing.TB) (driver.Store, error) {
-	s, err := New(ctx, h.db, &Options{
+	s, err := Open(ctx, h.db, &Options{
 		Table:          freshTable(t, h.db),
-		CreateTable:    true,
+		CreateSchema:   true,
 		MaxRecordBytes: harnessMaxBytes,
 		SweepInterval:  -1,
 	})
@@ -260,28 +261,28 @@ func TestNamesRejected(t *testing.T) {
 		"nul\x00", "#temp", "@var", "a/*comment*/",
 	}
 	for _, name := range hostile {
-		for _, opts := range []*Options{{Table: name}, {Schema: name}, {Table: name, CreateTable: true}} {
-			_, err := New(context.Background(), db, opts)
+		for _, opts := range []*Options{{Table: name}, {Schema: name}, {Table: name, CreateSchema: true}} {
+			_, err := Open(context.Background(), db, opts)
 			if !errors.Is(err, persistence.ErrInvalidArgument) || persistence.CodeOf(err) != persistence.InvalidArgument {
 				t.Errorf("New(%q) = %v, want an error matching ErrInvalidArgument", name, err)
 			}
-			if err := InitSchema(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
-				t.Errorf("InitSchema(%q) = %v, want an error matching ErrInvalidArgument", name, err)
+			if err := CreateSchema(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
+				t.Errorf("CreateSchema(%q) = %v, want an error matching ErrInvalidArgument", name, err)
 			}
 		}
 	}
-	if _, err := New(context.Background(), db, &Options{Table: strings.Repeat("t", tsql.MaxTableLen+1)}); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := Open(context.Background(), db, &Options{Table: strings.Repeat("t", tsql.MaxTableLen+1)}); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("a %d-character table name = %v, want ErrInvalidArgument", tsql.MaxTableLen+1, err)
 	}
 	for _, opts := range []*Options{
 		{MaxRecordBytes: -1}, {MaxRecordBytes: MaxRecordBytesLimit + 1},
 		{Retry: Retry{MaxAttempts: -1}}, {Retry: Retry{BaseDelay: -time.Second}}, {TombstoneRetention: -time.Second},
 	} {
-		if _, err := New(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
+		if _, err := Open(context.Background(), db, opts); !errors.Is(err, persistence.ErrInvalidArgument) {
 			t.Errorf("New(%+v) = %v, want an error matching ErrInvalidArgument", opts, err)
 		}
 	}
-	if _, err := New(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := Open(context.Background(), nil, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Errorf("New with a nil *sql.DB = %v, want an error matching ErrInvalidArgument", err)
 	}
 	if n := db.Stats().OpenConnections; n != 0 {
@@ -289,7 +290,7 @@ func TestNamesRejected(t *testing.T) {
 	}
 	// Valid names, including the longest, are accepted without I/O.
 	for _, opts := range []*Options{{}, {Table: strings.Repeat("t", tsql.MaxTableLen), Schema: strings.Repeat("S", tsql.MaxSchemaLen)}, {Table: "a", Schema: "_s0"}} {
-		s, err := New(context.Background(), db, opts)
+		s, err := Open(context.Background(), db, opts)
 		if err != nil {
 			t.Errorf("New(%+v): %v", opts, err)
 			continue
@@ -305,7 +306,7 @@ func TestNamesRejected(t *testing.T) {
 func TestOtherDriverRejected(t *testing.T) {
 	db := sql.OpenDB(nullConnector{})
 	defer db.Close()
-	if _, err := New(context.Background(), db, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
+	if _, err := Open(context.Background(), db, nil); !errors.Is(err, persistence.ErrInvalidArgument) {
 		t.Fatalf("New over another driver = %v, want ErrInvalidArgument", err)
 	}
 }
@@ -322,7 +323,7 @@ func (nullConnector) Open(string) (sqldriver.Conn, error)             { return n
 // level alike.
 func TestOversizedBeforeIO(t *testing.T) {
 	db := deadDB(t)
-	s, err := New(context.Background(), db, &Options{MaxRecordBytes: 1000, SweepInterval: -1})
+	s, err := Open(context.Background(), db, &Options{MaxRecordBytes: 1000, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +373,7 @@ func testInitSchemaConcurrent(t *testing.T, db *sql.DB, opts *Options) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			errs[i] = InitSchema(context.Background(), db, opts)
+			errs[i] = CreateSchema(context.Background(), db, opts)
 		})
 	}
 	close(start)
@@ -384,7 +385,7 @@ func testInitSchemaConcurrent(t *testing.T, db *sql.DB, opts *Options) {
 	}
 	o := *opts
 	o.SweepInterval = -1
-	s, err := New(context.Background(), db, &o)
+	s, err := Open(context.Background(), db, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +400,7 @@ func testInitSchemaConcurrent(t *testing.T, db *sql.DB, opts *Options) {
 func TestMissingTable(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		db := openDB(t, tg, 4)
-		s, err := New(context.Background(), db, &Options{Table: "quark_no_such_table_" + freshTable(t, db)[8:], SweepInterval: -1})
+		s, err := Open(context.Background(), db, &Options{Table: "quark_no_such_table_" + freshTable(t, db)[8:], SweepInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -653,7 +654,7 @@ func TestInitSchemaForeignTable(t *testing.T) {
 		if _, err := db.Exec("CREATE TABLE [dbo]." + tsql.QuoteName(table) + " (kind varbinary(256) NOT NULL, payload nvarchar(max))"); err != nil {
 			t.Fatal(err)
 		}
-		err := InitSchema(context.Background(), db, &Options{Table: table})
+		err := CreateSchema(context.Background(), db, &Options{Table: table})
 		if !errors.Is(err, persistence.ErrInvalidArgument) || !strings.Contains(err.Error(), "state_bytes") {
 			t.Fatalf("InitSchema over a foreign table = %v, want ErrInvalidArgument naming the missing columns", err)
 		}

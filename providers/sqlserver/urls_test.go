@@ -35,7 +35,7 @@ func TestOpenByURL(t *testing.T) {
 		s, err := persistence.OpenStore(ctx, withParams(t, tg.url, map[string]string{
 			"quark_table": table, "quark_sweep_interval": "off", "quark_max_record_bytes": "1000",
 			"quark_max_conns": "3", "quark_max_attempts": "2", "quark_retry_base_delay": "5ms",
-			"quark_retry_max_delay": "20ms", "quark_tombstone_retention": "36h",
+			"quark_retry_max_delay": "20ms", "quark_tombstone_retention": "36h", "quark_create_schema": "true",
 		}))
 		if err != nil {
 			t.Fatalf("OpenStore: %v", err)
@@ -66,12 +66,12 @@ func TestOpenByURL(t *testing.T) {
 			t.Error("the *sql.DB opened from the URL is still open after Close; the store owns it")
 		}
 
-		// quark_init=false over an existing table.
+		// Without quark_create_schema, over an existing table.
 		s, err = persistence.OpenStore(ctx, withParams(t, tg.url, map[string]string{
-			"quark_table": table, "quark_init": "false", "quark_sweep_interval": "1h",
+			"quark_table": table, "quark_sweep_interval": "1h",
 		}))
 		if err != nil {
-			t.Fatalf("OpenStore with quark_init=false: %v", err)
+			t.Fatalf("OpenStore without quark_create_schema: %v", err)
 		}
 		defer s.Close()
 		if rec, err := s.Load(ctx, testKey); err != nil || rec.Version != 1 {
@@ -106,8 +106,9 @@ func TestOpenByURLErrors(t *testing.T) {
 		{"limit too large", "sqlserver://u:" + secret + "@" + dead + "?quark_max_record_bytes=999999999999", persistence.InvalidArgument, false},
 		{"password parameter", "sqlserver://u@" + dead + "?password=" + secret + "&quark_nope=1", persistence.InvalidArgument, false},
 		{"bad go-mssqldb parameter", "sqlserver://u:" + secret + "@" + dead + "?encrypt=perhaps", persistence.InvalidArgument, false},
-		{"no server", "sqlserver://u:" + secret + "@" + dead + "?dial+timeout=1&quark_max_attempts=1", persistence.Unavailable, false},
-		{"wrong password", "sqlserver://quark:" + secret + "@" + stub.Host + "?database=quark&encrypt=disable&quark_max_attempts=1", persistence.Internal, true},
+		{"name before quark_create_schema", "sqlserver://u:" + secret + "@" + dead + "?quark_init=true", persistence.InvalidArgument, false},
+		{"no server", "sqlserver://u:" + secret + "@" + dead + "?dial+timeout=1&quark_max_attempts=1&quark_create_schema=true", persistence.Unavailable, false},
+		{"wrong password", "sqlserver://quark:" + secret + "@" + stub.Host + "?database=quark&encrypt=disable&quark_max_attempts=1&quark_create_schema=true", persistence.Internal, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,8 +16,6 @@ import (
 	"github.com/quarkgo/quark/persistence"
 	"github.com/quarkgo/quark/providers/embedded"
 	"github.com/quarkgo/quark/providers/memory"
-	"github.com/quarkgo/quark/providers/postgres"
-	qredis "github.com/quarkgo/quark/providers/redis"
 	"github.com/quarkgo/quark/runtime"
 )
 
@@ -181,56 +180,46 @@ func withdraw(id string, amount int64, memo string) func(JournaledState) ([]any,
 	}
 }
 
-// openJournal returns the journal that goes with the store called name: the
-// store's own file for an embedded store, a memory journal for the memory
-// store, and a journal on the same server for redis:// and postgres:// URLs
-// (see journalURL). The caller closes it before the store.
-func openJournal(ctx context.Context, name string, store *persistence.Store) (*persistence.Journal, error) {
+// openJournal returns the journal that goes with the store called name: a
+// journal in the store's own file for an embedded store (a store and a
+// journal of one path share the open file), a memory journal for the
+// memory store, and a journal on the same server for redis:// and
+// postgres:// URLs (see journalURL). The caller closes it before the store.
+func openJournal(ctx context.Context, name, dataDir string) (*persistence.Journal, error) {
 	switch {
-	case strings.HasPrefix(name, "redis://"), strings.HasPrefix(name, "rediss://"):
+	case name == "embedded":
+		return embedded.OpenJournal(ctx, filepath.Join(dataDir, "bank.db"), nil)
+	case name == "memory":
+		return memory.OpenJournal(ctx, nil)
+	case strings.HasPrefix(name, "redis://"), strings.HasPrefix(name, "rediss://"),
+		strings.HasPrefix(name, "postgres://"), strings.HasPrefix(name, "postgresql://"),
+		strings.HasPrefix(name, "embedded:"), strings.HasPrefix(name, "memory:"):
 		u, err := journalURL(name)
 		if err != nil {
 			return nil, err
 		}
-		return qredis.OpenJournal(u)
-	case strings.HasPrefix(name, "postgres://"), strings.HasPrefix(name, "postgresql://"):
-		u, err := journalURL(name)
-		if err != nil {
-			return nil, err
-		}
-		return postgres.OpenJournal(ctx, u)
-	case name == "memory", strings.HasPrefix(name, "memory:"):
-		return memory.NewJournal(nil), nil
-	}
-	if j, err := embedded.NewJournal(store, nil); err == nil {
-		return j, nil // the events live in the store's file, beside the snapshots
+		return persistence.OpenJournal(ctx, u)
 	}
 	return nil, fmt.Errorf("-eventsourced has no journal for the store %q: use embedded (the default), memory, "+
 		"embedded:path.db, redis:// or postgres://", name)
 }
 
-// journalURL turns the URL of a Redis or PostgreSQL store into the URL of a
-// journal on the same server: the store's key prefix is kept (Redis keys of
-// journals and stores do not collide), a PostgreSQL table name T becomes
-// T_events (the journal's tables are its own), and the store's parameters
-// that mean nothing to a journal are dropped.
+// journalURL turns the URL of a store into the URL of a journal beside it:
+// the same URL, whose parameters configure the journal too (a Redis key
+// prefix is kept: the keys of journals and stores do not collide), except
+// that a PostgreSQL table name T gives the journal the tables T_events and
+// T_events_streams, unless the URL names them (quark_journal_table).
 func journalURL(storeURL string) (string, error) {
 	u, err := url.Parse(storeURL)
 	if err != nil { // openStore parsed it first: not reached
 		return "", errors.New("invalid store URL") // url.Error would show the password
 	}
 	q := u.Query()
-	switch u.Scheme {
-	case "postgres", "postgresql":
-		if t := q.Get("quark_table"); t != "" {
-			q.Set("quark_table", t+"_events")
-		}
-		q.Del("quark_sweep_interval")
-		q.Del("quark_max_record_bytes")
-	default: // redis, rediss
-		q.Del("max_record_bytes")
+	if t := q.Get("quark_table"); t != "" && !q.Has("quark_journal_table") &&
+		(u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q.Set("quark_journal_table", t+"_events")
+		u.RawQuery = q.Encode()
 	}
-	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
 
@@ -246,7 +235,7 @@ func runEventSourced(ctx context.Context, cfg config, out io.Writer) (err error)
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	journal, err := openJournal(ctx, cfg.store, store)
+	journal, err := openJournal(ctx, cfg.store, cfg.dataDir)
 	if err != nil {
 		return err
 	}

@@ -87,12 +87,12 @@ func TestEventSourcedDemoTwiceOnEmbedded(t *testing.T) {
 	// The file holds the events and, written when the host shut down, the
 	// snapshots.
 	ctx := testContext(t)
-	store, err := embedded.Open(filepath.Join(dir, "bank.db"), nil)
+	store, err := embedded.Open(ctx, filepath.Join(dir, "bank.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	journal, err := embedded.NewJournal(store, nil)
+	journal, err := embedded.OpenJournal(ctx, filepath.Join(dir, "bank.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestEventSourcedDemoOnServers(t *testing.T) {
 
 func esRedisURL(t *testing.T) string {
 	t.Helper()
-	j, err := openJournal(testContext(t), testenv.RedisURL, nil)
+	j, err := openJournal(testContext(t), testenv.RedisURL, "")
 	if err == nil {
 		_, err = j.Last(testContext(t), persistence.Stream{Kind: "ping", ID: "ping"})
 		j.Close()
@@ -152,7 +152,7 @@ func esRedisURL(t *testing.T) string {
 	if strings.Contains(testenv.RedisURL, "?") {
 		sep = "&"
 	}
-	return fmt.Sprintf("%s%skey_prefix=bank-es-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
+	return fmt.Sprintf("%s%squark_key_prefix=bank-es-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
 }
 
 // esPostgresURL returns the PostgreSQL test server's URL with a table of
@@ -186,15 +186,15 @@ func esPostgresURL(t *testing.T) string {
 	if strings.Contains(testenv.PostgresURL, "?") {
 		sep = "&"
 	}
-	return testenv.PostgresURL + sep + "quark_table=" + table
+	return testenv.PostgresURL + sep + "quark_create_schema=true&quark_table=" + table + "&quark_journal_table=" + table + "_events"
 }
 
 func TestJournalURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://u:p@h/db?quark_table=app&quark_sweep_interval=1m&sslmode=disable": "postgres://u:p@h/db?quark_table=app_events&sslmode=disable",
+		"postgres://u:p@h/db?quark_table=app&quark_sweep_interval=1m&sslmode=disable": "postgres://u:p@h/db?quark_journal_table=app_events&quark_sweep_interval=1m&quark_table=app&sslmode=disable",
+		"postgresql://h/db?quark_table=app&quark_journal_table=ev":                    "postgresql://h/db?quark_table=app&quark_journal_table=ev",
 		"postgresql://h/db": "postgresql://h/db",
-		"redis://h:6379/0?key_prefix=bank&max_record_bytes=1024":  "redis://h:6379/0?key_prefix=bank",
-		"rediss://h:6379/0?max_record_bytes=1024&dial_timeout=1s": "rediss://h:6379/0?dial_timeout=1s",
+		"redis://h:6379/0?quark_key_prefix=bank&quark_max_record_bytes=1024": "redis://h:6379/0?quark_key_prefix=bank&quark_max_record_bytes=1024",
 	} {
 		if got, err := journalURL(in); err != nil || got != want {
 			t.Errorf("journalURL(%q) = %q, %v; want %q", in, got, err, want)
@@ -210,7 +210,7 @@ func TestEventSourcedRejectsOtherModes(t *testing.T) {
 		}
 	}
 	// A store with no journal to go with it.
-	if _, err := openJournal(testContext(t), "cassandra://h/ks", memory.New(nil)); err == nil || !strings.Contains(err.Error(), "no journal") {
+	if _, err := openJournal(testContext(t), "cassandra://h/ks", ""); err == nil || !strings.Contains(err.Error(), "no journal") {
 		t.Errorf("openJournal of a cassandra store: %v", err)
 	}
 }

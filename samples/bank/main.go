@@ -168,14 +168,14 @@ func openStore(ctx context.Context, name, dataDir string) (*persistence.Store, e
 			return nil, err
 		}
 		path := filepath.Join(dataDir, "bank.db")
-		store, err := embedded.Open(path, nil)
+		store, err := embedded.Open(ctx, path, nil)
 		if errors.Is(err, persistence.ErrUnavailable) {
 			// The file is locked while a process has it open.
 			err = fmt.Errorf("%w (is another bank process using it?)", err)
 		}
 		return store, err
 	case "memory":
-		return memory.New(nil), nil
+		return memory.Open(ctx, nil)
 	}
 	return nil, fmt.Errorf("unknown store %q (known stores: %s, or a URL with one of the schemes %v)",
 		name, strings.Join(knownStores, ", "), persistence.DefaultURLMux().Schemes())

@@ -98,7 +98,7 @@ func redisURL(t *testing.T) string {
 	if strings.Contains(testenv.RedisURL, "?") {
 		sep = "&"
 	}
-	return fmt.Sprintf("%s%skey_prefix=cart-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
+	return fmt.Sprintf("%s%squark_key_prefix=cart-test-%d", testenv.RedisURL, sep, time.Now().UnixNano())
 }
 
 // TestDemoOnRedisAndPostgres is the seed's layout: the hot slot on Redis,
@@ -138,7 +138,7 @@ func postgresURL(t *testing.T) string {
 	if strings.Contains(testenv.PostgresURL, "?") {
 		sep = "&"
 	}
-	return testenv.PostgresURL + sep + "quark_table=" + table
+	return testenv.PostgresURL + sep + "quark_create_schema=true&quark_table=" + table
 }
 
 func TestBadStoreURL(t *testing.T) {

@@ -4,7 +4,7 @@
 //
 //	go run ./samples/cart                      # both slots in the embedded store under ./data
 //	go run ./samples/cart -hot redis://127.0.0.1:6379/0 \
-//	    -cold 'postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable'
+//	    -cold 'postgres://actors:actors@127.0.0.1:5432/actors?sslmode=disable&quark_create_schema=true'
 //
 // Each Cart actor has two slots:
 //
@@ -110,7 +110,7 @@ func openStores(ctx context.Context, cfg config) (*storeSet, error) {
 			if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 				return nil, err
 			}
-			st, err := embedded.Open(filepath.Join(cfg.dataDir, "cart.db"), nil)
+			st, err := embedded.Open(ctx, filepath.Join(cfg.dataDir, "cart.db"), nil)
 			if err != nil {
 				return nil, err
 			}
