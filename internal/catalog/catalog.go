@@ -405,6 +405,17 @@ func (c *Catalog) Shutdown(ctx context.Context) error {
 		default:
 			serr.Err = ctx.Err()
 			c.cutShort(&serr)
+			if serr.Pending == 0 {
+				// Every activation has ended its flush; they are only
+				// publishing their last event and leaving the directory.
+				// Let them, so that none is left when Shutdown returns.
+				t := time.NewTimer(cancelGrace)
+				select {
+				case <-all:
+				case <-t.C:
+				}
+				t.Stop()
+			}
 		}
 	}
 	c.shutMu.Lock()
