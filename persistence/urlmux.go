@@ -27,6 +27,7 @@ type URLOpener interface {
 // returned owns whatever client the opener created: closing the Journal
 // closes it.
 type JournalURLOpener interface {
+	// OpenJournalURL opens the journal u names.
 	OpenJournalURL(ctx context.Context, u *url.URL) (*Journal, error)
 }
 
