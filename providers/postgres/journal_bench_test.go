@@ -22,7 +22,7 @@ func benchJournal(b *testing.B, gc GroupCommit) (*pgxpool.Pool, *persistence.Jou
 	b.Helper()
 	pool := poolFor(b, testenv.PostgresURL, benchConns)
 	j, err := OpenJournal(context.Background(), pool, &Options{
-		Table: freshJournalTable(b, pool), CreateSchema: true, GroupCommit: gc,
+		JournalTable: freshJournalTable(b, pool), CreateSchema: true, GroupCommit: gc,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -259,11 +259,12 @@ func rawReplay(ctx context.Context, pool *pgxpool.Pool, query string, s driver.S
 	}
 	defer rows.Close()
 	var (
-		e      driver.Event
-		schema int64
+		e        driver.Event
+		schema   int64
+		checksum int64
 	)
 	for rows.Next() {
-		if err := rows.Scan(&e.Seq, &e.Type, &schema, &e.Codec, &e.Data, &e.Time); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Type, &schema, &e.Codec, &e.Data, &e.Time, &checksum); err != nil {
 			return err
 		}
 		each()
